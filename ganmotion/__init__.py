@@ -1,0 +1,1 @@
+"""ganmotion: pose-guided motion transfer."""

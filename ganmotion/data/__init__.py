@@ -1,0 +1,1 @@
+"""Training data: video -> WebDataset shards, the shard stream, synthetic clips."""

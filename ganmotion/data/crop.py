@@ -1,0 +1,142 @@
+"""Person-centred square crops that stay still when the person does.
+
+A crop is (cx, cy, side) in source pixels. Per frame, the body's extent gives a raw centre
+and side; both are then smoothed over time (Gaussian, in seconds so the policy does not
+depend on the frame rate), the side after a running maximum so an arm flung out for a moment
+does not leave the crop. Frames without a person get no crop (NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from ganmotion.pose.schema import JOINT, has_person
+
+_TORSO = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+
+
+@dataclass(frozen=True)
+class CropPolicy:
+    """How crops are chosen.
+
+    margin: space around the body's extent on each side, as a fraction of that extent.
+    centre_smoothing_s: Gaussian sigma of the crop centre over time, in seconds.
+    side_smoothing_s: window of the running maximum and sigma of the smoothing of the side.
+    min_visibility: joints below this visibility do not count towards the body's extent.
+    """
+
+    margin: float = 0.15
+    centre_smoothing_s: float = 0.3
+    side_smoothing_s: float = 1.0
+    min_visibility: float = 0.5
+
+    def to_json(self) -> dict:
+        return {"kind": "smoothed-square", "pad": "constant-black", **asdict(self)}
+
+
+def _visible_points(keypoints: np.ndarray, min_visibility: float) -> np.ndarray:
+    visible = keypoints[:, 2] >= min_visibility
+    return keypoints[visible, :2] if visible.sum() >= 2 else keypoints[:, :2]
+
+
+def raw_boxes(keypoints: np.ndarray, policy: CropPolicy) -> np.ndarray:
+    """Unsmoothed (N, 3) boxes (cx, cy, side) from (N, 33, 3) keypoints; NaN without a person.
+
+    x centres on the torso rather than the box, so arms moving do not drag the crop sideways.
+    """
+    boxes = np.full((len(keypoints), 3), np.nan)
+    for i, frame in enumerate(keypoints):
+        if not has_person(frame):
+            continue
+        points = _visible_points(frame, policy.min_visibility)
+        low, high = points.min(axis=0), points.max(axis=0)
+        torso_x = frame[_TORSO, 0].mean()
+        half_width = max(torso_x - low[0], high[0] - torso_x)
+        extent = max(2 * half_width, high[1] - low[1], 1.0)
+        boxes[i] = (torso_x, (low[1] + high[1]) / 2, extent * (1 + 2 * policy.margin))
+    return boxes
+
+
+def _fill_gaps(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN entries (edges held), so smoothing can run across gaps."""
+    index = np.arange(len(values))
+    known = np.isfinite(values)
+    return np.interp(index, index[known], values[known])
+
+
+def _gaussian(values: np.ndarray, sigma_frames: float) -> np.ndarray:
+    if sigma_frames < 0.5:
+        return values
+    radius = int(np.ceil(3 * sigma_frames))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    padded = np.pad(values, radius, mode="edge")
+    return np.convolve(padded, taps / taps.sum(), mode="valid")
+
+
+def _running_max(values: np.ndarray, window: int) -> np.ndarray:
+    half = max(window // 2, 0)
+    padded = np.pad(values, half, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).max(axis=1)
+
+
+def smooth_crops(keypoints: np.ndarray, fps: float, policy: CropPolicy | None = None) -> np.ndarray:
+    """Stable (N, 3) crops (cx, cy, side) for (N, 33, 3) keypoints; NaN rows without a person.
+
+    Every visible joint of a frame lies inside that frame's crop.
+    """
+    policy = policy or CropPolicy()
+    boxes = raw_boxes(keypoints, policy)
+    found = np.isfinite(boxes[:, 0])
+    crops = np.full_like(boxes, np.nan)
+    if not found.any():
+        return crops
+    centre_sigma = policy.centre_smoothing_s * fps
+    side_window = int(round(policy.side_smoothing_s * fps))
+    cx = _gaussian(_fill_gaps(boxes[:, 0]), centre_sigma)
+    cy = _gaussian(_fill_gaps(boxes[:, 1]), centre_sigma)
+    side = _gaussian(_running_max(_fill_gaps(boxes[:, 2]), side_window), side_window / 2)
+    # Smoothing moved the centre away from the body by a little: make sure the side still
+    # covers every visible joint (this changes nothing on steady footage).
+    for i in np.flatnonzero(found):
+        points = _visible_points(keypoints[i], policy.min_visibility)
+        reach = np.abs(points - (cx[i], cy[i])).max()
+        side[i] = max(side[i], 2 * reach + 2)
+    crops[found] = np.stack([cx, cy, side], axis=1)[found]
+    return crops
+
+
+def crop_window(crop: np.ndarray) -> tuple[int, int, int]:
+    """The integer window (x0, y0, side) of source pixels that `crop` covers."""
+    cx, cy, side = crop
+    side_px = max(int(round(side)), 2)
+    return int(round(cx - side_px / 2)), int(round(cy - side_px / 2)), side_px
+
+
+def crop_frame(frame: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+    """Cut the square `crop` out of an RGB frame and resize it to (size, size, 3).
+
+    Parts of the square outside the frame are black.
+    """
+    x0, y0, side = crop_window(crop)
+    height, width = frame.shape[:2]
+    left, top = max(0, -x0), max(0, -y0)
+    right, bottom = max(0, x0 + side - width), max(0, y0 + side - height)
+    window = frame[max(0, y0) : min(height, y0 + side), max(0, x0) : min(width, x0 + side)]
+    if left or top or right or bottom:
+        window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(window, (size, size), interpolation=interpolation)
+
+
+def keypoints_to_crop(keypoints: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+    """Map (33, 3) source-pixel keypoints into the pixels of `crop_frame`'s output."""
+    x0, y0, side = crop_window(crop)
+    scale = size / side
+    mapped = keypoints.copy()
+    # Pixel-centre convention on both sides of a resize: out = (in + 0.5) * scale - 0.5.
+    mapped[:, 0] = (keypoints[:, 0] - x0 + 0.5) * scale - 0.5
+    mapped[:, 1] = (keypoints[:, 1] - y0 + 0.5) * scale - 0.5
+    return mapped

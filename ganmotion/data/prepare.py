@@ -1,0 +1,338 @@
+"""Prepare a target video for training: poses, stable person-centred crops, WebDataset shards.
+
+    python -m ganmotion.data.prepare --video target.mp4 --out data/shards --size 512
+
+Output (DESIGN.md): `{split}-{index:06d}.tar` shards whose samples are `__key__`
+`{clip}_{frame:06d}`, `jpg` (the crop) and `pose.npy` (33, 3 keypoints in crop pixels), plus
+`manifest.json`, `keypoints.npy` (source-frame keypoints, NaN rows without a person) and
+`crops.npy` ((N, 3) cx, cy, side in source pixels). The validation split is the last
+contiguous range of frames. The directory appears only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
+from ganmotion.data.manifest import MANIFEST_NAME, MANIFEST_VERSION
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.detector import DetectorConfig, detect_video
+from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
+from ganmotion.video import VideoInfo, probe_video, read_frames
+
+
+@dataclass
+class PrepareConfig:
+    """What `prepare` makes.
+
+    size: side of the square crops, in pixels.
+    val_fraction: share of the frames with a person held out, as the last contiguous range.
+    samples_per_shard: samples per tar; more shards than ranks x loader workers keeps
+        every reader busy.
+    jpeg_quality: OpenCV JPEG quality of the stored crops.
+    workers: processes for pose detection.
+    """
+
+    size: int = 512
+    val_fraction: float = 0.1
+    samples_per_shard: int = 200
+    jpeg_quality: int = 95
+    workers: int = 2
+    crop: CropPolicy = field(default_factory=CropPolicy)
+
+    def validate(self) -> None:
+        if not 16 <= self.size <= 4096:
+            raise GanmotionError(f"--size {self.size}: must be between 16 and 4096")
+        if not 0 <= self.val_fraction < 1:
+            raise GanmotionError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
+        if self.samples_per_shard < 1:
+            raise GanmotionError(f"--samples-per-shard {self.samples_per_shard}: must be >= 1")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise GanmotionError(f"--jpeg-quality {self.jpeg_quality}: must be in [1, 100]")
+        if self.workers < 1:
+            raise GanmotionError(f"--workers {self.workers}: must be >= 1")
+
+
+@dataclass
+class PrepareSummary:
+    frames_read: int
+    frames_kept: int
+    frames_skipped: int
+    shards: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"prepared {self.frames_kept}/{self.frames_read} frames "
+            f"({self.frames_skipped} without a person skipped) into {self.shards} shards "
+            f"in {self.seconds:.1f} s ({self.frames_read / max(self.seconds, 1e-9):.1f} frames/s)"
+        )
+
+
+def clip_name(video: Path) -> str:
+    """The video's stem made safe for WebDataset keys (no dots: they separate extensions)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", video.stem) or "clip"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_keypoints(path: Path) -> np.ndarray:
+    """Keypoints given by the user (.npy, (N, 33, 3), NaN rows without a person); no pickle."""
+    try:
+        keypoints = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GanmotionError(f"{path}: no such file")
+    except ValueError as error:
+        raise GanmotionError(f"{path}: not a plain .npy array ({error})") from error
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 3):
+        raise GanmotionError(f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}")
+    return keypoints.astype(np.float32)
+
+
+def check_output_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise GanmotionError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise GanmotionError(f"{out}: directory exists and is not empty (use --overwrite to replace it)")
+    if not out.parent.is_dir():
+        raise GanmotionError(f"{out}: parent directory {out.parent} does not exist")
+
+
+def split_frames(kept: np.ndarray, val_fraction: float) -> dict[str, np.ndarray]:
+    """Frame indices of each split: validation is the last contiguous `val_fraction` of them."""
+    n_val = int(round(len(kept) * val_fraction))
+    if val_fraction > 0 and n_val == 0 and len(kept) >= 2:
+        n_val = 1
+    splits = {"train": kept[: len(kept) - n_val]}
+    if n_val:
+        splits["val"] = kept[len(kept) - n_val :]
+    return splits
+
+
+class _ShardSet:
+    """Writes the samples of one split into numbered tars of at most `per_shard` samples."""
+
+    def __init__(self, directory: Path, split: str, per_shard: int):
+        self.directory, self.split, self.per_shard = directory, split, per_shard
+        self.shards: list[dict] = []
+        self._writer = None
+
+    def write(self, sample: dict) -> None:
+        import webdataset as wds
+
+        if self._writer is None or self.shards[-1]["samples"] == self.per_shard:
+            self.close()
+            name = f"{self.split}-{len(self.shards):06d}.tar"
+            self._writer = wds.TarWriter(str(self.directory / name))
+            self.shards.append({"name": name, "samples": 0})
+        self._writer.write(sample)
+        self.shards[-1]["samples"] += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _encode_pose(keypoints: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, keypoints.astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_shards(
+    video: Path,
+    directory: Path,
+    keypoints: np.ndarray,
+    crops: np.ndarray,
+    splits: dict[str, np.ndarray],
+    config: PrepareConfig,
+    progress: bool,
+) -> dict[str, _ShardSet]:
+    """Second pass over the video: crop, encode and write each kept frame to its split."""
+    split_of = {int(i): name for name, frames in splits.items() for i in frames}
+    shard_sets = {name: _ShardSet(directory, name, config.samples_per_shard) for name in splits}
+    clip = clip_name(video)
+    encode = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
+    try:
+        bar = tqdm(total=len(split_of), desc="shards", unit="frame", disable=not progress)
+        for index, frame in enumerate(read_frames(video)):
+            split = split_of.get(index)
+            if split is None:
+                continue
+            image = crop_frame(frame, crops[index], config.size)
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), encode)
+            assert ok, "OpenCV failed to encode a JPEG"
+            pose = keypoints_to_crop(keypoints[index], crops[index], config.size)
+            shard_sets[split].write(
+                {"__key__": f"{clip}_{index:06d}", "jpg": jpeg.tobytes(), "pose.npy": _encode_pose(pose)}
+            )
+            bar.update(1)
+        bar.close()
+    finally:
+        for shard_set in shard_sets.values():
+            shard_set.close()
+    return shard_sets
+
+
+def prepare(
+    video: str | os.PathLike,
+    out: str | os.PathLike,
+    config: PrepareConfig | None = None,
+    keypoints_file: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Turn `video` into the shard directory `out`; see the module docstring for the layout."""
+    config = config or PrepareConfig()
+    config.validate()
+    video, out = Path(video), Path(out)
+    check_output_dir(out, overwrite)
+    started = time.perf_counter()
+    info: VideoInfo = probe_video(video)
+
+    if keypoints_file is None:
+        keypoints = detect_video(video, workers=config.workers, config=DetectorConfig(), progress=progress)
+    else:
+        keypoints = load_keypoints(Path(keypoints_file))
+    frames_read = len(keypoints)
+    found = has_person(keypoints)
+    if not found.any():
+        raise GanmotionError(f"{video}: no person found in any of its {frames_read} frames")
+
+    crops = smooth_crops(keypoints, info.fps, config.crop)
+    splits = split_frames(np.flatnonzero(found), config.val_fraction)
+    if len(splits["train"]) == 0:
+        raise GanmotionError(f"{video}: too few frames with a person ({found.sum()}) to split")
+
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        shard_sets = write_shards(video, staging, keypoints, crops, splits, config, progress)
+        written = sum(s["samples"] for shard_set in shard_sets.values() for s in shard_set.shards)
+        if keypoints_file is not None and written != found.sum():
+            raise GanmotionError(
+                f"{keypoints_file}: has {frames_read} frames of keypoints but {video} decoded "
+                f"to a different number of frames"
+            )
+        np.save(staging / "keypoints.npy", keypoints, allow_pickle=False)
+        np.save(staging / "crops.npy", crops.astype(np.float32), allow_pickle=False)
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "keypoint_schema": SCHEMA_VERSION,
+            "image_size": config.size,
+            "source": {
+                "video": str(video),
+                "sha256": file_sha256(video),
+                "width": info.width,
+                "height": info.height,
+                "fps": info.fps,
+                "keypoints": "given" if keypoints_file is not None else "mediapipe-pose",
+            },
+            "frames": {
+                "read": frames_read,
+                "kept": int(found.sum()),
+                "skipped_no_person": int((~found).sum()),
+            },
+            "crop_policy": config.crop.to_json(),
+            "jpeg_quality": config.jpeg_quality,
+            "splits": {
+                name: {
+                    "frame_range": [int(frames[0]), int(frames[-1]) + 1],
+                    "samples": int(len(frames)),
+                    "shards": shard_sets[name].shards,
+                }
+                for name, frames in splits.items()
+            },
+        }
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    return PrepareSummary(
+        frames_read=frames_read,
+        frames_kept=int(found.sum()),
+        frames_skipped=int((~found).sum()),
+        shards=sum(len(s.shards) for s in shard_sets.values()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = PrepareConfig()
+    parser = argparse.ArgumentParser(
+        prog="ganmotion prepare",
+        description="Detect poses in a target video, crop the person and write WebDataset shards.",
+    )
+    parser.add_argument("--video", required=True, type=Path, help="target video of one person")
+    parser.add_argument("--out", required=True, type=Path, help="shard directory to create")
+    parser.add_argument("--size", type=int, default=defaults.size, help="crop side in pixels (default %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
+                        help="last contiguous share of frames held out for validation (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="pose detection processes (default %(default)s)")
+    parser.add_argument("--samples-per-shard", type=int, default=defaults.samples_per_shard,
+                        help="samples per tar (default %(default)s)")
+    parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality,
+                        help="JPEG quality of the crops (default %(default)s)")
+    parser.add_argument("--keypoints", type=Path, default=None,
+                        help="use these keypoints (.npy, frames x 33 x 3, NaN rows = no person) "
+                             "instead of running MediaPipe, e.g. a synthetic clip's ground truth")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = PrepareConfig(
+        size=args.size,
+        val_fraction=args.val_fraction,
+        samples_per_shard=args.samples_per_shard,
+        jpeg_quality=args.jpeg_quality,
+        workers=args.workers,
+    )
+    try:
+        summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet)
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

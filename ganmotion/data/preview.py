@@ -1,0 +1,63 @@
+"""Look at what training will see: a grid of (skeleton, image, overlay) from the shard stream.
+
+    python -m ganmotion.data.preview --shards data/shards --out preview.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ganmotion.data.manifest import load_manifest, shard_urls
+from ganmotion.data.stream import StreamConfig, TrainingStream
+from ganmotion.errors import GanmotionError
+
+
+def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:
+    """Rows skeleton / image / overlay of a batch ((B, 3, H, W) in [-1, 1]) as RGB uint8."""
+    overlay = torch.maximum(image, skeleton)
+    rows = [torch.cat(list(batch), dim=2) for batch in (skeleton, image, overlay)]
+    grid = torch.cat(rows, dim=1).permute(1, 2, 0)
+    return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def write_preview(shards: str, out: Path, split: str, count: int, size: int | None, augment: bool) -> None:
+    manifest = load_manifest(shards)
+    config = StreamConfig(size=size or manifest["image_size"], batch_size=count, augment=augment,
+                          shuffle_buffer=4 * count)
+    stream = TrainingStream(shard_urls(shards, split), config, batches_per_epoch=1)
+    skeleton, image = next(iter(stream))
+    if not out.parent.is_dir():
+        raise GanmotionError(f"{out}: directory {out.parent} does not exist")
+    grid = cv2.cvtColor(preview_grid(skeleton, image), cv2.COLOR_RGB2BGR)
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    if not cv2.imwrite(str(tmp), grid):
+        raise GanmotionError(f"{out}: could not write an image with this extension")
+    tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ganmotion preview", description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", required=True, help="shard directory or URL (with manifest.json)")
+    parser.add_argument("--out", required=True, type=Path, help="image to write (.png or .jpg)")
+    parser.add_argument("--split", default="train", help="split to draw from (default %(default)s)")
+    parser.add_argument("--count", type=int, default=8, help="samples in the grid (default %(default)s)")
+    parser.add_argument("--size", type=int, default=None, help="image size (default: the shards')")
+    parser.add_argument("--no-augment", action="store_true", help="show samples without augmentation")
+    args = parser.parse_args(argv)
+    try:
+        write_preview(args.shards, args.out, args.split, args.count, args.size, not args.no_augment)
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({args.count} samples from {args.shards} {args.split})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""The training stream: WebDataset shards in, batches of (skeleton, image) out.
+
+    stream = TrainingStream(shard_urls("data/shards", "train"), StreamConfig(size=512, batch_size=8),
+                            batches_per_epoch=1000)
+    for skeleton, image in stream:   # each (B, 3, size, size) float32 in [-1, 1]
+        ...
+
+Shards are resampled with replacement from this rank's and this loader worker's share of
+the URLs, so every rank reads different shards and never runs dry; the epoch is a fixed
+number of batches per rank, which keeps DDP ranks in step. Skeletons are drawn from the
+(augmented) keypoints here, so their size and line width are choices of training, not of
+`prepare`. Samples are decoded explicitly (JPEG and .npy without pickle), never by
+WebDataset's automatic decoders.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import webdataset as wds
+
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.schema import FLIP_PERMUTATION, NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How shards become batches.
+
+    size: side of the square images in the batches (crops are resized if they differ).
+    batch_size: samples per batch, per rank.
+    shuffle_buffer: samples held in the shuffle buffer (per loader worker).
+    augment: apply the random scale/shift/flip below.
+    max_scale: zoom uniformly in [1 - max_scale, 1 + max_scale].
+    max_shift: shift uniformly up to this fraction of `size` along each axis.
+    flip_probability: chance of a horizontal mirror (left and right joints swap).
+    line_thickness: skeleton limb width in pixels; None picks one for `size`.
+    seed: base of every random choice; with the epoch, rank and worker it fixes the stream.
+    """
+
+    size: int = 512
+    batch_size: int = 8
+    shuffle_buffer: int = 256
+    augment: bool = True
+    max_scale: float = 0.1
+    max_shift: float = 0.05
+    flip_probability: float = 0.5
+    line_thickness: int | None = None
+    seed: int = 0
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def _worker_info() -> tuple[int, int, int, int]:
+    """(rank, world size, loader worker, loader workers) of the calling process."""
+    return wds.utils.pytorch_worker_info()
+
+
+def shards_for(urls: list[str], rank: int, world_size: int, worker: int, workers: int) -> list[str]:
+    """The shards one rank's loader worker reads: split by rank, then by worker.
+
+    With fewer shards than readers, readers share shards rather than sit idle.
+    """
+    mine = urls[rank::world_size] if len(urls) >= world_size else urls
+    return mine[worker::workers] if len(mine) >= workers else mine
+
+
+class ResampledRankShards(torch.utils.data.IterableDataset):
+    """An endless stream of `dict(url=...)` drawn with replacement from this reader's shards."""
+
+    def __init__(self, urls: list[str], seed: int, epoch: int):
+        super().__init__()
+        self.urls, self.seed, self.epoch = urls, seed, epoch
+        self.opened: list[str] = []  # in-process record, for tests and debugging
+
+    def __iter__(self) -> Iterator[dict]:
+        rank, world_size, worker, workers = _worker_info()
+        mine = shards_for(self.urls, rank, world_size, worker, workers)
+        if len(self.urls) < world_size * workers and worker == 0 and rank == 0:
+            log.warning(
+                "%d shards for %d ranks x %d workers: readers share shards; prepare with a "
+                "smaller --samples-per-shard for more", len(self.urls), world_size, workers
+            )
+        rng = random.Random(_seed(self.seed, self.epoch, rank, worker))
+        while True:
+            url = rng.choice(mine)
+            self.opened.append(url)
+            yield {"url": url}
+
+
+class SkippedData:
+    """A WebDataset error handler: warn about unreadable data, count it, carry on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, error: Exception) -> bool:
+        self.count += 1
+        log.warning("skipping unreadable shard data (%d so far in this reader): %s",
+                    self.count, error)
+        return True
+
+
+def decode_sample(sample: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 image (H, W, 3), keypoints (33, 3) float32 in its pixels) of one sample."""
+    key = sample.get("__key__", "?")
+    if "jpg" not in sample or "pose.npy" not in sample:
+        raise GanmotionError(f"sample {key}: needs 'jpg' and 'pose.npy', has {sorted(sample)}")
+    image = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise GanmotionError(f"sample {key}: 'jpg' is not a decodable image")
+    keypoints = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+    if keypoints.shape != (NUM_JOINTS, 3):
+        raise GanmotionError(f"sample {key}: pose.npy is {keypoints.shape}, not ({NUM_JOINTS}, 3)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), keypoints.astype(np.float32)
+
+
+def augmentation_matrix(
+    source_size: int, config: StreamConfig, rng: np.random.Generator | None
+) -> tuple[np.ndarray, bool]:
+    """The 2x3 affine map from source to output pixels, and whether it mirrors.
+
+    Resizes from `source_size` to `config.size`, then (with `rng`) zooms about the centre,
+    shifts and maybe mirrors. Pixel centres are integers on both sides, as in OpenCV.
+    """
+    scale = config.size / source_size
+    zoom, shift, flip = 1.0, np.zeros(2), False
+    if rng is not None:
+        zoom = rng.uniform(1 - config.max_scale, 1 + config.max_scale)
+        shift = rng.uniform(-config.max_shift, config.max_shift, 2) * config.size
+        flip = bool(rng.random() < config.flip_probability)
+    centre = (config.size - 1) / 2
+    # resize: out = (in + 0.5) * scale - 0.5; then zoom about the centre; then shift.
+    a = scale * zoom
+    offset = ((0.5 * scale - 0.5) - centre) * zoom + centre + shift
+    matrix = np.array([[a, 0.0, offset[0]], [0.0, a, offset[1]]])
+    if flip:
+        matrix = np.array([[-1.0, 0.0, config.size - 1], [0.0, 1.0, 0.0]]) @ np.vstack(
+            [matrix, [0, 0, 1]]
+        )
+    return matrix, flip
+
+
+def transform_sample(
+    image: np.ndarray, keypoints: np.ndarray, config: StreamConfig, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize (and with `rng`, augment) an image and its keypoints together."""
+    matrix, flip = augmentation_matrix(image.shape[0], config, rng)
+    out = cv2.warpAffine(image, matrix, (config.size, config.size), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    moved = keypoints.copy()
+    moved[:, :2] = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    if flip:
+        moved = moved[FLIP_PERMUTATION]
+    return out, moved
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+class _Shuffle:
+    """Pipeline stage: a shuffle buffer seeded per rank and worker when iteration starts (in
+    the worker process, which a seed fixed when the pipeline was built would not know)."""
+
+    def __init__(self, buffer: int, seed: int, epoch: int):
+        self.buffer, self.seed, self.epoch = buffer, seed, epoch
+
+    def __call__(self, samples: Iterator[dict]) -> Iterator[dict]:
+        rank, _, worker, _ = _worker_info()
+        rng = random.Random(_seed(self.seed, self.epoch, rank, worker, 2))
+        held: list[dict] = []
+        for sample in samples:
+            held.append(sample)
+            if len(held) >= self.buffer:
+                index = rng.randrange(len(held))
+                held[index], held[-1] = held[-1], held[index]
+                yield held.pop()
+        rng.shuffle(held)
+        yield from held
+
+
+class _Samples:
+    """Pipeline stage: raw samples -> (skeleton, image) tensors, each (3, size, size)."""
+
+    def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
+        self.config, self.epoch, self.handler = config, epoch, handler
+
+    def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rank, _, worker, _ = _worker_info()
+        rng = np.random.default_rng(_seed(self.config.seed, self.epoch, rank, worker, 1))
+        for sample in samples:
+            try:
+                image, keypoints = decode_sample(sample)
+            except Exception as error:  # a bad sample must not end the stream
+                self.handler(error)
+                continue
+            image, keypoints = transform_sample(
+                image, keypoints, self.config, rng if self.config.augment else None
+            )
+            skeleton = render_skeleton(keypoints, self.config.size,
+                                       thickness=self.config.line_thickness)
+            yield to_tensor(skeleton), to_tensor(image)
+
+
+def _collate(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    skeletons, images = zip(*samples)
+    return torch.stack(skeletons), torch.stack(images)
+
+
+class TrainingStream:
+    """Batches of (skeleton, image), each (B, 3, size, size) float32 in [-1, 1].
+
+    One pass (`for batch in stream`) is one epoch of `batches_per_epoch` batches on this rank;
+    the next pass draws differently (the epoch enters every seed), unless `set_epoch` is
+    called to replay one.
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        config: StreamConfig | None = None,
+        batches_per_epoch: int = 100,
+        num_workers: int = 0,
+    ):
+        if not urls:
+            raise GanmotionError("no shard URLs given to the training stream")
+        if batches_per_epoch < 1:
+            raise GanmotionError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
+        self.urls = list(urls)
+        self.config = config or StreamConfig()
+        self.batches_per_epoch = batches_per_epoch
+        self.num_workers = num_workers
+        self.epoch = 0
+        self.skipped = SkippedData()
+        self.shards: ResampledRankShards | None = None
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def pipeline(self, epoch: int) -> wds.DataPipeline:
+        self.shards = ResampledRankShards(self.urls, self.config.seed, epoch)
+        return wds.DataPipeline(
+            self.shards,
+            wds.tarfile_to_samples(handler=self.skipped),
+            _Shuffle(self.config.shuffle_buffer, self.config.seed, epoch),
+            _Samples(self.config, epoch, self.skipped),
+            wds.batched(self.config.batch_size, collation_fn=_collate, partial=False),
+        )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = wds.WebLoader(
+            self.pipeline(self.epoch), batch_size=None, num_workers=self.num_workers,
+            persistent_workers=False,
+        ).with_epoch(self.batches_per_epoch)
+        self.epoch += 1
+        yield from loader

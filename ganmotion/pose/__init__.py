@@ -1,0 +1,1 @@
+"""Keypoints: the schema, the MediaPipe detector, the skeleton renderer."""

@@ -1,0 +1,156 @@
+"""Reading and writing video frames.
+
+Frames are RGB uint8 arrays (H, W, 3). Decoding uses OpenCV (fast, bundled FFmpeg); writing
+uses PyAV's libx264, because OpenCV's wheels cannot write H.264 and `mp4v` files do not play
+in browsers. A written video appears under its final name only once it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ganmotion.errors import GanmotionError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int  # from the container header: an estimate for some files
+
+
+def _open(path: str | os.PathLike) -> cv2.VideoCapture:
+    path = str(path)
+    if not os.path.exists(path):
+        raise GanmotionError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise GanmotionError(f"{path}: is a directory, not a video")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise GanmotionError(f"{path}: not a readable video")
+    return capture
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Size, frame rate and frame count of a video; errors if it cannot be decoded or is empty."""
+    capture = _open(path)
+    try:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise GanmotionError(f"{path}: contains no decodable frames")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return VideoInfo(
+            path=str(path),
+            width=frame.shape[1],
+            height=frame.shape[0],
+            fps=fps if fps and np.isfinite(fps) and fps > 0 else 30.0,
+            frame_count=max(count, 1),
+        )
+    finally:
+        capture.release()
+
+
+def read_frames(
+    path: str | os.PathLike, start: int = 0, stop: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield RGB frames [start, stop) of a video, in order.
+
+    Frames before `start` are decoded and dropped rather than reached by seeking: container
+    seeking lands on key frames and is not frame-exact for every file, and workers that split
+    a video into chunks must see exactly the frames a single reader sees.
+    """
+    capture = _open(path)
+    try:
+        index = 0
+        while stop is None or index < stop:
+            if index < start:
+                if not capture.grab():
+                    return
+            else:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+
+
+def temporary_path(final: Path) -> Path:
+    """A sibling path to write `final` to before renaming it into place (same filesystem)."""
+    return final.with_name(f".{final.name}.partial-{os.getpid()}{final.suffix}")
+
+
+class VideoWriter:
+    """Writes RGB frames to an H.264 mp4 (yuv420p, plays everywhere), atomically.
+
+    Use as a context manager: the file appears under `path` only when the block exits
+    without an exception; on error the partial file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "veryfast"):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise GanmotionError(f"{self.path}: directory {self.path.parent} does not exist")
+        self.fps = fps
+        self.crf = crf
+        self.preset = preset
+        self._tmp = temporary_path(self.path)
+        self._container = None
+        self._stream = None
+        self.frames_written = 0
+
+    def __enter__(self) -> VideoWriter:
+        import av  # heavy: imported only by code that writes video
+
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame (H, W, 3); all frames must share the first one's size."""
+        import av
+        from fractions import Fraction
+
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise GanmotionError(f"{self.path}: frames must be uint8 (H, W, 3), got "
+                                 f"{frame.dtype} {frame.shape}")
+        # yuv420p needs even sides: pad the last row/column by replication.
+        pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+        if pad_h or pad_w:
+            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        if self._stream is None:
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+        elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
+            raise GanmotionError(f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} "
+                                 f"differs from {self._stream.width}x{self._stream.height}")
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.frames_written == 0:
+                exc_type = GanmotionError
+                raise GanmotionError(f"{self.path}: no frames were written")
+            if self._stream is not None and exc_type is None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,50 @@
+"""Shared fixtures: real sample video (skipped when absent), synthetic clips and shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ganmotion.data.prepare import PrepareConfig, prepare
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TAICHI = SHARED_DATA / "taichi2.mp4"
+
+
+@pytest.fixture(scope="session")
+def taichi() -> Path:
+    if not TAICHI.exists():
+        pytest.skip(f"sample video {TAICHI} is absent (it lives in the team's shared/ folder)")
+    return TAICHI
+
+
+@pytest.fixture(scope="session")
+def taichi_shards(taichi, tmp_path_factory) -> Path:
+    """The whole sample video prepared at 128 px with MediaPipe in 2 worker processes."""
+    out = tmp_path_factory.mktemp("taichi") / "shards"
+    prepare(taichi, out, PrepareConfig(size=128, workers=2, samples_per_shard=100), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory) -> tuple[Path, Path]:
+    """(video, keypoints .npy) of a 96-frame synthetic clip at 128 px."""
+    from ganmotion.data.synthetic import write_clip
+
+    return write_clip(tmp_path_factory.mktemp("clip") / "dancer.mp4", frames=96, size=128)
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
+    """The synthetic clip prepared from its exact keypoints: 16 samples per shard, 64 px."""
+    video, keypoints = synthetic_clip
+    out = tmp_path_factory.mktemp("synthetic") / "shards"
+    prepare(video, out, PrepareConfig(size=64, samples_per_shard=16), keypoints_file=keypoints,
+            progress=False)
+    return out
+
+
+def listing(directory: Path) -> list[str]:
+    """Everything in a directory, hidden files included, to check nothing partial was left."""
+    return sorted(p.name for p in directory.iterdir())

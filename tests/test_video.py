@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from conftest import listing
+from ganmotion.errors import GanmotionError
+from ganmotion.video import VideoWriter, probe_video, read_frames
+
+
+def _frames(count: int, height: int = 64, width: int = 96) -> list[np.ndarray]:
+    ramp = np.linspace(0, 255, width, dtype=np.float32)
+    return [
+        np.clip(np.stack([ramp + 10 * i, ramp[::-1], np.full_like(ramp, 128)], -1), 0, 255)
+        .astype(np.uint8)[None].repeat(height, 0)
+        for i in range(count)
+    ]
+
+
+def test_write_then_read_roundtrip(tmp_path):
+    frames = _frames(12)
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, fps=25) as writer:
+        for frame in frames:
+            writer.write(frame)
+    info = probe_video(path)
+    assert (info.width, info.height, info.frame_count) == (96, 64, 12)
+    assert info.fps == pytest.approx(25)
+    decoded = list(read_frames(path))
+    assert len(decoded) == 12
+    assert np.abs(decoded[5].astype(int) - frames[5]).mean() < 4  # H.264 at crf 18
+    assert listing(tmp_path) == ["clip.mp4"]
+
+
+def test_read_range_equals_slice_of_full_read(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, fps=25) as writer:
+        for frame in _frames(20):
+            writer.write(frame)
+    everything = list(read_frames(path))
+    middle = list(read_frames(path, 7, 13))
+    assert len(middle) == 6
+    for a, b in zip(middle, everything[7:13]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_writer_leaves_nothing_when_interrupted(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "clip.mp4", fps=25) as writer:
+            writer.write(_frames(1)[0])
+            raise RuntimeError("stop")
+    assert listing(tmp_path) == []
+
+
+def test_writer_refuses_missing_directory(tmp_path):
+    with pytest.raises(GanmotionError, match="does not exist"):
+        VideoWriter(tmp_path / "nope" / "clip.mp4", fps=25)
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path):
+    with VideoWriter(tmp_path / "odd.mp4", fps=25) as writer:
+        writer.write(_frames(1, 33, 45)[0])
+    assert (probe_video(tmp_path / "odd.mp4").width, probe_video(tmp_path / "odd.mp4").height) == (
+        46,
+        34,
+    )
+
+
+def test_probe_errors_name_the_file(tmp_path):
+    with pytest.raises(GanmotionError, match="missing.mp4: no such file"):
+        probe_video(tmp_path / "missing.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    with pytest.raises(GanmotionError, match="notes.mp4: not a readable video"):
+        probe_video(text)
