@@ -6,7 +6,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "prepare": ("ganmotion.data.prepare", "video -> pose-annotated person crops in WebDataset shards"),
+    "prepare": (
+        "ganmotion.data.prepare",
+        "video -> pose-annotated person crops in WebDataset shards",
+    ),
     "preview": ("ganmotion.data.preview", "a grid of training samples drawn from shards"),
     "synth": ("ganmotion.data.synthetic", "write a synthetic clip with exact keypoints"),
 }

@@ -33,10 +33,30 @@ def _open(path: str | os.PathLike) -> cv2.VideoCapture:
         raise GanmotionError(f"{path}: no such file")
     if os.path.isdir(path):
         raise GanmotionError(f"{path}: is a directory, not a video")
+    if os.path.getsize(path) == 0:
+        raise GanmotionError(f"{path}: empty file (0 bytes)")
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise GanmotionError(f"{path}: not a readable video")
+        raise GanmotionError(f"{path}: {_why_unreadable(path)}")
     return capture
+
+
+def _why_unreadable(path: str) -> str:
+    """Tell an empty video from a file that is no video at all (OpenCV cannot)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            streams = container.streams.video
+            if not container.streams:
+                return "contains no frames (empty video)"
+            if not streams:
+                return "has no video stream (not a video)"
+            if any(True for _ in container.decode(streams[0])):
+                return "not a video OpenCV can decode"
+            return "contains no frames (empty video)"
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        return f"not a readable video ({error.__class__.__name__})"
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -45,7 +65,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     try:
         ok, frame = capture.read()
         if not ok or frame is None:
-            raise GanmotionError(f"{path}: contains no decodable frames")
+            raise GanmotionError(f"{path}: contains no frames (empty video)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         return VideoInfo(
@@ -97,7 +117,9 @@ class VideoWriter:
     without an exception; on error the partial file is removed.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "veryfast"):
+    def __init__(
+        self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "veryfast"
+    ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise GanmotionError(f"{self.path}: directory {self.path.parent} does not exist")
@@ -117,12 +139,14 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame (H, W, 3); all frames must share the first one's size."""
-        import av
         from fractions import Fraction
 
+        import av
+
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise GanmotionError(f"{self.path}: frames must be uint8 (H, W, 3), got "
-                                 f"{frame.dtype} {frame.shape}")
+            raise GanmotionError(
+                f"{self.path}: frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}"
+            )
         # yuv420p needs even sides: pad the last row/column by replication.
         pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
         if pad_h or pad_w:
@@ -134,8 +158,10 @@ class VideoWriter:
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf), "preset": self.preset}
         elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
-            raise GanmotionError(f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} "
-                                 f"differs from {self._stream.width}x{self._stream.height}")
+            raise GanmotionError(
+                f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} "
+                f"differs from {self._stream.width}x{self._stream.height}"
+            )
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             self._container.mux(packet)
         self.frames_written += 1

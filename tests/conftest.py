@@ -40,8 +40,13 @@ def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
     """The synthetic clip prepared from its exact keypoints: 16 samples per shard, 64 px."""
     video, keypoints = synthetic_clip
     out = tmp_path_factory.mktemp("synthetic") / "shards"
-    prepare(video, out, PrepareConfig(size=64, samples_per_shard=16), keypoints_file=keypoints,
-            progress=False)
+    prepare(
+        video,
+        out,
+        PrepareConfig(size=64, samples_per_shard=16),
+        keypoints_file=keypoints,
+        progress=False,
+    )
     return out
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import listing
+
 from ganmotion.errors import GanmotionError
 from ganmotion.video import VideoWriter, probe_video, read_frames
 
@@ -10,7 +10,8 @@ def _frames(count: int, height: int = 64, width: int = 96) -> list[np.ndarray]:
     ramp = np.linspace(0, 255, width, dtype=np.float32)
     return [
         np.clip(np.stack([ramp + 10 * i, ramp[::-1], np.full_like(ramp, 128)], -1), 0, 255)
-        .astype(np.uint8)[None].repeat(height, 0)
+        .astype(np.uint8)[None]
+        .repeat(height, 0)
         for i in range(count)
     ]
 

@@ -32,7 +32,9 @@ def load_manifest(root: str | os.PathLike) -> dict:
         else:
             text = Path(location).read_text()
     except FileNotFoundError:
-        raise GanmotionError(f"{location}: no such file (is {root} a prepared shard directory?)")
+        raise GanmotionError(
+            f"{location}: no such file (is {root} a prepared shard directory?)"
+        ) from None
     except OSError as error:
         raise GanmotionError(f"{location}: cannot read ({error})") from error
     try:
@@ -52,6 +54,8 @@ def shard_urls(root: str | os.PathLike, split: str = "train") -> list[str]:
     manifest = load_manifest(root)
     splits = manifest["splits"]
     if split not in splits or not splits[split]["shards"]:
-        raise GanmotionError(f"{root}: has no '{split}' split (splits: {', '.join(splits) or 'none'})")
+        raise GanmotionError(
+            f"{root}: has no '{split}' split (splits: {', '.join(splits) or 'none'})"
+        )
     base = str(root).rstrip("/")
     return [f"{base}/{shard['name']}" for shard in splits[split]["shards"]]

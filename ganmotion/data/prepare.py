@@ -101,11 +101,13 @@ def load_keypoints(path: Path) -> np.ndarray:
     try:
         keypoints = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise GanmotionError(f"{path}: no such file")
+        raise GanmotionError(f"{path}: no such file") from None
     except ValueError as error:
         raise GanmotionError(f"{path}: not a plain .npy array ({error})") from error
     if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 3):
-        raise GanmotionError(f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}")
+        raise GanmotionError(
+            f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}"
+        )
     return keypoints.astype(np.float32)
 
 
@@ -113,7 +115,9 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise GanmotionError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise GanmotionError(f"{out}: directory exists and is not empty (use --overwrite to replace it)")
+        raise GanmotionError(
+            f"{out}: directory exists and is not empty (use --overwrite to replace it)"
+        )
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: parent directory {out.parent} does not exist")
 
@@ -168,15 +172,19 @@ def write_shards(
     splits: dict[str, np.ndarray],
     config: PrepareConfig,
     progress: bool,
-) -> dict[str, _ShardSet]:
-    """Second pass over the video: crop, encode and write each kept frame to its split."""
+) -> tuple[dict[str, _ShardSet], int]:
+    """Second pass over the video: crop, encode and write each kept frame to its split.
+
+    Returns the shard sets and the number of frames the video decoded to."""
     split_of = {int(i): name for name, frames in splits.items() for i in frames}
     shard_sets = {name: _ShardSet(directory, name, config.samples_per_shard) for name in splits}
     clip = clip_name(video)
     encode = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
+    decoded = 0
     try:
         bar = tqdm(total=len(split_of), desc="shards", unit="frame", disable=not progress)
         for index, frame in enumerate(read_frames(video)):
+            decoded += 1
             split = split_of.get(index)
             if split is None:
                 continue
@@ -185,14 +193,18 @@ def write_shards(
             assert ok, "OpenCV failed to encode a JPEG"
             pose = keypoints_to_crop(keypoints[index], crops[index], config.size)
             shard_sets[split].write(
-                {"__key__": f"{clip}_{index:06d}", "jpg": jpeg.tobytes(), "pose.npy": _encode_pose(pose)}
+                {
+                    "__key__": f"{clip}_{index:06d}",
+                    "jpg": jpeg.tobytes(),
+                    "pose.npy": _encode_pose(pose),
+                }
             )
             bar.update(1)
         bar.close()
     finally:
         for shard_set in shard_sets.values():
             shard_set.close()
-    return shard_sets
+    return shard_sets, decoded
 
 
 def prepare(
@@ -212,7 +224,9 @@ def prepare(
     info: VideoInfo = probe_video(video)
 
     if keypoints_file is None:
-        keypoints = detect_video(video, workers=config.workers, config=DetectorConfig(), progress=progress)
+        keypoints = detect_video(
+            video, workers=config.workers, config=DetectorConfig(), progress=progress
+        )
     else:
         keypoints = load_keypoints(Path(keypoints_file))
     frames_read = len(keypoints)
@@ -229,12 +243,13 @@ def prepare(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        shard_sets = write_shards(video, staging, keypoints, crops, splits, config, progress)
-        written = sum(s["samples"] for shard_set in shard_sets.values() for s in shard_set.shards)
-        if keypoints_file is not None and written != found.sum():
+        shard_sets, decoded = write_shards(
+            video, staging, keypoints, crops, splits, config, progress
+        )
+        if decoded != frames_read:
+            source = keypoints_file if keypoints_file is not None else video
             raise GanmotionError(
-                f"{keypoints_file}: has {frames_read} frames of keypoints but {video} decoded "
-                f"to a different number of frames"
+                f"{source}: has {frames_read} frames of keypoints but {video} decodes to {decoded}"
             )
         np.save(staging / "keypoints.npy", keypoints, allow_pickle=False)
         np.save(staging / "crops.npy", crops.astype(np.float32), allow_pickle=False)
@@ -299,18 +314,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--video", required=True, type=Path, help="target video of one person")
     parser.add_argument("--out", required=True, type=Path, help="shard directory to create")
-    parser.add_argument("--size", type=int, default=defaults.size, help="crop side in pixels (default %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                        help="last contiguous share of frames held out for validation (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=defaults.workers,
-                        help="pose detection processes (default %(default)s)")
-    parser.add_argument("--samples-per-shard", type=int, default=defaults.samples_per_shard,
-                        help="samples per tar (default %(default)s)")
-    parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality,
-                        help="JPEG quality of the crops (default %(default)s)")
-    parser.add_argument("--keypoints", type=Path, default=None,
-                        help="use these keypoints (.npy, frames x 33 x 3, NaN rows = no person) "
-                             "instead of running MediaPipe, e.g. a synthetic clip's ground truth")
+    parser.add_argument(
+        "--size", type=int, default=defaults.size, help="crop side in pixels (default %(default)s)"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="last contiguous share of frames held out for validation (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="pose detection processes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=defaults.samples_per_shard,
+        help="samples per tar (default %(default)s)",
+    )
+    parser.add_argument(
+        "--jpeg-quality",
+        type=int,
+        default=defaults.jpeg_quality,
+        help="JPEG quality of the crops (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keypoints",
+        type=Path,
+        default=None,
+        help="use these keypoints (.npy, frames x 33 x 3, NaN rows = no person) "
+        "instead of running MediaPipe, e.g. a synthetic clip's ground truth",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -326,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
     )
     try:
-        summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet)
+        summary = prepare(
+            args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet
+        )
     except GanmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

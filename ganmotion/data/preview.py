@@ -1,6 +1,6 @@
 """Look at what training will see: a grid of (skeleton, image, overlay) from the shard stream.
 
-    python -m ganmotion.data.preview --shards data/shards --out preview.png
+python -m ganmotion.data.preview --shards data/shards --out preview.png
 """
 
 from __future__ import annotations
@@ -26,10 +26,16 @@ def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:
     return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def write_preview(shards: str, out: Path, split: str, count: int, size: int | None, augment: bool) -> None:
+def write_preview(
+    shards: str, out: Path, split: str, count: int, size: int | None, augment: bool
+) -> None:
     manifest = load_manifest(shards)
-    config = StreamConfig(size=size or manifest["image_size"], batch_size=count, augment=augment,
-                          shuffle_buffer=4 * count)
+    config = StreamConfig(
+        size=size or manifest["image_size"],
+        batch_size=count,
+        augment=augment,
+        shuffle_buffer=4 * count,
+    )
     stream = TrainingStream(shard_urls(shards, split), config, batches_per_epoch=1)
     skeleton, image = next(iter(stream))
     if not out.parent.is_dir():
@@ -43,12 +49,18 @@ def write_preview(shards: str, out: Path, split: str, count: int, size: int | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ganmotion preview", description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", required=True, help="shard directory or URL (with manifest.json)")
+    parser.add_argument(
+        "--shards", required=True, help="shard directory or URL (with manifest.json)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="image to write (.png or .jpg)")
     parser.add_argument("--split", default="train", help="split to draw from (default %(default)s)")
-    parser.add_argument("--count", type=int, default=8, help="samples in the grid (default %(default)s)")
+    parser.add_argument(
+        "--count", type=int, default=8, help="samples in the grid (default %(default)s)"
+    )
     parser.add_argument("--size", type=int, default=None, help="image size (default: the shards')")
-    parser.add_argument("--no-augment", action="store_true", help="show samples without augmentation")
+    parser.add_argument(
+        "--no-augment", action="store_true", help="show samples without augmentation"
+    )
     args = parser.parse_args(argv)
     try:
         write_preview(args.shards, args.out, args.split, args.count, args.size, not args.no_augment)

@@ -1,7 +1,7 @@
 """The training stream: WebDataset shards in, batches of (skeleton, image) out.
 
-    stream = TrainingStream(shard_urls("data/shards", "train"), StreamConfig(size=512, batch_size=8),
-                            batches_per_epoch=1000)
+    config = StreamConfig(size=512, batch_size=8)
+    stream = TrainingStream(shard_urls("data/shards", "train"), config, batches_per_epoch=1000)
     for skeleton, image in stream:   # each (B, 3, size, size) float32 in [-1, 1]
         ...
 
@@ -91,7 +91,10 @@ class ResampledRankShards(torch.utils.data.IterableDataset):
         if len(self.urls) < world_size * workers and worker == 0 and rank == 0:
             log.warning(
                 "%d shards for %d ranks x %d workers: readers share shards; prepare with a "
-                "smaller --samples-per-shard for more", len(self.urls), world_size, workers
+                "smaller --samples-per-shard for more",
+                len(self.urls),
+                world_size,
+                workers,
             )
         rng = random.Random(_seed(self.seed, self.epoch, rank, worker))
         while True:
@@ -108,8 +111,9 @@ class SkippedData:
 
     def __call__(self, error: Exception) -> bool:
         self.count += 1
-        log.warning("skipping unreadable shard data (%d so far in this reader): %s",
-                    self.count, error)
+        log.warning(
+            "skipping unreadable shard data (%d so far in this reader): %s", self.count, error
+        )
         return True
 
 
@@ -158,8 +162,14 @@ def transform_sample(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resize (and with `rng`, augment) an image and its keypoints together."""
     matrix, flip = augmentation_matrix(image.shape[0], config, rng)
-    out = cv2.warpAffine(image, matrix, (config.size, config.size), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = cv2.warpAffine(
+        image,
+        matrix,
+        (config.size, config.size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     moved = keypoints.copy()
     moved[:, :2] = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     if flip:
@@ -211,8 +221,9 @@ class _Samples:
             image, keypoints = transform_sample(
                 image, keypoints, self.config, rng if self.config.augment else None
             )
-            skeleton = render_skeleton(keypoints, self.config.size,
-                                       thickness=self.config.line_thickness)
+            skeleton = render_skeleton(
+                keypoints, self.config.size, thickness=self.config.line_thickness
+            )
             yield to_tensor(skeleton), to_tensor(image)
 
 
@@ -266,7 +277,9 @@ class TrainingStream:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = wds.WebLoader(
-            self.pipeline(self.epoch), batch_size=None, num_workers=self.num_workers,
+            self.pipeline(self.epoch),
+            batch_size=None,
+            num_workers=self.num_workers,
             persistent_workers=False,
         ).with_epoch(self.batches_per_epoch)
         self.epoch += 1

@@ -63,7 +63,9 @@ class PoseDetector:
         try:
             import mediapipe as mp
         except ImportError as error:  # pragma: no cover - a broken install
-            raise GanmotionError(f"MediaPipe is not importable ({error}); reinstall ganmotion") from error
+            raise GanmotionError(
+                f"MediaPipe is not importable ({error}); reinstall ganmotion"
+            ) from error
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=self.config.static_image_mode,
             model_complexity=self.config.model_complexity,

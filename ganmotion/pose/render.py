@@ -54,9 +54,17 @@ def render_skeleton(
 
     for (a, b), colour in zip(LIMBS, LIMB_COLOURS):
         if visible[a] and visible[b]:
-            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_8,
-                     _SHIFT)
+            cv2.line(
+                image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_8, _SHIFT
+            )
     for joint in np.flatnonzero(visible):
-        cv2.circle(image, tuple(points[joint]), joint_radius * _ONE, JOINT_COLOURS[joint], -1,
-                   cv2.LINE_8, _SHIFT)
+        cv2.circle(
+            image,
+            tuple(points[joint]),
+            joint_radius * _ONE,
+            JOINT_COLOURS[joint],
+            -1,
+            cv2.LINE_8,
+            _SHIFT,
+        )
     return image

@@ -1,0 +1,58 @@
+import numpy as np
+
+from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
+from ganmotion.pose.schema import missing_frame
+
+
+def test_keypoints_follow_the_pixels_they_mark():
+    frame = np.zeros((300, 400, 3), np.uint8)
+    frame[120:124, 250:254] = 255  # a bright 4x4 square centred on (251.5, 121.5)
+    keypoints = np.zeros((33, 3), np.float32)
+    keypoints[0] = (251.5, 121.5, 1)
+    crop = np.array([240.0, 130.0, 101.0])
+    image = crop_frame(frame, crop, 64).astype(float)[..., 0]
+    mapped = keypoints_to_crop(keypoints, crop, 64)[0]
+    ys, xs = np.mgrid[:64, :64]
+    centre = ((xs * image).sum() / image.sum(), (ys * image).sum() / image.sum())
+    np.testing.assert_allclose(centre, mapped[:2], atol=0.3)
+
+
+def test_crop_outside_the_frame_is_padded_black():
+    frame = np.full((100, 100, 3), 200, np.uint8)
+    image = crop_frame(frame, np.array([0.0, 50.0, 100.0]), 50)
+    assert image.shape == (50, 50, 3)
+    assert image[:, :20].max() == 0 and image[:, 30:].min() == 200
+
+
+def _walking(frames: int) -> np.ndarray:
+    """A stick person drifting right by 1 px a frame, waving one arm, with noise."""
+    rng = np.random.default_rng(0)
+    base = np.zeros((33, 3), np.float32)
+    base[:, 0] = rng.uniform(-40, 40, 33)
+    base[:, 1] = np.linspace(-150, 150, 33)
+    base[:, 2] = 1
+    out = np.repeat(base[None], frames, 0)
+    out[:, :, 0] += 300 + np.arange(frames)[:, None]
+    out[:, :, 1] += 240
+    out[:, 15, 0] += 80 * np.sin(np.arange(frames) / 3)  # the arm swings out and back
+    out[:, :, :2] += rng.normal(0, 2, (frames, 33, 2))  # detector noise
+    return out
+
+
+def test_smooth_crops_contain_every_visible_joint_and_move_smoothly():
+    keypoints = _walking(120)
+    crops = smooth_crops(keypoints, fps=30)
+    half = crops[:, 2:3] / 2
+    assert (np.abs(keypoints[:, :, :2] - crops[:, None, :2]) <= half[:, None]).all()
+    steps = np.linalg.norm(np.diff(crops[:, :2], axis=0), axis=1) / crops[1:, 2]
+    raw_steps = np.linalg.norm(np.diff(keypoints[:, :, :2].mean(1), axis=0), axis=1)
+    assert steps.mean() < 0.01
+    assert (np.diff(crops[:, 2]) ** 2).mean() < (np.diff(raw_steps) ** 2).mean()
+
+
+def test_frames_without_a_person_get_no_crop_and_do_not_break_smoothing():
+    keypoints = _walking(60)
+    keypoints[20:30] = missing_frame()
+    crops = smooth_crops(keypoints, fps=30, policy=CropPolicy())
+    assert np.isnan(crops[20:30]).all()
+    assert np.isfinite(crops[:20]).all() and np.isfinite(crops[30:]).all()

@@ -1,0 +1,207 @@
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from conftest import listing
+
+from ganmotion.data.prepare import PrepareConfig, main, prepare
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.schema import has_person
+from ganmotion.video import VideoWriter
+
+
+def _tar_samples(path):
+    """{key: {extension: bytes}} of one shard, read with plain tarfile."""
+    samples = {}
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            key, extension = member.name.split(".", 1)
+            samples.setdefault(key, {})[extension] = tar.extractfile(member).read()
+    return samples
+
+
+def _read_shards(root):
+    manifest = json.loads((root / "manifest.json").read_text())
+    splits = {}
+    for name, split in manifest["splits"].items():
+        samples = {}
+        for shard in split["shards"]:
+            found = _tar_samples(root / shard["name"])
+            assert len(found) == shard["samples"], shard["name"]
+            samples.update(found)
+        assert len(samples) == split["samples"]
+        splits[name] = samples
+    return manifest, splits
+
+
+# --- the real sample video ------------------------------------------------------------------
+
+
+def test_taichi_has_a_pose_on_at_least_95_percent_of_frames(taichi_shards):
+    manifest = json.loads((taichi_shards / "manifest.json").read_text())
+    keypoints = np.load(taichi_shards / "keypoints.npy")
+    assert manifest["frames"]["read"] == len(keypoints) == 901
+    assert has_person(keypoints).mean() >= 0.95
+    assert manifest["frames"]["kept"] == has_person(keypoints).sum()
+
+
+def test_taichi_shards_match_manifest_and_keypoints_lie_in_crops(taichi_shards):
+    manifest, splits = _read_shards(taichi_shards)
+    assert manifest["image_size"] == 128
+    total = sum(len(s) for s in splits.values())
+    assert total == manifest["frames"]["kept"]
+    for samples in splits.values():
+        for key, sample in samples.items():
+            assert set(sample) == {"jpg", "pose.npy"}, key
+            pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+            visible = pose[:, 2] >= 0.5
+            assert (pose[visible, :2] >= -0.5).all() and (pose[visible, :2] <= 127.5).all(), key
+
+
+def test_taichi_crop_centre_is_stable(taichi_shards):
+    crops = np.load(taichi_shards / "crops.npy")
+    found = np.isfinite(crops[:, 0])
+    both = found[1:] & found[:-1]
+    moves = np.linalg.norm(np.diff(crops[:, :2], axis=0), axis=1) / crops[1:, 2]
+    assert moves[both].mean() < 0.02
+
+
+def test_taichi_validation_range_is_contiguous_and_after_training(taichi_shards):
+    manifest, splits = _read_shards(taichi_shards)
+    frames = {name: sorted(int(k.rsplit("_", 1)[1]) for k in s) for name, s in splits.items()}
+    assert not set(frames["train"]) & set(frames["val"])
+    assert max(frames["train"]) < min(frames["val"])
+    assert frames["val"] == list(range(frames["val"][0], frames["val"][-1] + 1))
+    assert len(frames["val"]) == round(0.1 * manifest["frames"]["kept"])
+    assert manifest["splits"]["val"]["frame_range"] == [frames["val"][0], frames["val"][-1] + 1]
+
+
+# --- synthetic clip, exact keypoints --------------------------------------------------------
+
+
+def test_synthetic_prepare_maps_exact_keypoints_into_crops(synthetic_clip, synthetic_shards):
+    _, keypoints_file = synthetic_clip
+    manifest, splits = _read_shards(synthetic_shards)
+    assert manifest["source"]["keypoints"] == "given"
+    assert manifest["frames"] == {"read": 96, "kept": 96, "skipped_no_person": 0}
+    assert len(manifest["splits"]["train"]["shards"]) >= 4
+    truth = np.load(keypoints_file)
+    crops = np.load(synthetic_shards / "crops.npy")
+    key = sorted(splits["train"])[10]
+    pose = np.load(io.BytesIO(splits["train"][key]["pose.npy"]))
+    frame = int(key.rsplit("_", 1)[1])
+    # Undo the crop mapping by hand: source = (crop + 0.5) * side / size - 0.5 + corner.
+    side = round(crops[frame, 2])
+    corner = np.round(crops[frame, :2] - side / 2)
+    back = (pose[:, :2] + 0.5) * side / 64 - 0.5 + corner
+    np.testing.assert_allclose(back, truth[frame, :, :2], atol=1e-3)
+
+
+# --- bad input: one-line errors, nothing left behind -----------------------------------------
+
+
+def _fails(capsys, argv, message):
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err, err
+    return err
+
+
+def test_missing_video(tmp_path, capsys):
+    err = _fails(
+        capsys,
+        ["--video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o")],
+        "no such file",
+    )
+    assert "nope.mp4" in err
+    assert listing(tmp_path) == []
+
+
+def test_file_that_is_not_a_video(tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_bytes(b"\x00\x01 definitely not a video " * 100)
+    _fails(
+        capsys,
+        ["--video", str(tmp_path / "notes.mp4"), "--out", str(tmp_path / "o")],
+        "notes.mp4: not a readable video",
+    )
+    assert listing(tmp_path) == ["notes.mp4"]
+
+
+def test_empty_video(tmp_path, capsys):
+    import av
+
+    container = av.open(str(tmp_path / "empty.mp4"), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+    container.start_encoding()
+    container.close()  # a valid mp4 header and no frames
+    _fails(
+        capsys,
+        ["--video", str(tmp_path / "empty.mp4"), "--out", str(tmp_path / "o")],
+        "empty.mp4: contains no frames",
+    )
+    assert listing(tmp_path) == ["empty.mp4"]
+
+
+def test_video_without_a_person(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    with VideoWriter(tmp_path / "room.mp4", fps=10) as writer:
+        wall = rng.integers(90, 110, (96, 128, 3), dtype=np.uint8)
+        for _ in range(8):
+            writer.write(wall)
+    _fails(
+        capsys,
+        [
+            "--video",
+            str(tmp_path / "room.mp4"),
+            "--out",
+            str(tmp_path / "o"),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        "room.mp4: no person found in any of its 8 frames",
+    )
+    assert listing(tmp_path) == ["room.mp4"]
+
+
+def test_non_empty_output_is_refused_unless_overwrite(synthetic_clip, tmp_path, capsys):
+    video, keypoints = synthetic_clip
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    argv = [
+        "--video",
+        str(video),
+        "--keypoints",
+        str(keypoints),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--quiet",
+    ]
+    _fails(capsys, argv, "shards: directory exists and is not empty (use --overwrite")
+    assert listing(out) == ["precious.txt"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert "precious.txt" not in listing(out) and "manifest.json" in listing(out)
+    assert listing(tmp_path) == ["shards"]
+
+
+def test_keypoints_that_do_not_fit_the_video(synthetic_clip, tmp_path, capsys):
+    video, keypoints = synthetic_clip
+    short = tmp_path / "short.npy"
+    np.save(short, np.load(keypoints)[:50])
+    _fails(
+        capsys,
+        ["--video", str(video), "--keypoints", str(short), "--out", str(tmp_path / "o"), "--quiet"],
+        "short.npy: has 50 frames of keypoints",
+    )
+    assert listing(tmp_path) == ["short.npy"]
+
+
+def test_invalid_settings_are_rejected_before_any_work(tmp_path):
+    with pytest.raises(GanmotionError, match="--val-fraction 1.5"):
+        prepare(tmp_path / "x.mp4", tmp_path / "o", PrepareConfig(val_fraction=1.5))
