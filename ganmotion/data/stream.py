@@ -177,9 +177,9 @@ def transform_sample(
     return out, moved
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 in [-1, 1]."""
+    return batch.float().div_(127.5).sub_(1.0)
 
 
 class _Shuffle:
@@ -204,7 +204,7 @@ class _Shuffle:
 
 
 class _Samples:
-    """Pipeline stage: raw samples -> (skeleton, image) tensors, each (3, size, size)."""
+    """Pipeline stage: raw samples -> (skeleton, image) uint8 arrays, each (size, size, 3)."""
 
     def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
         self.config, self.epoch, self.handler = config, epoch, handler
@@ -224,20 +224,29 @@ class _Samples:
             skeleton = render_skeleton(
                 keypoints, self.config.size, thickness=self.config.line_thickness
             )
-            yield to_tensor(skeleton), to_tensor(image)
+            yield skeleton, image
 
 
-def _collate(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _collate(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (H, W, 3) uint8 pairs into (B, 3, H, W) uint8 tensors.
+
+    Batches stay uint8 until they leave the loader: a float32 batch is 4x the bytes to pass
+    from worker processes (and to a GPU), and that copy, not decoding, was the bottleneck.
+    """
     skeletons, images = zip(*samples)
-    return torch.stack(skeletons), torch.stack(images)
+    return (
+        torch.from_numpy(np.stack(skeletons)).permute(0, 3, 1, 2),
+        torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2),
+    )
 
 
 class TrainingStream:
     """Batches of (skeleton, image), each (B, 3, size, size) float32 in [-1, 1].
 
-    One pass (`for batch in stream`) is one epoch of `batches_per_epoch` batches on this rank;
-    the next pass draws differently (the epoch enters every seed), unless `set_epoch` is
-    called to replay one.
+    Batches are converted to float on `device` (default: where they are, the CPU), after the
+    cheaper uint8 copy. One pass (`for batch in stream`) is one epoch of `batches_per_epoch`
+    batches on this rank; the next pass draws differently (the epoch enters every seed),
+    unless `set_epoch` is called to replay one.
     """
 
     def __init__(
@@ -246,6 +255,7 @@ class TrainingStream:
         config: StreamConfig | None = None,
         batches_per_epoch: int = 100,
         num_workers: int = 0,
+        device: torch.device | str | None = None,
     ):
         if not urls:
             raise GanmotionError("no shard URLs given to the training stream")
@@ -255,6 +265,7 @@ class TrainingStream:
         self.config = config or StreamConfig()
         self.batches_per_epoch = batches_per_epoch
         self.num_workers = num_workers
+        self.device = torch.device(device) if device is not None else None
         self.epoch = 0
         self.skipped = SkippedData()
         self.shards: ResampledRankShards | None = None
@@ -283,4 +294,8 @@ class TrainingStream:
             persistent_workers=False,
         ).with_epoch(self.batches_per_epoch)
         self.epoch += 1
-        yield from loader
+        for skeleton, image in loader:
+            if self.device is not None:  # move uint8, convert on the device
+                skeleton = skeleton.to(self.device, non_blocking=True)
+                image = image.to(self.device, non_blocking=True)
+            yield to_unit_range(skeleton), to_unit_range(image)
