@@ -1,0 +1,66 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from ganmotion.cli import main
+
+GANMOTION = Path(sys.executable).with_name("ganmotion")
+
+
+def test_usage_lists_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "prepare" in out and "preview" in out and "synth" in out
+
+
+def test_unknown_command_is_an_error(capsys):
+    assert main(["train-everything"]) == 2
+    assert "unknown command 'train-everything'" in capsys.readouterr().err
+
+
+def test_console_script_prints_one_line_and_exits_non_zero(tmp_path):
+    result = subprocess.run(
+        [
+            str(GANMOTION),
+            "prepare",
+            "--video",
+            str(tmp_path / "gone.mp4"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'gone.mp4'}: no such file"
+    assert result.stdout == ""
+
+
+def test_synth_then_prepare_then_preview_through_the_console_script(tmp_path):
+    def run(*args):
+        subprocess.run([str(GANMOTION), *args], check=True, capture_output=True, timeout=300)
+
+    run("synth", "--out", str(tmp_path / "clip.mp4"), "--frames", "40", "--size", "96")
+    run(
+        "prepare",
+        "--video",
+        str(tmp_path / "clip.mp4"),
+        "--keypoints",
+        str(tmp_path / "clip.keypoints.npy"),
+        "--out",
+        str(tmp_path / "shards"),
+        "--size",
+        "64",
+        "--quiet",
+    )
+    run(
+        "preview",
+        "--shards",
+        str(tmp_path / "shards"),
+        "--out",
+        str(tmp_path / "grid.png"),
+        "--count",
+        "4",
+    )
+    assert (tmp_path / "grid.png").stat().st_size > 1000
