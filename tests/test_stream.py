@@ -31,8 +31,9 @@ def test_batches_have_the_requested_shape_and_range(synthetic_shards):
     )
     batches = list(stream)
     assert len(batches) == len(stream) == 5
-    for skeleton, image in batches:
+    for skeleton, image, keypoints in batches:
         assert skeleton.shape == image.shape == (4, 3, 96, 96)
+        assert keypoints.shape == (4, 33, 3) and keypoints.dtype == torch.float32
         assert skeleton.dtype == image.dtype == torch.float32
         for tensor in (skeleton, image):
             assert tensor.min() >= -1 and tensor.max() <= 1
@@ -56,12 +57,12 @@ def test_flipped_stream_samples_are_mirrors_of_plain_ones(synthetic_shards):
     urls = shard_urls(synthetic_shards)
     plain = StreamConfig(size=64, batch_size=4, augment=False)
     mirrored = StreamConfig(size=64, batch_size=4, max_scale=0, max_shift=0, flip_probability=1)
-    _, image = next(iter(TrainingStream(urls, plain, 1)))
-    skeleton_f, image_f = next(iter(TrainingStream(urls, mirrored, 1)))
+    _, image, _ = next(iter(TrainingStream(urls, plain, 1)))
+    skeleton_f, image_f, _ = next(iter(TrainingStream(urls, mirrored, 1)))
     torch.testing.assert_close(image_f, image.flip(-1))
     # The mirrored skeleton is drawn from swapped joints: not a pixel mirror of the plain one,
     # because left limbs keep their own colours.
-    skeleton, _ = next(iter(TrainingStream(urls, plain, 1)))
+    skeleton = next(iter(TrainingStream(urls, plain, 1))).skeleton
     assert not torch.equal(skeleton_f, skeleton.flip(-1))
 
 
@@ -92,8 +93,8 @@ def test_epochs_differ_and_replay_exactly(synthetic_shards):
     assert not torch.equal(first[0][1], second[0][1])
     stream.set_epoch(0)
     again = list(stream)
-    for (s1, i1), (s2, i2) in zip(first, again):
-        assert torch.equal(s1, s2) and torch.equal(i1, i2)
+    for (s1, i1, k1), (s2, i2, k2) in zip(first, again):
+        assert torch.equal(s1, s2) and torch.equal(i1, i2) and torch.equal(k1, k2)
 
 
 def test_loader_workers_give_full_epochs(synthetic_shards):
@@ -175,7 +176,7 @@ def test_shards_stream_over_http(http_root):
     urls = shard_urls(http_root)
     assert urls[0].startswith("http://127.0.0.1")
     stream = TrainingStream(urls, StreamConfig(size=manifest["image_size"], batch_size=4), 3)
-    assert [tuple(s.shape) for s, _ in stream] == [(4, 3, 64, 64)] * 3
+    assert [tuple(s.shape) for s, _, _ in stream] == [(4, 3, 64, 64)] * 3
 
 
 def test_missing_split_and_empty_urls_are_clear_errors(synthetic_shards, tmp_path):

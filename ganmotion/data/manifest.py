@@ -58,4 +58,9 @@ def shard_urls(root: str | os.PathLike, split: str = "train") -> list[str]:
             f"{root}: has no '{split}' split (splits: {', '.join(splits) or 'none'})"
         )
     base = str(root).rstrip("/")
-    return [f"{base}/{shard['name']}" for shard in splits[split]["shards"]]
+    urls = [f"{base}/{shard['name']}" for shard in splits[split]["shards"]]
+    if not _is_url(base):  # a resampled stream would retry a missing shard forever
+        for url in urls:
+            if not Path(url).is_file():
+                raise GanmotionError(f"{url}: listed in {MANIFEST_NAME} but does not exist")
+    return urls

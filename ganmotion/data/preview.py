@@ -18,12 +18,16 @@ from ganmotion.data.stream import StreamConfig, TrainingStream
 from ganmotion.errors import GanmotionError
 
 
-def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:
-    """Rows skeleton / image / overlay of a batch ((B, 3, H, W) in [-1, 1]) as RGB uint8."""
-    overlay = torch.maximum(image, skeleton)
-    rows = [torch.cat(list(batch), dim=2) for batch in (skeleton, image, overlay)]
+def tile_rows(*batches: torch.Tensor) -> np.ndarray:
+    """One row per batch ((B, 3, H, W) in [-1, 1]), samples side by side, as RGB uint8."""
+    rows = [torch.cat(list(batch.detach().float().cpu()), dim=2) for batch in batches]
     grid = torch.cat(rows, dim=1).permute(1, 2, 0)
     return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:
+    """Rows skeleton / image / overlay of a batch ((B, 3, H, W) in [-1, 1]) as RGB uint8."""
+    return tile_rows(skeleton, image, torch.maximum(image, skeleton))
 
 
 def write_preview(
@@ -37,7 +41,7 @@ def write_preview(
         shuffle_buffer=4 * count,
     )
     stream = TrainingStream(shard_urls(shards, split), config, batches_per_epoch=1)
-    skeleton, image = next(iter(stream))
+    skeleton, image, _ = next(iter(stream))
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: directory {out.parent} does not exist")
     grid = cv2.cvtColor(preview_grid(skeleton, image), cv2.COLOR_RGB2BGR)

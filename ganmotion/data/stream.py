@@ -1,9 +1,9 @@
-"""The training stream: WebDataset shards in, batches of (skeleton, image) out.
+"""The training stream: WebDataset shards in, batches of (skeleton, image, keypoints) out.
 
     config = StreamConfig(size=512, batch_size=8)
     stream = TrainingStream(shard_urls("data/shards", "train"), config, batches_per_epoch=1000)
-    for skeleton, image in stream:   # each (B, 3, size, size) float32 in [-1, 1]
-        ...
+    for skeleton, image, keypoints in stream:   # (B, 3, size, size) float32 in [-1, 1] x2,
+        ...                                     # (B, 33, 3) float32 in output pixels
 
 Shards are resampled with replacement from this rank's and this loader worker's share of
 the URLs, so every rank reads different shards and never runs dry; the epoch is a fixed
@@ -15,11 +15,14 @@ WebDataset's automatic decoders.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import itertools
 import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -204,12 +207,13 @@ class _Shuffle:
 
 
 class _Samples:
-    """Pipeline stage: raw samples -> (skeleton, image) uint8 arrays, each (size, size, 3)."""
+    """Pipeline stage: raw samples -> (skeleton, image, keypoints): uint8 (size, size, 3) x2
+    and float32 (33, 3) in output pixels."""
 
     def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
         self.config, self.epoch, self.handler = config, epoch, handler
 
-    def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[np.ndarray, ...]]:
         rank, _, worker, _ = _worker_info()
         rng = np.random.default_rng(_seed(self.config.seed, self.epoch, rank, worker, 1))
         for sample in samples:
@@ -224,24 +228,33 @@ class _Samples:
             skeleton = render_skeleton(
                 keypoints, self.config.size, thickness=self.config.line_thickness
             )
-            yield skeleton, image
+            yield skeleton, image, keypoints
 
 
-def _collate(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (H, W, 3) uint8 pairs into (B, 3, H, W) uint8 tensors.
+def _collate(samples: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
+    """Stack (H, W, 3) uint8 pairs into (B, 3, H, W) uint8 tensors, keypoints into (B, 33, 3).
 
     Batches stay uint8 until they leave the loader: a float32 batch is 4x the bytes to pass
     from worker processes (and to a GPU), and that copy, not decoding, was the bottleneck.
     """
-    skeletons, images = zip(*samples)
+    skeletons, images, keypoints = zip(*samples)
     return (
         torch.from_numpy(np.stack(skeletons)).permute(0, 3, 1, 2),
         torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2),
+        torch.from_numpy(np.stack(keypoints)),
     )
 
 
+class TrainingBatch(NamedTuple):
+    """One batch: what the generator sees, what it should draw, and the pose behind both."""
+
+    skeleton: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1]
+    image: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1]
+    keypoints: torch.Tensor  # (B, 33, 3) float32: x, y in pixels of the batch images, visibility
+
+
 class TrainingStream:
-    """Batches of (skeleton, image), each (B, 3, size, size) float32 in [-1, 1].
+    """`TrainingBatch`es: (skeleton, image) (B, 3, size, size) float32 in [-1, 1], keypoints.
 
     Batches are converted to float on `device` (default: where they are, the CPU), after the
     cheaper uint8 copy. One pass (`for batch in stream`) is one epoch of `batches_per_epoch`
@@ -286,16 +299,38 @@ class TrainingStream:
             wds.batched(self.config.batch_size, collation_fn=_collate, partial=False),
         )
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[TrainingBatch]:
         loader = wds.WebLoader(
             self.pipeline(self.epoch),
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=False,
+            # Its own generator: a DataLoader draws a base seed when iterated, and drawing it
+            # from the global RNG would shift the training noise after a resume.
+            generator=torch.Generator().manual_seed(_seed(self.config.seed, self.epoch)),
         ).with_epoch(self.batches_per_epoch)
         self.epoch += 1
-        for skeleton, image in loader:
+        for skeleton, image, keypoints in loader:
             if self.device is not None:  # move uint8, convert on the device
                 skeleton = skeleton.to(self.device, non_blocking=True)
                 image = image.to(self.device, non_blocking=True)
-            yield to_unit_range(skeleton), to_unit_range(image)
+                keypoints = keypoints.to(self.device, non_blocking=True)
+            yield TrainingBatch(to_unit_range(skeleton), to_unit_range(image), keypoints)
+
+
+def validation_batches(urls: list[str], config: StreamConfig, count: int) -> list[TrainingBatch]:
+    """Up to `count` batches from the start of `urls`, in order, without augmentation: the
+    same fixed samples on every rank and in every run (for validation loss and sample grids)."""
+    config = dataclasses.replace(config, augment=False)
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls),
+        wds.tarfile_to_samples(handler=SkippedData()),
+        _Samples(config, 0, SkippedData()),
+        wds.batched(config.batch_size, collation_fn=_collate, partial=True),
+    )
+    batches = []
+    for skeleton, image, keypoints in itertools.islice(pipeline, count):
+        batches.append(TrainingBatch(to_unit_range(skeleton), to_unit_range(image), keypoints))
+    if not batches:
+        raise GanmotionError(f"no readable validation samples in {', '.join(urls)}")
+    return batches

@@ -1,0 +1,347 @@
+import inspect
+from dataclasses import asdict, fields
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganmotion.errors import GanmotionError
+from ganmotion.models import (
+    CriticConfig,
+    GeneratorConfig,
+    MLPGenerator,
+    NearestNeighbourGenerator,
+    PatchCritic,
+    PoseToImage,
+    SelfAttention,
+    UNetGenerator,
+    reduced_pose_vector,
+    render_skeletons,
+)
+from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
+
+SIZES = (64, 128, 256, 512)
+
+
+def _tiny_generator(size: int = 64, **overrides) -> UNetGenerator:
+    torch.manual_seed(0)
+    return UNetGenerator(**{"base_channels": 8, "depth": 4, "size": size, **overrides})
+
+
+def _random_keypoints(n: int, size: int, seed: int = 0, missing: float = 0.0) -> torch.Tensor:
+    """(n, 33, 3) poses inside a size x size image; a `missing` share of joints invisible."""
+    rng = torch.Generator().manual_seed(seed)
+    keypoints = torch.rand(n, 33, 3, generator=rng)
+    keypoints[..., :2] *= size
+    keypoints[..., 2] = (torch.rand(n, 33, generator=rng) >= missing).float()
+    return keypoints
+
+
+def _constructor_defaults(cls) -> dict:
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.name != "self"}
+
+
+@pytest.mark.parametrize(
+    ("config_cls", "model_cls"), [(GeneratorConfig, UNetGenerator), (CriticConfig, PatchCritic)]
+)
+def test_config_mirrors_constructor(config_cls, model_cls):
+    assert asdict(config_cls()) == _constructor_defaults(model_cls)
+    assert [f.name for f in fields(config_cls)] == list(_constructor_defaults(model_cls))
+    model = model_cls.from_config(config_cls())
+    assert model.config == config_cls()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_generator_keeps_image_size_in_range(size):
+    generator = _tiny_generator(size, depth=5 if size >= 128 else 4)
+    with torch.no_grad():
+        image = generator(torch.rand(2, 3, size, size) * 2 - 1)
+    assert image.shape == (2, 3, size, size)
+    assert image.abs().max() <= 1
+
+
+def test_generator_takes_1024_and_rectangles():
+    with torch.device("meta"):  # shapes only, no arithmetic
+        generator = UNetGenerator()
+        assert generator(torch.zeros(1, 3, 1024, 1024)).shape == (1, 3, 1024, 1024)
+    wide = _tiny_generator()
+    with torch.no_grad():
+        assert wide(torch.zeros(1, 3, 64, 160)).shape == (1, 3, 64, 160)
+
+
+def test_default_generator_matches_seed_budget():
+    with torch.device("meta"):
+        generator = UNetGenerator()
+        with FlopCounterMode(display=False) as counter:
+            generator(torch.zeros(1, 3, 512, 512))
+    params = sum(p.numel() for p in generator.parameters())
+    assert 5e6 <= params <= 6e6
+    assert 33e9 <= counter.get_total_flops() / 2 <= 37e9  # multiply-accumulates per frame
+
+
+def test_attention_starts_as_identity():
+    attention = SelfAttention(16)
+    assert attention.gamma.item() == 0
+    x = torch.randn(2, 16, 4, 4)
+    assert torch.equal(attention(x), x)
+
+
+def test_attention_mixes_all_positions_once_open():
+    attention = SelfAttention(16)
+    with torch.no_grad():
+        attention.gamma.fill_(1.0)
+    x = torch.randn(1, 16, 4, 4, requires_grad=True)
+    attention(x)[0, :, 0, 0].sum().backward()
+    assert x.grad[0, :, 3, 3].abs().sum() > 0  # the far corner reached the first position
+
+
+def test_generator_has_no_transposed_convolution():
+    modules = list(UNetGenerator().modules())
+    assert not any(isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose1d)) for m in modules)
+    assert any(isinstance(m, SelfAttention) for m in modules)
+
+
+def test_generator_without_attention_works():
+    generator = _tiny_generator(attention=False)
+    assert not any(isinstance(m, SelfAttention) for m in generator.modules())
+    with torch.no_grad():
+        assert generator(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "group"])
+def test_each_generator_norm_trains(norm):
+    generator = _tiny_generator(norm=norm)
+    image = generator(torch.rand(2, 3, 64, 64) * 2 - 1)
+    image.mean().backward()
+    assert image.shape == (2, 3, 64, 64)
+    assert all(p.grad is not None for p in generator.head.parameters())
+
+
+@pytest.mark.parametrize(("height", "width"), [(100, 100), (32, 32), (64, 80)])
+def test_size_not_fitting_depth_is_a_clear_error(height, width):
+    generator = UNetGenerator(base_channels=8)
+    message = (
+        f"image size {height}x{width} does not fit a depth-5 generator: "
+        "each side must be a multiple of 32 and at least 64"
+    )
+    with pytest.raises(GanmotionError, match=message):
+        generator(torch.zeros(1, 3, height, width))
+    with pytest.raises(GanmotionError, match=message):
+        generator.check_input_size(height, width)
+
+
+def test_generator_rejects_wrong_channels():
+    with pytest.raises(GanmotionError, match=r"must be \(N, 3, H, W\)"):
+        _tiny_generator()(torch.zeros(1, 4, 64, 64))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ({"norm": "layer"}, "norm='layer'"),
+        ({"depth": 0}, "depth=0"),
+        ({"base_channels": 0}, "base_channels=0"),
+        ({"base_channels": 64, "max_channels": 32}, "max_channels=32"),
+        ({"size": 100}, "image size 100x100"),
+    ],
+)
+def test_bad_generator_arguments_are_clear_errors(arguments, complaint):
+    with pytest.raises(GanmotionError, match=complaint):
+        UNetGenerator(**arguments)
+    with pytest.raises(GanmotionError, match=complaint):
+        GeneratorConfig(**arguments)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_critic_scores_a_patch_grid(size):
+    critic = PatchCritic(base_channels=8, max_channels=64)
+    with torch.no_grad():
+        scores = critic(torch.zeros(2, 3, size, size), torch.zeros(2, 3, size, size))
+    assert scores.shape == (2, 1, size // 8 - 2, size // 8 - 2)
+
+
+def test_critic_has_no_batch_norm_and_rejects_it():
+    for norm in ("instance", "layer", "none"):
+        modules = PatchCritic(base_channels=8, norm=norm).modules()
+        assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules)
+    with pytest.raises(GanmotionError, match="WGAN-GP needs per-sample gradients"):
+        PatchCritic(norm="batch")
+    with pytest.raises(GanmotionError, match="norm='group'"):
+        CriticConfig(norm="group")
+
+
+@pytest.mark.parametrize("norm", ["instance", "layer", "none"])
+def test_critic_scores_each_sample_independently(norm):
+    torch.manual_seed(0)
+    critic = PatchCritic(base_channels=8, norm=norm)
+    skeleton = torch.randn(3, 3, 64, 64)
+    image = torch.randn(3, 3, 64, 64, requires_grad=True)
+    critic(skeleton, image)[0].sum().backward()
+    assert image.grad[0].abs().sum() > 0
+    assert torch.count_nonzero(image.grad[1:]) == 0
+
+
+def test_critic_rejects_bad_inputs():
+    critic = PatchCritic(base_channels=8)
+    with pytest.raises(GanmotionError, match="6 channels in all"):
+        critic(torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))
+    with pytest.raises(GanmotionError, match="of one size"):
+        critic(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32))
+    with pytest.raises(GanmotionError, match="at least 24"):
+        critic(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
+def test_reduced_pose_vector_scales_and_zeroes_missing_joints():
+    keypoints = _random_keypoints(3, 64)
+    nose, hip = JOINT["nose"], JOINT["left_hip"]
+    keypoints[0, nose] = torch.tensor([0.0, 64.0, 1.0])
+    keypoints[0, hip, 2] = 0.2  # seen poorly
+    keypoints[1, nose] = torch.tensor([float("nan"), 3.0, 1.0])
+    keypoints[2] = float("nan")  # no person
+    vector = reduced_pose_vector(keypoints, 64)
+    assert vector.shape == (3, 39) and vector.dtype == torch.float32
+    assert torch.isfinite(vector).all()
+    joints = vector.view(3, 13, 3)
+    assert joints[0, 0].tolist() == [-1.0, 1.0, 1.0]
+    hip_slot = list(REDUCED_JOINTS).index(hip)
+    assert joints[0, hip_slot].tolist() == [0.0, 0.0, 0.0]
+    assert joints[1, 0].tolist() == [0.0, 0.0, 0.0]
+    assert not joints[2].any()
+    visible = joints[..., 2] > 0
+    assert joints[..., :2][visible].abs().max() <= 1
+
+
+def test_reduced_pose_vector_accepts_numpy():
+    keypoints = _random_keypoints(2, 64)
+    from_numpy = reduced_pose_vector(keypoints.numpy(), 64)
+    assert torch.equal(from_numpy, reduced_pose_vector(keypoints, 64))
+    with pytest.raises(GanmotionError, match=r"keypoints must be \(N, 33, 3\)"):
+        reduced_pose_vector(np.zeros((2, 13, 3)), 64)
+
+
+@pytest.mark.parametrize(("size", "base_size"), [(128, 16), (32, 32)])
+def test_mlp_generator_shapes(size, base_size):
+    torch.manual_seed(0)
+    mlp = MLPGenerator(size, hidden=32, layers=3, base_size=base_size)
+    assert [m.out_features for m in mlp.modules() if isinstance(m, nn.Linear)] == [
+        32,
+        32,
+        3 * base_size**2,
+    ]
+    image = mlp(torch.randn(4, 39))
+    assert image.shape == (4, 3, size, size)
+    assert image.abs().max() <= 1
+
+
+def test_mlp_generator_rejects_bad_arguments():
+    with pytest.raises(GanmotionError, match="layers=0"):
+        MLPGenerator(64, layers=0)
+    with pytest.raises(GanmotionError, match="base_size=128"):
+        MLPGenerator(64, base_size=128)
+
+
+def _training_set(m: int, size: int, seed: int = 0, missing: float = 0.0):
+    keypoints = _random_keypoints(m, size, seed, missing)
+    rng = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (m, 3, size, size), dtype=torch.uint8, generator=rng)
+    return keypoints, images
+
+
+def test_nearest_neighbour_returns_the_training_image_of_a_training_pose():
+    keypoints, images = _training_set(50, 16)
+    model = NearestNeighbourGenerator(keypoints, images)
+    out = model.generate(keypoints[[7, 3]])
+    assert torch.equal(out, images[[7, 3]].float() / 127.5 - 1)
+
+
+def test_nearest_neighbour_finds_one_pose_among_thousands():
+    keypoints, images = _training_set(4000, 8, missing=0.2)
+    model = NearestNeighbourGenerator(keypoints, images)
+    wanted = torch.tensor([0, 1234, 2999, 3999])
+    nudged = keypoints[wanted].clone()
+    nudged[..., :2] += 0.01  # a query near, not at, a training pose
+    assert torch.equal(model.nearest(nudged), wanted)
+
+
+def _brute_force_nearest(train: torch.Tensor, queries: torch.Tensor, size: int) -> list[int]:
+    """The distance written out joint by joint, in float64."""
+    train_vector = reduced_pose_vector(train, size).double().view(len(train), 13, 3)
+    query_vector = reduced_pose_vector(queries, size).double().view(len(queries), 13, 3)
+    best = []
+    for q in query_vector:
+        best_index, best_distance = 0, float("inf")
+        for index, t in enumerate(train_vector):
+            shared = [j for j in range(13) if q[j, 2] > 0 and t[j, 2] > 0]
+            if not shared:
+                continue
+            distance = sum(float(((q[j, :2] - t[j, :2]) ** 2).sum()) for j in shared) / len(shared)
+            if distance < best_distance:
+                best_index, best_distance = index, distance
+        best.append(best_index)
+    return best
+
+
+def test_nearest_neighbour_matches_brute_force():
+    train, images = _training_set(300, 32, seed=1, missing=0.5)
+    queries = _random_keypoints(40, 32, seed=2, missing=0.5)
+    model = NearestNeighbourGenerator(train, images)
+    expected = _brute_force_nearest(train, queries, 32)
+    assert model.nearest(queries).tolist() == expected
+    # Small chunks give the same answer as one big one.
+    assert model.nearest(queries, chunk_elements=1).tolist() == expected
+
+
+def test_nearest_neighbour_without_shared_joints_gives_an_image_not_nan():
+    keypoints, images = _training_set(5, 16)
+    keypoints[:, :, 2] = 0
+    keypoints[:, JOINT["nose"], 2] = 1  # training poses show only the nose
+    query = _random_keypoints(2, 16)
+    query[0, JOINT["nose"], 2] = 0
+    query[1] = float("nan")
+    model = NearestNeighbourGenerator(keypoints, images)
+    assert model.nearest(query).tolist() == [0, 0]
+    assert torch.isfinite(model.generate(query)).all()
+
+
+def test_nearest_neighbour_keeps_float_images_and_rejects_mismatch():
+    keypoints, images = _training_set(4, 16)
+    floats = images.float() / 127.5 - 1
+    model = NearestNeighbourGenerator(keypoints.numpy(), floats)
+    assert torch.equal(model.generate(keypoints), floats)
+    with pytest.raises(GanmotionError, match="3 poses, 4 images"):
+        NearestNeighbourGenerator(keypoints[:3], images)
+    with pytest.raises(GanmotionError, match=r"images must be \(M, 3, S, S\)"):
+        NearestNeighbourGenerator(keypoints, images[..., :8])
+
+
+def test_unet_generate_draws_skeletons_and_runs_forward():
+    generator = _tiny_generator().eval()
+    keypoints = _random_keypoints(2, 64)
+    with torch.no_grad():
+        expected = generator(render_skeletons(keypoints, 64))
+    assert torch.equal(generator.generate(keypoints), expected)
+
+
+def _pose_to_image_models(size: int) -> list:
+    keypoints, images = _training_set(10, size)
+    torch.manual_seed(0)
+    return [
+        _tiny_generator(size).eval(),
+        MLPGenerator(size, hidden=16, base_size=16),
+        NearestNeighbourGenerator(keypoints, images),
+    ]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["unet", "mlp", "nearest"])
+def test_models_keep_the_generate_contract(index):
+    model = _pose_to_image_models(64)[index]
+    assert isinstance(model, PoseToImage) and model.size == 64
+    keypoints = _random_keypoints(3, 64, seed=5, missing=0.3)
+    keypoints[1] = float("nan")  # a frame without a person still gets an image
+    images = model.generate(keypoints)
+    assert images.shape == (3, 3, 64, 64) and images.dtype == torch.float32
+    assert torch.isfinite(images).all() and images.abs().max() <= 1
+    assert model.generate(keypoints[:0]).shape == (0, 3, 64, 64)
