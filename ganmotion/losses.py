@@ -1,0 +1,148 @@
+"""Losses: conditional WGAN-GP (critic and generator sides), L1 and a VGG16 perceptual loss.
+
+Images are (N, 3, H, W) float in [-1, 1]; critics map (skeleton, image) to a score grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganmotion.errors import GanmotionError
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms.
+
+    l1_weight: generator L1 to the real image (the seed's 50 with WGAN-GP).
+    gp_weight: gradient penalty lambda (10, as in Gulrajani et al.).
+    adversarial_weight: generator WGAN term (ignored by the vanilla trainer).
+    perceptual_weight: VGG16 feature loss; 0 turns it off.
+    vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
+        perceptual_weight > 0: weights cannot be downloaded at run time.
+    """
+
+    l1_weight: float = 50.0
+    gp_weight: float = 10.0
+    adversarial_weight: float = 1.0
+    perceptual_weight: float = 0.0
+    vgg_weights: str | None = None
+
+    def __post_init__(self):
+        if self.perceptual_weight > 0 and not self.vgg_weights:
+            raise GanmotionError(
+                "loss.perceptual_weight > 0 needs loss.vgg_weights: a local VGG16 state dict"
+            )
+
+
+Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic loss: push real scores up and fake ones down (the negated critic gap)."""
+    return fake_scores.float().mean() - real_scores.float().mean()
+
+
+def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.float().mean()
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Random points on the lines between real and fake images, one per sample, requiring grad."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def penalty_at(scores: torch.Tensor, mixed: torch.Tensor, loss_scale: float = 1.0) -> torch.Tensor:
+    """Mean of (||d scores / d mixed||_2 - 1)^2, the norm per sample over the whole image.
+
+    `loss_scale` is the fp16 gradient scaler's current scale: the scores are scaled before
+    the inner gradient (so it does not underflow in half precision) and the gradient
+    unscaled after, as in PyTorch's AMP notes; leave it at 1 without a scaler.
+    """
+    (grad,) = torch.autograd.grad(scores.float().sum() * loss_scale, mixed, create_graph=True)
+    grad = grad.float() / loss_scale
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def gradient_penalty(
+    critic: Critic,
+    skeleton: torch.Tensor,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    loss_scale: float = 1.0,
+) -> torch.Tensor:
+    """WGAN-GP's penalty at random interpolates of real and fake (the skeleton is the
+    condition, not interpolated). The trainer runs the same two steps inside one batched
+    critic forward; this is the stand-alone form."""
+    mixed = interpolate(real, fake)
+    return penalty_at(critic(skeleton, mixed), mixed, loss_scale)
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance between feature maps of a frozen feature network.
+
+    `features` is a sequential network (VGG16's `.features`); the outputs after the layers
+    at `taps` are compared. Inputs in [-1, 1] are mapped to ImageNet normalisation first.
+    """
+
+    def __init__(self, features: nn.Sequential, taps: Sequence[int] = (3, 8, 15, 22)):
+        super().__init__()
+        if max(taps) >= len(features):
+            raise GanmotionError(f"perceptual taps {list(taps)} beyond {len(features)} layers")
+        self.features = features[: max(taps) + 1].eval().requires_grad_(False)
+        self.taps = set(taps)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        return super().train(False)  # the feature network stays in eval mode
+
+    def forward(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = ((torch.cat([generated, target]) + 1) / 2 - self.mean) / self.std
+        loss = x.new_zeros((), dtype=torch.float32)
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.taps:
+                ours, theirs = x.chunk(2)
+                loss = loss + F.l1_loss(ours.float(), theirs.float())
+        return loss
+
+
+def vgg16_features(weights: str | Path) -> nn.Sequential:
+    """torchvision's VGG16 conv stack with weights from a local state dict file.
+
+    Accepts a full VGG16 state dict (`features.N.weight`, `classifier...`) or just the
+    features'; `.safetensors` or a torch file (read with weights_only=True, never unpickled).
+    """
+    from torchvision.models import vgg16
+
+    path = Path(weights)
+    if not path.is_file():
+        raise GanmotionError(
+            f"{path}: VGG16 weights file does not exist (the perceptual loss needs a local "
+            "torchvision vgg16 state dict; it cannot be downloaded here)"
+        )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise GanmotionError(f"{path}: not a readable state dict ({error})") from None
+    state = {k.removeprefix("features."): v for k, v in state.items() if "classifier" not in k}
+    features = vgg16(weights=None).features
+    try:
+        features.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise GanmotionError(f"{path}: not a VGG16 state dict: {first}") from None
+    return features

@@ -1,0 +1,153 @@
+"""Checkpoints: one directory per step, written atomically, never unpickled on load.
+
+    <run>/checkpoints/step-000500/
+        state.json                 step, resolved config, architecture, image size, normalisation
+        generator.safetensors      live generator weights
+        generator_ema.safetensors  EMA generator (samples, export)
+        critic.safetensors         (GAN runs)
+        optimizers.pt              optimiser, scheduler and grad-scaler states (tensors and
+                                   numbers only: read with torch.load(weights_only=True))
+        rng-rank00000.pt ...       each rank's RNG states, same format
+
+Every rank writes its RNG file into `step-000500.partial/`; the main process writes the
+rest and renames the folder once everyone is done, so a folder without `.partial` is always
+complete. `latest_checkpoint` ignores partial folders.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ganmotion.errors import GanmotionError
+
+_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+FORMAT_VERSION = 1
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:06d}"
+
+
+def partial_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:06d}.partial"
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoint folders under `root`, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def resolve_resume(resume: str, root: Path) -> Path:
+    """`latest` (newest complete checkpoint under `root`) or a checkpoint folder."""
+    if resume == "latest":
+        found = latest_checkpoint(root)
+        if found is None:
+            raise GanmotionError(f"{root}: --resume latest, but there is no complete checkpoint")
+        return found
+    path = Path(resume)
+    if not (path / "state.json").is_file():
+        raise GanmotionError(f"{path}: not a checkpoint folder (no state.json)")
+    return path
+
+
+def save_weights(module: nn.Module, path: Path) -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(state, str(path))
+
+
+def load_weights(module: nn.Module, path: Path, partial: bool = False) -> None:
+    """Load safetensors weights; keys or shapes that do not fit are an error naming them."""
+    if not path.is_file():
+        raise GanmotionError(f"{path}: weights file does not exist")
+    try:
+        state = load_file(str(path))
+    except Exception as error:
+        raise GanmotionError(f"{path}: not a readable safetensors file ({error})") from None
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if (missing or unexpected or wrong) and not partial:
+        problems = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+            if keys:
+                shown = ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+                problems.append(f"{label}: {shown}")
+        raise GanmotionError(
+            f"{path}: weights do not fit this {type(module).__name__} ({'; '.join(problems)});"
+            " was it saved from another architecture?"
+        )
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(fitting, strict=False)
+
+
+def read_state(checkpoint: Path) -> dict:
+    try:
+        return json.loads((checkpoint / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GanmotionError(f"{checkpoint / 'state.json'}: unreadable ({error})") from None
+
+
+def rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_tuples(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_tensors(obj: dict, path: Path) -> None:
+    torch.save(obj, path)
+
+
+def load_tensors(path: Path) -> dict:
+    """Read a torch file that holds only tensors, numbers and strings: never unpickles code."""
+    if not path.is_file():
+        raise GanmotionError(f"{path}: file does not exist (incomplete checkpoint?)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise GanmotionError(f"{path}: not a readable weights-only torch file ({error})") from None
+
+
+def finish(root: Path, step: int, keep: int) -> Path:
+    """Rename the partial folder of `step` to its final name; prune to the newest `keep`."""
+    final = step_dir(root, step)
+    if final.exists():  # the same step saved again (e.g. preempted right after a save)
+        shutil.rmtree(final)
+    partial_dir(root, step).rename(final)
+    for old in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -1,0 +1,51 @@
+"""The command line shared by train/gan.py and train/vanilla.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+from ganmotion.config import config_to_dict, load_config
+from ganmotion.errors import GanmotionError
+from ganmotion.training.config import GanConfig, VanillaConfig
+from ganmotion.training.preemption import REQUEUE_EXIT_CODE
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog=(
+            "Overrides are section.key=value (YAML values), e.g. run.steps=2000 "
+            "generator_optim.lr=2e-4 data.stream.batch_size=4. Exit status "
+            f"{REQUEUE_EXIT_CODE} means preempted: a checkpoint was saved, requeue with "
+            "--resume latest."
+        ),
+    )
+    parser.add_argument("--config", help="YAML config (configs/*.yaml); defaults if omitted")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value")
+    parser.add_argument(
+        "--resume", metavar="latest|DIR", help="continue from the newest or a given checkpoint"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | None = None) -> int:
+    description = (config_class.__doc__ or "").splitlines()[0]
+    args = build_parser(description).parse_args(argv)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    try:
+        config = load_config(config_class, args.config, args.overrides)
+        if is_main:
+            print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        if args.dry_run:
+            return 0
+        from ganmotion.training.loop import Trainer  # imports accelerate, torch: not for --help
+
+        return Trainer(config, resume=args.resume).run()
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

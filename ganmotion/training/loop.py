@@ -1,0 +1,493 @@
+"""The training loop: conditional WGAN-GP (GanConfig) or the L1 regression baseline
+(VanillaConfig), one or many processes through Accelerate.
+
+One step is one generator optimiser step. With n = critic_steps and A = grad_accumulation,
+a step reads n * A micro-batches: the critic trains on every one (stepping every A), the
+generator on the last A, all inside one `accelerator.accumulate(generator, critic)` block per
+micro-batch, so gradient sync and optimiser steps line up for both networks:
+
+    critic phase     fake = G(skeleton); one critic forward over [real, fake, interpolate];
+                     loss = fake - real + gp_weight * penalty
+    generator phase  scores from the frozen raw critic; loss = adversarial + L1 (+ perceptual)
+    then             EMA update, log, samples, checkpoint, preemption check
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+
+from ganmotion.config import config_to_dict
+from ganmotion.data.manifest import load_manifest, shard_urls
+from ganmotion.data.preview import tile_rows
+from ganmotion.data.stream import TrainingBatch, TrainingStream, validation_batches
+from ganmotion.errors import GanmotionError
+from ganmotion.losses import (
+    PerceptualLoss,
+    critic_loss,
+    generator_adversarial_loss,
+    interpolate,
+    penalty_at,
+    vgg16_features,
+)
+from ganmotion.models.critic import PatchCritic
+from ganmotion.models.generator import UNetGenerator
+from ganmotion.training import checkpoint as ckpt
+from ganmotion.training.config import GanConfig, OptimConfig, VanillaConfig
+from ganmotion.training.ema import EMA
+from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
+from ganmotion.training.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+SAMPLE_GRID_SIZE = 4
+
+
+class Diverged(GanmotionError):
+    """Non-finite losses for `max_bad_steps` steps in a row."""
+
+
+def lr_schedule(config: OptimConfig, total_steps: int):
+    """Multiplier of the peak learning rate after `step` optimiser steps."""
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.schedule == "constant":
+            return 1.0
+        progress = min(
+            1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+        )
+        if config.schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def adam(module: torch.nn.Module, config: OptimConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        module.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+
+
+class Trainer:
+    """Builds everything a run needs from its config, then `run()` trains to the last step.
+
+    `resume` is None (fresh run), "latest" (newest complete checkpoint of this run) or a
+    checkpoint folder. `run()` returns the process exit status: 0 when finished,
+    REQUEUE_EXIT_CODE when stopped by a preemption signal after saving a checkpoint.
+    """
+
+    def __init__(self, config: GanConfig | VanillaConfig, resume: str | None = None):
+        self.config = config
+        self.gan = isinstance(config, GanConfig)
+        run = config.run
+        self.run_dir = Path(run.out_dir)
+        self.checkpoints = self.run_dir / "checkpoints"
+        self.accelerator = Accelerator(
+            mixed_precision=run.precision, gradient_accumulation_steps=run.grad_accumulation
+        )
+        acc = self.accelerator
+        self.micro_per_step = (config.critic_steps if self.gan else 1) * run.grad_accumulation
+
+        size = config.data.stream.size
+        if config.generator.size != size:
+            raise GanmotionError(
+                f"generator.size ({config.generator.size}) must equal data.stream.size ({size})"
+            )
+        manifest = load_manifest(config.data.shards)
+        self.train_urls = shard_urls(config.data.shards, "train")
+        val_split = "val" if "val" in manifest["splits"] else "train"
+        self.val_urls = shard_urls(config.data.shards, val_split)
+
+        set_seed(run.seed)  # identical initial weights on every rank
+        generator = UNetGenerator.from_config(config.generator)
+        generator.check_input_size(size, size)
+        critic = PatchCritic.from_config(config.critic) if self.gan else None
+        if critic is not None and size < critic.min_input_size():
+            raise GanmotionError(
+                f"image size {size} is below the critic's minimum {critic.min_input_size()} "
+                f"for depth {config.critic.depth}"
+            )
+        self.perceptual = None
+        if config.loss.perceptual_weight > 0:
+            features = vgg16_features(config.loss.vgg_weights)
+            self.perceptual = PerceptualLoss(features).to(acc.device)
+
+        g_opt = adam(generator, config.generator_optim)
+        self.g_schedule = torch.optim.lr_scheduler.LambdaLR(
+            g_opt, lr_schedule(config.generator_optim, run.steps)
+        )
+        if self.gan:
+            c_opt = adam(critic, config.critic_optim)
+            self.c_schedule = torch.optim.lr_scheduler.LambdaLR(
+                c_opt, lr_schedule(config.critic_optim, run.steps * config.critic_steps)
+            )
+            self.generator, self.critic, self.g_opt, self.c_opt = acc.prepare(
+                generator, critic, g_opt, c_opt
+            )
+        else:
+            self.generator, self.g_opt = acc.prepare(generator, g_opt)
+            self.critic = self.c_opt = self.c_schedule = None
+        self.ema = EMA(acc.unwrap_model(self.generator), run.ema_decay)
+
+        self.step = 0
+        if resume is not None:
+            self.load(ckpt.resolve_resume(resume, self.checkpoints))
+        else:
+            torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
+        self.stream = TrainingStream(
+            self.train_urls,
+            config.data.stream,
+            config.data.batches_per_epoch,
+            config.data.workers,
+            device=acc.device,
+        )
+        self.val = []
+        if acc.is_main_process:
+            self.val = [
+                TrainingBatch(*(t.to(acc.device) for t in batch))
+                for batch in validation_batches(
+                    self.val_urls, config.data.stream, config.data.val_batches
+                )
+            ]
+        self.bad_in_group = {"critic": False, "generator": False}
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self) -> int:
+        acc, run = self.accelerator, self.config.run
+        if acc.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(
+                json.dumps(config_to_dict(self.config), indent=2)
+            )
+        acc.wait_for_everyone()
+        tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard)
+        preemption = PreemptionFlag()
+        self.write_status("running")
+        try:
+            if self.step == 0:
+                self.evaluate(tracker)
+            data = self.batches(self.step * self.micro_per_step)
+            bar = tqdm(
+                total=run.steps, initial=self.step, disable=not acc.is_main_process, unit="step"
+            )
+            bad_in_a_row, window, started = 0, defaultdict(list), time.perf_counter()
+            while self.step < run.steps:
+                losses, finite = self.train_step(data)
+                self.step += 1
+                bar.update()
+                bad_in_a_row = 0 if finite else bad_in_a_row + 1
+                if not finite:
+                    log.warning("step %d: non-finite loss, update skipped (%s)", self.step, losses)
+                    if bad_in_a_row >= run.max_bad_steps:
+                        raise Diverged(
+                            f"{self.run_dir}: {bad_in_a_row} steps in a row with non-finite "
+                            f"losses (step {self.step}); stopped. Last good checkpoint: "
+                            f"{ckpt.latest_checkpoint(self.checkpoints) or 'none'}"
+                        )
+                else:
+                    for name, value in losses.items():
+                        window[name].append(value)
+                if self.step % run.log_every == 0 or self.step == run.steps:
+                    seconds = time.perf_counter() - started
+                    self.log_losses(tracker, window, seconds)
+                    bar.set_postfix({k: f"{sum(v) / len(v):.3g}" for k, v in window.items()})
+                    window, started = defaultdict(list), time.perf_counter()
+                if self.step % run.sample_every == 0 or self.step == run.steps:
+                    self.evaluate(tracker)
+                if self.step % run.checkpoint_every == 0 or self.step == run.steps:
+                    self.save()
+                if self.any_rank(preemption.requested):
+                    if self.step % run.checkpoint_every and self.step != run.steps:
+                        self.save()
+                    self.write_status("preempted", requeue=True)
+                    acc.print(f"preempted at step {self.step}: checkpoint saved, exit to requeue")
+                    return REQUEUE_EXIT_CODE
+            bar.close()
+            self.write_status("finished")
+            return 0
+        except Diverged:
+            self.write_status("diverged")
+            raise
+        finally:
+            preemption.restore()
+            tracker.close()
+
+    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[dict[str, float], bool]:
+        """One generator optimiser step (n critic steps first); returns mean losses and
+        whether every loss on every rank was finite (if not, nothing was applied)."""
+        acc = self.accelerator
+        accumulation = self.config.run.grad_accumulation
+        sums: dict[str, float] = defaultdict(float)
+        finite = True
+        models = (self.generator, self.critic) if self.gan else (self.generator,)
+        for micro in range(self.micro_per_step):
+            batch = next(data)
+            generator_turn = micro >= self.micro_per_step - accumulation
+            with acc.accumulate(*models):
+                fake = None
+                if generator_turn:
+                    with acc.autocast():
+                        fake = self.generator(batch.skeleton)
+                if self.gan:
+                    for name, value in self.critic_phase(batch, fake).items():
+                        sums[name] += value
+                if generator_turn:
+                    for name, value in self.generator_phase(batch, fake).items():
+                        sums[name] += value
+            finite &= all(math.isfinite(v) for v in sums.values())
+        counts = {"critic": self.micro_per_step, "generator": accumulation}
+        means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
+        return means, self.all_ranks(finite)
+
+    def critic_phase(self, batch: TrainingBatch, fake: torch.Tensor | None) -> dict[str, float]:
+        acc, loss_config = self.accelerator, self.config.loss
+        if fake is None:
+            with torch.no_grad(), acc.autocast():
+                fake = self.generator(batch.skeleton)
+        fake = fake.detach().to(batch.image.dtype)
+        mixed = interpolate(batch.image, fake)
+        with acc.autocast():
+            # One forward for all three: DDP reduces the critic's gradients once, and the
+            # penalty's double backward goes through the same graph.
+            scores = self.critic(
+                batch.skeleton.repeat(3, 1, 1, 1), torch.cat([batch.image, fake, mixed])
+            )
+        real_scores, fake_scores, mixed_scores = scores.chunk(3)
+        penalty = penalty_at(mixed_scores, mixed, self.loss_scale())
+        wasserstein = critic_loss(real_scores, fake_scores)
+        loss = wasserstein + loss_config.gp_weight * penalty
+        self.backward_and_step(loss, "critic", self.c_opt, self.c_schedule)
+        return {
+            "critic/loss": loss.item(),
+            "critic/gap": -wasserstein.item(),
+            "critic/gradient_penalty": penalty.item(),
+        }
+
+    def generator_phase(self, batch: TrainingBatch, fake: torch.Tensor) -> dict[str, float]:
+        acc, loss_config = self.accelerator, self.config.loss
+        terms = {}
+        with acc.autocast():
+            terms["l1"] = F.l1_loss(fake.float(), batch.image) * loss_config.l1_weight
+            if self.perceptual is not None:
+                terms["perceptual"] = (
+                    self.perceptual(fake, batch.image) * loss_config.perceptual_weight
+                )
+            if self.gan:
+                # The raw critic, frozen: its DDP wrapper would expect gradients for its
+                # parameters (and DeepSpeed's engine would reduce them) in this backward.
+                critic = acc.unwrap_model(self.critic).requires_grad_(False)
+                scores = critic(batch.skeleton, fake)
+                terms["adversarial"] = (
+                    generator_adversarial_loss(scores) * loss_config.adversarial_weight
+                )
+        loss = sum(terms.values())
+        self.backward_and_step(loss, "generator", self.g_opt, self.g_schedule)
+        if self.gan:
+            acc.unwrap_model(self.critic).requires_grad_(True)
+        if acc.sync_gradients and not self.bad_in_group["generator"]:
+            self.ema.update(acc.unwrap_model(self.generator))
+        return {
+            "generator/loss": loss.item(),
+            **{f"generator/{k}": v.item() for k, v in terms.items()},
+        }
+
+    def backward_and_step(self, loss, name: str, optimizer, schedule) -> None:
+        """Backward; at the end of an accumulation group, step unless a loss in the group
+        (on any rank) was not finite, in which case the group's gradients are dropped."""
+        acc = self.accelerator
+        self.bad_in_group[name] |= not self.all_ranks(bool(torch.isfinite(loss)))
+        acc.backward(loss)
+        if acc.sync_gradients:
+            if not self.bad_in_group[name]:
+                optimizer.step()
+                schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.bad_in_group[name] = False
+
+    # ------------------------------------------------------------- pieces
+
+    def batches(self, start: int) -> Iterator[TrainingBatch]:
+        """Micro-batches from number `start` on, epoch after epoch (replayed exactly on resume:
+        the stream is a function of its epoch; the batches before `start` are read and dropped)."""
+        epoch, skip = divmod(start, self.stream.batches_per_epoch)
+        while True:
+            self.stream.set_epoch(epoch)
+            for batch in self.stream:
+                if skip:
+                    skip -= 1
+                    continue
+                yield batch
+            epoch += 1
+
+    def loss_scale(self) -> float:
+        scaler = self.accelerator.scaler
+        return scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+
+    def all_ranks(self, value: bool) -> bool:
+        flag = torch.tensor([1.0 if value else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.gather(flag).min() > 0)
+
+    def any_rank(self, value: bool) -> bool:
+        return not self.all_ranks(not value)
+
+    @torch.no_grad()
+    def evaluate(self, tracker: Tracker) -> None:
+        """Validation L1 of the EMA generator and a (skeleton, real, generated) grid."""
+        if not self.accelerator.is_main_process:
+            return
+        model = self.ema.model
+        l1 = [F.l1_loss(model(batch.skeleton), batch.image).item() for batch in self.val]
+        tracker.scalars(self.step, {"val/l1": sum(l1) / len(l1)})
+        first = self.val[0]
+        shown = slice(0, SAMPLE_GRID_SIZE)
+        grid = tile_rows(first.skeleton[shown], first.image[shown], model(first.skeleton[shown]))
+        tracker.image(self.step, "val", grid)
+
+    def log_losses(self, tracker: Tracker, window: dict[str, list[float]], seconds: float) -> None:
+        acc = self.accelerator
+        steps = max(len(v) for v in window.values()) if window else 0
+        values = {name: sum(v) / len(v) for name, v in window.items()}
+        values["lr/generator"] = self.g_schedule.get_last_lr()[0]
+        if self.gan:
+            values["lr/critic"] = self.c_schedule.get_last_lr()[0]
+        images = (
+            steps * self.micro_per_step * self.config.data.stream.batch_size * acc.num_processes
+        )
+        values["images_per_second"] = images / max(seconds, 1e-9)
+        tracker.scalars(self.step, values)
+
+    def write_status(self, state: str, requeue: bool = False) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        latest = ckpt.latest_checkpoint(self.checkpoints)
+        status = {
+            "state": state,
+            "step": self.step,
+            "requeue": requeue,
+            "checkpoint": str(latest) if latest else None,
+        }
+        tmp = self.run_dir / ".status.json.partial"
+        tmp.write_text(json.dumps(status, indent=2))
+        tmp.rename(self.run_dir / "status.json")
+
+    # ------------------------------------------------------------- checkpoints
+
+    def architecture(self) -> dict:
+        arch = {
+            "generator": {"class": "UNetGenerator", **dataclasses.asdict(self.config.generator)}
+        }
+        if self.gan:
+            arch["critic"] = {"class": "PatchCritic", **dataclasses.asdict(self.config.critic)}
+        return arch
+
+    def weight_checksum(self) -> torch.Tensor:
+        """A float64 sum of all weights this rank trains, shape (1,)."""
+        models = [self.generator, self.critic] if self.gan else [self.generator]
+        total = sum(
+            p.detach().double().sum()
+            for m in models
+            for p in self.accelerator.unwrap_model(m).parameters()
+        )
+        return total.reshape(1).to(self.accelerator.device)
+
+    def save(self) -> Path:
+        acc, root = self.accelerator, self.checkpoints
+        partial = ckpt.partial_dir(root, self.step)
+        if acc.is_main_process:
+            if partial.exists():
+                import shutil
+
+                shutil.rmtree(partial)
+            partial.mkdir(parents=True)
+        acc.wait_for_everyone()
+        ckpt.save_tensors(ckpt.rng_state(), partial / f"rng-rank{acc.process_index:05d}.pt")
+        replicas = acc.gather(self.weight_checksum()).tolist()
+        if acc.is_main_process:
+            ckpt.save_weights(acc.unwrap_model(self.generator), partial / "generator.safetensors")
+            ckpt.save_weights(self.ema.model, partial / "generator_ema.safetensors")
+            optimizers = {
+                "generator": self.g_opt.state_dict(),
+                "generator_schedule": self.g_schedule.state_dict(),
+                "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
+            }
+            if self.gan:
+                ckpt.save_weights(acc.unwrap_model(self.critic), partial / "critic.safetensors")
+                optimizers["critic"] = self.c_opt.state_dict()
+                optimizers["critic_schedule"] = self.c_schedule.state_dict()
+            ckpt.save_tensors(optimizers, partial / "optimizers.pt")
+            state = {
+                "format": ckpt.FORMAT_VERSION,
+                "trainer": "gan" if self.gan else "vanilla",
+                "step": self.step,
+                "micro_batches": self.step * self.micro_per_step,
+                "world_size": acc.num_processes,
+                # One number per rank: equal when the replicas hold the same weights (DDP).
+                "replica_checksums": replicas,
+                "image_size": self.config.data.stream.size,
+                "normalisation": "[-1, 1]",
+                "architecture": self.architecture(),
+                "config": config_to_dict(self.config),
+            }
+            (partial / "state.json").write_text(json.dumps(state, indent=2))
+        acc.wait_for_everyone()
+        final = ckpt.step_dir(root, self.step)
+        if acc.is_main_process:
+            ckpt.finish(root, self.step, self.config.run.keep_checkpoints)
+        acc.wait_for_everyone()
+        return final
+
+    def load(self, checkpoint: Path) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        state = ckpt.read_state(checkpoint)
+        trainer = "gan" if self.gan else "vanilla"
+        if state.get("trainer") != trainer:
+            raise GanmotionError(
+                f"{checkpoint}: a {state.get('trainer')} checkpoint, cannot resume a {trainer} run"
+            )
+        theirs, ours = state.get("architecture", {}), self.architecture()
+        for name in ours:
+            different = sorted(
+                k for k in ours[name] if theirs.get(name, {}).get(k) != ours[name][k]
+            )
+            if different:
+                shown = ", ".join(
+                    f"{k} {theirs.get(name, {}).get(k)!r} vs {ours[name][k]!r}" for k in different
+                )
+                raise GanmotionError(
+                    f"{checkpoint}: {name} architecture differs from this config ({shown})"
+                )
+        ckpt.load_weights(acc.unwrap_model(self.generator), checkpoint / "generator.safetensors")
+        ckpt.load_weights(self.ema.model, checkpoint / "generator_ema.safetensors")
+        optimizers = ckpt.load_tensors(checkpoint / "optimizers.pt")
+        self.g_opt.load_state_dict(optimizers["generator"])
+        self.g_schedule.load_state_dict(optimizers["generator_schedule"])
+        if self.gan:
+            ckpt.load_weights(acc.unwrap_model(self.critic), checkpoint / "critic.safetensors")
+            self.c_opt.load_state_dict(optimizers["critic"])
+            self.c_schedule.load_state_dict(optimizers["critic_schedule"])
+        if acc.scaler is not None and optimizers["scaler"]:
+            acc.scaler.load_state_dict(optimizers["scaler"])
+        rng = checkpoint / f"rng-rank{acc.process_index:05d}.pt"
+        if not rng.is_file():  # resumed on more ranks than saved: fresh noise for the new ones
+            torch.manual_seed(self.config.run.seed + 1 + acc.process_index)
+        else:
+            ckpt.set_rng_state(ckpt.load_tensors(rng))
+        self.step = int(state["step"])
+        acc.print(f"resumed from {checkpoint} at step {self.step}")

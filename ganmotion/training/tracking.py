@@ -1,0 +1,56 @@
+"""What a run reports: scalars to TensorBoard and metrics.jsonl, sample grids as PNG and
+TensorBoard images. Only the main process writes; elsewhere every call is a no-op."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, active: bool, tensorboard: bool):
+        self.run_dir = run_dir
+        self.active = active
+        self.writer = None
+        if active and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: slow
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self._metrics = open(run_dir / "metrics.jsonl", "a") if active else None  # noqa: SIM115
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.active:
+            return
+        clean = {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}
+        self._metrics.write(json.dumps({"step": step, **clean}) + "\n")
+        self._metrics.flush()
+        if self.writer:
+            for name, value in values.items():
+                self.writer.add_scalar(name, value, step)
+
+    def image(self, step: int, name: str, grid) -> None:
+        """An RGB uint8 (H, W, 3) grid: `samples/<name>-<step>.png` and TensorBoard."""
+        if not self.active:
+            return
+        folder = self.run_dir / "samples"
+        folder.mkdir(exist_ok=True)
+        final = folder / f"{name}-{step:06d}.png"
+        tmp = folder / f".{final.name}.partial.png"
+        cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        tmp.rename(final)
+        if self.writer:
+            self.writer.add_image(name, grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self._metrics:
+            self._metrics.close()
+        if self.writer:
+            self.writer.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

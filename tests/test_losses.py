@@ -1,0 +1,98 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ganmotion.errors import GanmotionError
+from ganmotion.losses import PerceptualLoss, critic_loss, gradient_penalty, vgg16_features
+
+
+class SquareCritic(nn.Module):
+    """score = sum(w * x^2) + sum(skeleton): d score / d x = 2 w x, by hand."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(shape))
+
+    def forward(self, skeleton, image):
+        return (self.w * image**2).flatten(1).sum(1) + skeleton.flatten(1).sum(1)
+
+
+def test_gradient_penalty_matches_a_hand_computation():
+    torch.manual_seed(0)
+    critic = SquareCritic((3, 4, 4))
+    skeleton, real, fake = (torch.randn(5, 3, 4, 4) for _ in range(3))
+    torch.manual_seed(1)
+    penalty = gradient_penalty(critic, skeleton, real, fake)
+    torch.manual_seed(1)
+    alpha = torch.rand(5, 1, 1, 1)
+    mixed = alpha * real + (1 - alpha) * fake
+    grad = 2 * critic.w.detach() * mixed
+    expected = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    torch.testing.assert_close(penalty, expected)
+
+
+def test_gradient_penalty_is_differentiable_in_the_critic_weights():
+    critic = SquareCritic((3, 4, 4))
+    skeleton, real, fake = (torch.randn(2, 3, 4, 4) for _ in range(3))
+    gradient_penalty(critic, skeleton, real, fake).backward()
+    assert critic.w.grad is not None and critic.w.grad.abs().sum() > 0
+
+
+def test_gradient_penalty_is_unchanged_by_loss_scaling():
+    critic = SquareCritic((3, 4, 4))
+    skeleton, real, fake = (torch.randn(3, 3, 4, 4) for _ in range(3))
+    torch.manual_seed(2)
+    plain = gradient_penalty(critic, skeleton, real, fake)
+    torch.manual_seed(2)
+    scaled = gradient_penalty(critic, skeleton, real, fake, loss_scale=65536.0)
+    torch.testing.assert_close(plain, scaled)
+
+
+def test_critic_loss_is_the_negated_gap():
+    assert critic_loss(torch.tensor([3.0, 1.0]), torch.tensor([0.5])).item() == pytest.approx(-1.5)
+
+
+def tiny_features() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+    )
+
+
+def test_perceptual_loss_is_zero_for_identical_images_and_frozen():
+    loss = PerceptualLoss(tiny_features(), taps=(1, 3))
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert loss(image, image).item() == 0
+    assert loss(image, -image).item() > 0
+    assert not any(p.requires_grad for p in loss.parameters())
+    loss.train()
+    assert not loss.features.training
+
+
+def test_perceptual_loss_passes_gradients_to_the_generated_image():
+    loss = PerceptualLoss(tiny_features(), taps=(1, 3))
+    generated = torch.zeros(1, 3, 8, 8, requires_grad=True)
+    loss(generated, torch.rand(1, 3, 8, 8)).backward()
+    assert generated.grad.abs().sum() > 0
+
+
+def test_missing_vgg_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(GanmotionError, match="vgg16.pth: VGG16 weights file does not exist"):
+        vgg16_features(tmp_path / "vgg16.pth")
+
+
+def test_vgg_weights_of_another_network_are_rejected(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"0.weight": torch.zeros(4, 3, 3, 3)}, str(path))
+    with pytest.raises(GanmotionError, match="not a VGG16 state dict"):
+        vgg16_features(path)
+
+
+def test_vgg_features_load_from_a_local_torchvision_state_dict(tmp_path):
+    from torchvision.models import vgg16
+
+    reference = vgg16(weights=None).features
+    path = tmp_path / "vgg16.pth"
+    torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
+    loaded = vgg16_features(path)
+    torch.testing.assert_close(loaded[0].weight, reference[0].weight)

@@ -1,0 +1,303 @@
+"""The trainer on CPU with tiny configs: in-process for the loop's logic, and real 2-process
+`accelerate launch` runs for what only distributed runs can show."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganmotion.config import load_config
+from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import UNetGenerator
+from ganmotion.training import checkpoint as ckpt
+from ganmotion.training import loop
+from ganmotion.training.config import GanConfig, VanillaConfig
+from ganmotion.training.loop import Diverged, Trainer
+from ganmotion.training.preemption import REQUEUE_EXIT_CODE
+from ganmotion.training.tracking import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+def tiny(shards, out, *overrides, kind=GanConfig):
+    name = "gan_tiny.yaml" if kind is GanConfig else "vanilla_tiny.yaml"
+    return load_config(
+        kind,
+        ROOT / "configs" / name,
+        [f"data.shards={shards}", f"run.out_dir={out}", "run.tensorboard=false", *overrides],
+    )
+
+
+def weights(checkpoint: Path, name: str = "generator") -> dict:
+    return load_file(str(checkpoint / f"{name}.safetensors"))
+
+
+def val_l1(run_dir: Path) -> dict[int, float]:
+    return {m["step"]: m["val/l1"] for m in read_metrics(run_dir) if "val/l1" in m}
+
+
+def test_the_gan_learns_on_a_synthetic_clip(synthetic_shards, tmp_path):
+    config = tiny(synthetic_shards, tmp_path / "run", "run.steps=40", "run.sample_every=40")
+    assert Trainer(config).run() == 0
+    l1 = val_l1(tmp_path / "run")
+    assert l1[40] < 0.6 * l1[0], l1
+    assert (tmp_path / "run" / "samples" / "val-000040.png").is_file()
+
+
+def test_the_vanilla_trainer_learns_too(synthetic_shards, tmp_path):
+    config = tiny(
+        synthetic_shards,
+        tmp_path / "run",
+        "run.steps=30",
+        "run.sample_every=30",
+        kind=VanillaConfig,
+    )
+    assert Trainer(config).run() == 0
+    l1 = val_l1(tmp_path / "run")
+    assert l1[30] < 0.6 * l1[0], l1
+    assert not (
+        ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints") / "critic.safetensors"
+    ).exists()
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_resume_is_exact(synthetic_shards, tmp_path, accumulation):
+    """6 steps straight == 3 steps, stop, resume, 3 more: bit for bit."""
+    options = [f"run.grad_accumulation={accumulation}", "run.checkpoint_every=100"]
+    straight = tiny(synthetic_shards, tmp_path / "a", "run.steps=6", *options)
+    assert Trainer(straight).run() == 0
+    assert Trainer(tiny(synthetic_shards, tmp_path / "b", "run.steps=3", *options)).run() == 0
+    resumed = Trainer(tiny(synthetic_shards, tmp_path / "b", "run.steps=6", *options), "latest")
+    assert resumed.step == 3
+    assert resumed.run() == 0
+    a, b = (ckpt.step_dir(tmp_path / run / "checkpoints", 6) for run in "ab")
+    for name in ("generator", "generator_ema", "critic"):
+        for key, tensor in weights(a, name).items():
+            assert torch.equal(tensor, weights(b, name)[key]), f"{name}.{key} differs"
+
+
+def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards, tmp_path):
+    config = tiny(
+        synthetic_shards,
+        tmp_path,
+        "run.steps=5",
+        "run.checkpoint_every=2",
+        "run.keep_checkpoints=2",
+    )
+    Trainer(config).run()
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step-000004", "step-000005"]
+    state = json.loads((root / "step-000005" / "state.json").read_text())
+    assert state["step"] == 5 and state["world_size"] == 1 and state["image_size"] == 64
+    assert state["normalisation"] == "[-1, 1]"
+    assert state["architecture"]["generator"]["base_channels"] == 8
+    assert state["config"]["run"]["steps"] == 5
+    expected = {"generator", "generator_ema", "critic", "optimizers", "rng-rank00000", "state"}
+    assert {p.stem for p in (root / "step-000005").iterdir()} == expected
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status == {
+        "state": "finished",
+        "step": 5,
+        "requeue": False,
+        "checkpoint": str(root / "step-000005"),
+    }
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run(synthetic_shards, tmp_path, monkeypatch):
+    Trainer(tiny(synthetic_shards, tmp_path, "run.steps=2")).run()
+    good = ckpt.latest_checkpoint(tmp_path / "checkpoints")
+    before = weights(good)
+    monkeypatch.setattr(loop, "generator_adversarial_loss", lambda s: s.mean() * float("nan"))
+    trainer = Trainer(
+        tiny(synthetic_shards, tmp_path, "run.steps=50", "run.max_bad_steps=3"), "latest"
+    )
+    with pytest.raises(Diverged, match="3 steps in a row with non-finite losses") as error:
+        trainer.run()
+    assert str(good) in str(error.value)
+    # Nothing was applied: the generator is still the checkpoint's, and so is the checkpoint.
+    live = trainer.accelerator.unwrap_model(trainer.generator).state_dict()
+    assert all(torch.equal(live[k], v) for k, v in before.items())
+    assert ckpt.latest_checkpoint(tmp_path / "checkpoints") == good
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "diverged"
+
+
+def test_a_preemption_signal_saves_and_returns_the_requeue_status(
+    synthetic_shards, tmp_path, monkeypatch
+):
+    train_step = Trainer.train_step
+
+    def signalled_during_step_3(self, data):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return train_step(self, data)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled_during_step_3)
+    config = tiny(synthetic_shards, tmp_path, "run.steps=100", "run.checkpoint_every=100")
+    assert Trainer(config).run() == REQUEUE_EXIT_CODE
+    assert ckpt.latest_checkpoint(tmp_path / "checkpoints").name == "step-000003"
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
+
+
+def test_tensorboard_gets_losses_and_images(synthetic_shards, tmp_path):
+    config = tiny(
+        synthetic_shards, tmp_path, "run.steps=2", "run.log_every=1", "run.tensorboard=true"
+    )
+    Trainer(config).run()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    logged = read_metrics(tmp_path)
+    assert {"critic/gap", "critic/gradient_penalty", "generator/l1", "images_per_second"} <= set(
+        logged[1]
+    )
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_missing_shards_are_named(tmp_path):
+    with pytest.raises(GanmotionError, match="nowhere/manifest.json: no such file"):
+        Trainer(tiny(tmp_path / "nowhere", tmp_path / "run"))
+
+
+def test_a_shard_missing_from_its_directory_is_named(synthetic_shards, tmp_path):
+    copy = tmp_path / "shards"
+    copy.mkdir()
+    for path in synthetic_shards.iterdir():
+        if path.name != "train-000002.tar":
+            (copy / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(GanmotionError, match="train-000002.tar: listed in manifest.json but does"):
+        Trainer(tiny(copy, tmp_path / "run"))
+
+
+def test_image_size_must_match_the_generator(synthetic_shards, tmp_path):
+    with pytest.raises(GanmotionError, match=r"generator.size \(64\) must equal data.stream.size"):
+        Trainer(tiny(synthetic_shards, tmp_path, "data.stream.size=128"))
+
+
+def test_resuming_with_another_architecture_is_refused(synthetic_shards, tmp_path):
+    Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1")).run()
+    other = tiny(synthetic_shards, tmp_path, "generator.base_channels=4")
+    with pytest.raises(
+        GanmotionError, match="generator architecture differs .*base_channels 8 vs 4"
+    ):
+        Trainer(other, "latest")
+
+
+def test_weights_of_another_architecture_name_the_keys(synthetic_shards, tmp_path):
+    Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1")).run()
+    path = ckpt.latest_checkpoint(tmp_path / "checkpoints") / "generator.safetensors"
+    other = UNetGenerator(base_channels=4, depth=4, max_channels=64, size=64)
+    with pytest.raises(GanmotionError, match=r"weights do not fit this UNetGenerator \(shape: "):
+        ckpt.load_weights(other, path)
+    ckpt.load_weights(other, path, partial=True)  # asked for: loads what fits
+
+
+def test_resume_latest_without_checkpoints_is_an_error(synthetic_shards, tmp_path):
+    with pytest.raises(GanmotionError, match="there is no complete checkpoint"):
+        Trainer(tiny(synthetic_shards, tmp_path), "latest")
+
+
+def test_training_script_errors_are_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train" / "gan.py"), "--config", str(tmp_path / "x.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: {tmp_path / 'x.yaml'}: config file does not exist\n"
+
+
+def test_dry_run_prints_the_resolved_config():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train" / "gan.py"), "--dry-run", "run.steps=3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "steps: 3" in result.stdout and "critic_steps: 5" in result.stdout
+
+
+# ----------------------------------------------------------------- real 2-process runs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script: str, *args: str, **popen) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "PET_SIGNALS_TO_HANDLE": "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1",
+    }
+    command = [
+        str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2",
+        "--main_process_port", str(free_port()), str(ROOT / "train" / script), *args,
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, text=True, **popen)
+
+
+def run_args(shards, out, *overrides):
+    return (
+        "--config", str(ROOT / "configs" / "gan_tiny.yaml"), f"data.shards={shards}",
+        f"run.out_dir={out}", "run.tensorboard=false", *overrides,
+    )  # fmt: skip
+
+
+def test_two_processes_train_one_model(synthetic_shards, tmp_path):
+    process = launch("gan.py", *run_args(synthetic_shards, tmp_path, "run.steps=4"),
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    out, _ = process.communicate(timeout=240)
+    assert process.returncode == 0, out[-3000:]
+    state = json.loads((ckpt.step_dir(tmp_path / "checkpoints", 4) / "state.json").read_text())
+    assert state["world_size"] == 2
+    first, second = state["replica_checksums"]
+    assert first == second  # gradients were all-reduced: the replicas never drifted apart
+    assert {p.name for p in ckpt.step_dir(tmp_path / "checkpoints", 4).glob("rng-*")} == {
+        "rng-rank00000.pt",
+        "rng-rank00001.pt",
+    }
+
+
+def test_sigusr1_checkpoints_and_asks_for_requeue(synthetic_shards, tmp_path):
+    args = run_args(synthetic_shards, tmp_path, "run.steps=100000", "run.checkpoint_every=100000",
+                    "run.log_every=1")  # fmt: skip
+    log = open(tmp_path / "launch.log", "w")  # noqa: SIM115
+    process = launch("gan.py", *args, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while not any(m.get("step", 0) >= 2 for m in read_metrics(tmp_path)):  # training is under way
+        assert process.poll() is None and time.monotonic() < deadline, (
+            tmp_path / "launch.log"
+        ).read_text()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGUSR1)
+    process.wait(timeout=120)
+    log.close()
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "preempted" and status["requeue"] is True, status
+    # torchrun's agent re-raises the signal and exits 1 whatever the workers returned
+    # (REQUEUE_EXIT_CODE): status.json is what a requeue script reads.
+    assert process.returncode != 0
+    assert f"preempted at step {status['step']}" in (tmp_path / "launch.log").read_text()
+    saved = Path(status["checkpoint"])
+    assert saved.name == f"step-{status['step']:06d}" and (saved / "state.json").is_file()
+    assert not list((tmp_path / "checkpoints").glob("*.partial"))
+
+    more = f"run.steps={status['step'] + 2}"
+    resumed = launch("gan.py", *run_args(synthetic_shards, tmp_path, more), "--resume", "latest",
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    out, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"resumed from {saved} at step {status['step']}" in out
+    assert json.loads((tmp_path / "status.json").read_text())["step"] == status["step"] + 2
