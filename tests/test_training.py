@@ -301,3 +301,21 @@ def test_sigusr1_checkpoints_and_asks_for_requeue(synthetic_shards, tmp_path):
     assert resumed.returncode == 0, out[-3000:]
     assert f"resumed from {saved} at step {status['step']}" in out
     assert json.loads((tmp_path / "status.json").read_text())["step"] == status["step"] + 2
+
+
+def test_bf16_mixed_precision_trains_on_cpu(synthetic_shards, tmp_path):
+    """bf16 autocast, including the penalty's double backward (in a fresh process: the
+    precision of Accelerate's process-wide state is fixed once set)."""
+    args = run_args(
+        synthetic_shards, tmp_path, "run.steps=3", "run.precision=bf16", "run.log_every=1"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train" / "gan.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = [m for m in read_metrics(tmp_path) if "critic/gradient_penalty" in m]
+    assert len(logged) == 3
+    assert all(isinstance(m["critic/gradient_penalty"], float) for m in logged)  # finite
