@@ -45,6 +45,7 @@ from ganmotion.losses import (
 from ganmotion.models.critic import PatchCritic
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.training import checkpoint as ckpt
+from ganmotion.training import deepspeed as zero
 from ganmotion.training.config import GanConfig, OptimConfig, VanillaConfig
 from ganmotion.training.ema import EMA
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
@@ -97,9 +98,13 @@ class Trainer:
         run = config.run
         self.run_dir = Path(run.out_dir)
         self.checkpoints = self.run_dir / "checkpoints"
-        self.accelerator = Accelerator(
-            mixed_precision=run.precision, gradient_accumulation_steps=run.grad_accumulation
-        )
+        self.engines = None  # DeepSpeed ZeRO engines, when launched with a DeepSpeed config
+        if zero.requested():
+            self.accelerator = zero.plain_accelerator(run.precision)
+        else:
+            self.accelerator = Accelerator(
+                mixed_precision=run.precision, gradient_accumulation_steps=run.grad_accumulation
+            )
         acc = self.accelerator
         self.micro_per_step = (config.critic_steps if self.gan else 1) * run.grad_accumulation
 
@@ -136,6 +141,19 @@ class Trainer:
             self.c_schedule = torch.optim.lr_scheduler.LambdaLR(
                 c_opt, lr_schedule(config.critic_optim, run.steps * config.critic_steps)
             )
+        if zero.requested():  # the engines own the optimisers and step the schedules
+            networks = {"generator": (generator, g_opt, self.g_schedule)}
+            if self.gan:
+                networks["critic"] = (critic, c_opt, self.c_schedule)
+            else:
+                self.c_schedule = None
+            self.engines = zero.ZeroEngines(
+                networks, config.data.stream.batch_size, run.grad_accumulation, acc.num_processes
+            )
+            self.generator = self.engines["generator"]
+            self.critic = self.engines["critic"] if self.gan else None
+            self.g_opt = self.c_opt = None
+        elif self.gan:
             self.generator, self.critic, self.g_opt, self.c_opt = acc.prepare(
                 generator, critic, g_opt, c_opt
             )
@@ -227,6 +245,10 @@ class Trainer:
         finally:
             preemption.restore()
             tracker.close()
+            # Tear the process group down before interpreter exit: left to atexit, a
+            # communication thread can be destroyed while joinable and abort the process
+            # ("terminate called without an active exception"), seen under DeepSpeed.
+            acc.end_training()
 
     def train_step(self, data: Iterator[TrainingBatch]) -> tuple[dict[str, float], bool]:
         """One generator optimiser step (n critic steps first); returns mean losses and
@@ -265,7 +287,10 @@ class Trainer:
         with acc.autocast():
             # One forward for all three: DDP reduces the critic's gradients once, and the
             # penalty's double backward goes through the same graph.
-            scores = self.critic(
+            # Under DeepSpeed the raw module: the engine's hooks break the penalty's
+            # autograd.grad (the engine still reduces and steps, in backward_and_step).
+            critic = self.critic if self.engines is None else acc.unwrap_model(self.critic)
+            scores = critic(
                 batch.skeleton.repeat(3, 1, 1, 1), torch.cat([batch.image, fake, mixed])
             )
         real_scores, fake_scores, mixed_scores = scores.chunk(3)
@@ -297,28 +322,35 @@ class Trainer:
                     generator_adversarial_loss(scores) * loss_config.adversarial_weight
                 )
         loss = sum(terms.values())
-        self.backward_and_step(loss, "generator", self.g_opt, self.g_schedule)
+        applied = self.backward_and_step(loss, "generator", self.g_opt, self.g_schedule)
         if self.gan:
             acc.unwrap_model(self.critic).requires_grad_(True)
-        if acc.sync_gradients and not self.bad_in_group["generator"]:
+        if applied:
             self.ema.update(acc.unwrap_model(self.generator))
         return {
             "generator/loss": loss.item(),
             **{f"generator/{k}": v.item() for k, v in terms.items()},
         }
 
-    def backward_and_step(self, loss, name: str, optimizer, schedule) -> None:
+    def backward_and_step(self, loss, name: str, optimizer, schedule) -> bool:
         """Backward; at the end of an accumulation group, step unless a loss in the group
-        (on any rank) was not finite, in which case the group's gradients are dropped."""
+        (on any rank) was not finite, in which case the group's gradients are dropped.
+        Returns whether an optimiser step was applied. (DeepSpeed's engines do the same
+        themselves, dropping a group whose gradient norm is not finite.)"""
+        if self.engines is not None:
+            return self.engines.backward_and_step(name, loss)
         acc = self.accelerator
         self.bad_in_group[name] |= not self.all_ranks(bool(torch.isfinite(loss)))
         acc.backward(loss)
+        applied = False
         if acc.sync_gradients:
-            if not self.bad_in_group[name]:
+            applied = not self.bad_in_group[name]
+            if applied:
                 optimizer.step()
                 schedule.step()
             optimizer.zero_grad(set_to_none=True)
             self.bad_in_group[name] = False
+        return applied
 
     # ------------------------------------------------------------- pieces
 
@@ -417,18 +449,20 @@ class Trainer:
             partial.mkdir(parents=True)
         acc.wait_for_everyone()
         ckpt.save_tensors(ckpt.rng_state(), partial / f"rng-rank{acc.process_index:05d}.pt")
+        if self.engines is not None:  # each rank's ZeRO partition of the optimiser states
+            self.engines.save(partial, acc.process_index)
         replicas = acc.gather(self.weight_checksum()).tolist()
         if acc.is_main_process:
             ckpt.save_weights(acc.unwrap_model(self.generator), partial / "generator.safetensors")
             ckpt.save_weights(self.ema.model, partial / "generator_ema.safetensors")
             optimizers = {
-                "generator": self.g_opt.state_dict(),
+                "generator": self.g_opt.state_dict() if self.g_opt is not None else {},
                 "generator_schedule": self.g_schedule.state_dict(),
                 "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
             }
             if self.gan:
                 ckpt.save_weights(acc.unwrap_model(self.critic), partial / "critic.safetensors")
-                optimizers["critic"] = self.c_opt.state_dict()
+                optimizers["critic"] = self.c_opt.state_dict() if self.c_opt is not None else {}
                 optimizers["critic_schedule"] = self.c_schedule.state_dict()
             ckpt.save_tensors(optimizers, partial / "optimizers.pt")
             state = {
@@ -456,6 +490,11 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         state = ckpt.read_state(checkpoint)
+        if self.engines is None and zero.has_partitions(checkpoint):
+            raise GanmotionError(
+                f"{checkpoint}: saved under DeepSpeed ZeRO (optimiser states partitioned per "
+                "rank): resume with the DeepSpeed accelerate config it was trained with"
+            )
         trainer = "gan" if self.gan else "vanilla"
         if state.get("trainer") != trainer:
             raise GanmotionError(
@@ -476,12 +515,16 @@ class Trainer:
         ckpt.load_weights(acc.unwrap_model(self.generator), checkpoint / "generator.safetensors")
         ckpt.load_weights(self.ema.model, checkpoint / "generator_ema.safetensors")
         optimizers = ckpt.load_tensors(checkpoint / "optimizers.pt")
-        self.g_opt.load_state_dict(optimizers["generator"])
+        if self.g_opt is not None:
+            self.g_opt.load_state_dict(optimizers["generator"])
         self.g_schedule.load_state_dict(optimizers["generator_schedule"])
         if self.gan:
             ckpt.load_weights(acc.unwrap_model(self.critic), checkpoint / "critic.safetensors")
-            self.c_opt.load_state_dict(optimizers["critic"])
+            if self.c_opt is not None:
+                self.c_opt.load_state_dict(optimizers["critic"])
             self.c_schedule.load_state_dict(optimizers["critic_schedule"])
+        if self.engines is not None:  # after the weights: ZeRO's fp32 copies are its own
+            self.engines.load(checkpoint, acc.process_index, acc.num_processes, state["world_size"])
         if acc.scaler is not None and optimizers["scaler"]:
             acc.scaler.load_state_dict(optimizers["scaler"])
         rng = checkpoint / f"rng-rank{acc.process_index:05d}.pt"
