@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import GeneratorConfig, UNetGenerator
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 FORMAT_VERSION = 1
@@ -151,3 +152,32 @@ def finish(root: Path, step: int, keep: int) -> Path:
     for old in complete_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator:
+    """The generator of a checkpoint folder, in eval mode on the CPU: the EMA weights
+    (`generator_ema.safetensors`, what samples and exports use) or, with ema=False, the live
+    ones. The architecture comes from state.json, so no training config is needed.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise GanmotionError(f"{checkpoint}: no such checkpoint folder")
+    if not (checkpoint / "state.json").is_file():
+        raise GanmotionError(f"{checkpoint}: not a checkpoint folder (no state.json)")
+    state = read_state(checkpoint)
+    architecture = dict((state.get("architecture") or {}).get("generator") or {})
+    if not architecture:
+        raise GanmotionError(f"{checkpoint / 'state.json'}: no architecture.generator entry")
+    kind = architecture.pop("class", "UNetGenerator")
+    if kind != "UNetGenerator":
+        raise GanmotionError(f"{checkpoint / 'state.json'}: unknown generator class {kind!r}")
+    known = set(GeneratorConfig.__dataclass_fields__)
+    unknown = sorted(set(architecture) - known)
+    if unknown:
+        raise GanmotionError(
+            f"{checkpoint / 'state.json'}: unknown generator arguments {', '.join(unknown)}"
+        )
+    generator = UNetGenerator.from_config(GeneratorConfig(**architecture))
+    name = "generator_ema.safetensors" if ema else "generator.safetensors"
+    load_weights(generator, checkpoint / name)
+    return generator.eval()

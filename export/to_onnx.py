@@ -1,0 +1,9 @@
+"""Export a checkpoint's generator to ONNX, with a parity check against PyTorch.
+
+python export/to_onnx.py --checkpoint runs/gan/checkpoints/step-002000 --out gen.onnx [--raw]
+"""
+
+from ganmotion.runtime.export import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

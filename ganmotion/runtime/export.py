@@ -1,0 +1,442 @@
+"""Export a checkpoint's generator to ONNX, and prove the file computes what PyTorch does.
+
+    python export/to_onnx.py --checkpoint runs/gan/checkpoints/step-002000 --out gen.onnx
+
+    gen.onnx   input `skeleton` (N, 3, S, S) float32 in [-1, 1] -> output `image` (N, 3, S, S)
+               float32 in [-1, 1]; N is dynamic, S is the generator's size
+    gen.json   the sidecar: size, normalisation, channels, architecture, source checkpoint and
+               step, opset, parity result, versions
+
+Parity: ONNX Runtime (CPU) and PyTorch (CPU, fp32) run the same batches, uniform noise
+(batch 2) and skeletons drawn from synthetic poses (batches 4 and 1). The relative error
+max|onnx - torch| / max|torch| must stay under 1e-4 on noise and under one 8-bit grey level
+(2/255) on skeletons (why: `PARITY_TOLERANCES`), or the export fails and leaves nothing at
+--out (files are written under temporary names and renamed at the end).
+
+The weights go inside the .onnx (no .onnx.data sidecar): the default generator is 22 MiB at 512 px,
+far below protobuf's 2 GiB cap, and one file is one thing to copy and rename atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.metadata
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
+from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
+from ganmotion.training.checkpoint import load_generator, read_state
+from ganmotion.video import temporary_path
+
+DEFAULT_OPSET = 20
+# The opsets torch 2.14's exporter writes itself; outside them it calls a version converter
+# that fails quietly (asked for 17 it leaves 18) or prints pages to the console.
+MIN_OPSET, MAX_OPSET = 18, 24
+# Parity tolerances on max|onnx - torch| / max|torch|, by kind of input.
+PARITY_TOLERANCES = {
+    # Noise keeps every layer well conditioned: the runtimes agree to ~4e-6 here at 64-512 px,
+    # so any op translated differently shows.
+    "noise": 1e-4,
+    # Skeletons are mostly flat background, so each instance norm averages S*S nearly equal
+    # values; ONNX Runtime's CPU kernel accumulates them in fp32 and is ~2e-4 off at the first
+    # norm of a 512 px frame where PyTorch is 1e-7 off. By the output that is 1-3e-3 at 512 px
+    # (3e-4 at 256, 1e-5 at 64), measured with random weights. Bound: one 8-bit grey level.
+    "skeletons": 2 / 255,
+}
+SIDECAR_FORMAT = 1
+# Stay clear of protobuf's 2 GiB message limit; beyond it ONNX needs external data files.
+MAX_SINGLE_FILE_BYTES = 1 << 30
+
+# Ops the fp16 conversion keeps in fp32, on top of onnxconverter-common's own list (which
+# holds Resize: its `scales` input must stay float32 by the ONNX spec). Instance/group norm
+# reduce over all H*W positions: an fp16 sum of squares over a 512x512 map overflows 65504.
+# The attention's MatMul -> Softmax -> MatMul holds logits over all bottleneck positions,
+# which fp16 overflows as they grow (SAGAN has no 1/sqrt(d) scale; ours has one, which helps
+# but bounds nothing).
+FP32_OPS = (
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LayerNormalization",
+    "MatMul",
+    "Softmax",
+)
+
+
+class MatMulAttention(nn.Module):
+    """`SelfAttention` with the attention written out as MatMul -> Softmax -> MatMul.
+
+    torch 2.14's ONNX exporter translates scaled_dot_product_attention only for 4D inputs,
+    and the generator's are (N, HW, C); explicit ops also let the fp16 conversion keep just
+    this chain in fp32. Same parameters and the same maths (softmax(q k^T / sqrt(d)) v),
+    equal to the original up to float rounding; the parity check compares with the original.
+    """
+
+    def __init__(self, attention: SelfAttention):
+        super().__init__()
+        self.query, self.key, self.value = attention.query, attention.key, attention.value
+        self.gamma = attention.gamma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)  # (N, HW, C/8)
+        k = self.key(x).flatten(2)  # (N, C/8, HW)
+        v = self.value(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        # Scale q before the product so that MatMul -> Softmax -> MatMul stays one chain.
+        q = q * (1.0 / math.sqrt(q.shape[-1]))
+        weights = F.softmax(q @ k, dim=-1)  # (N, HW, HW)
+        out = (weights @ v).transpose(1, 2).reshape(n, c, h, w)
+        return self.gamma * out + x
+
+
+def exportable(generator: UNetGenerator) -> UNetGenerator:
+    """An eval-mode copy of `generator` on the CPU with every SelfAttention as MatMulAttention."""
+    model = copy.deepcopy(generator).eval().cpu().float()
+    for name, module in list(model.named_modules()):
+        if isinstance(module, SelfAttention):
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, MatMulAttention(module))
+    return model
+
+
+def export_onnx(generator: UNetGenerator, path: Path, opset: int = DEFAULT_OPSET):
+    """Write `generator` as ONNX to `path` (one file, dynamic batch) and return the ModelProto.
+
+    Input `skeleton` (N, in, S, S), output `image` (N, out, S, S), S = generator.config.size.
+    """
+    import onnx
+
+    config = generator.config
+    model = exportable(generator)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    if weight_bytes > MAX_SINGLE_FILE_BYTES:
+        raise GanmotionError(
+            f"{path}: the generator holds {weight_bytes / 2**30:.1f} GiB of weights; "
+            "one-file ONNX export stops at 1 GiB"
+        )
+    # An example batch of 2: the exporter specialises a dimension it sees as 0 or 1.
+    example = torch.zeros(2, config.in_channels, config.size, config.size)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes={INPUT_NAME: {0: batch}},
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as error:  # the exporter raises many types, with pages of detail
+        raise GanmotionError(
+            f"{path}: ONNX export failed ({type(error).__name__}: {_first_line(error)})"
+        ) from None
+    proto = program.model_proto
+    written = {o.domain: o.version for o in proto.opset_import}.get("", 0)
+    if written != opset:
+        raise GanmotionError(f"{path}: asked for opset {opset}, the exporter wrote {written}")
+    proto.doc_string = "ganmotion generator: skeleton (N, 3, S, S) in [-1, 1] -> image in [-1, 1]"
+    onnx.save_model(proto, str(path))
+    return proto
+
+
+def check_onnx(path: Path) -> None:
+    """Run the ONNX checker with full type/shape inference; a GanmotionError if it objects."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise GanmotionError(
+            f"{path}: the ONNX checker rejects it ({_first_line(error)})"
+        ) from None
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max|actual - expected| / max|expected|: the worst error in units of the output's range.
+
+    The outputs are images in [-1, 1], so max|expected| is close to 1 and this reads as the
+    worst pixel error as a fraction of full scale. NaN anywhere gives NaN (fails any check).
+    """
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise GanmotionError(f"output shapes differ: {actual.shape} vs {expected.shape}")
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-12)
+    return float(np.abs(actual - expected).max(initial=0.0) / scale)
+
+
+def parity_batches(size: int, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+    """(kind, batch) pairs that check an export: "noise" (2, 3, S, S) uniform in [-1, 1], and
+    "skeletons" (4, 3, S, S) drawn from synthetic poses plus one of them alone (batch 1)."""
+    from ganmotion.data.synthetic import Motion, pose_at
+
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
+    poses = np.stack(
+        [pose_at(Motion.from_seed(seed + i), 1.3 * i, size) for i in range(4)]
+    )  # (4, 33, 3) pixels
+    skeletons = render_skeletons(poses, size)
+    return [("noise", noise), ("skeletons", skeletons), ("skeletons", skeletons[:1].clone())]
+
+
+def check_parity(
+    path: Path,
+    generator: UNetGenerator,
+    batches: list[tuple[str, torch.Tensor]],
+    tolerances: dict[str, float] = PARITY_TOLERANCES,
+) -> dict[str, float]:
+    """The worst relative error of ONNX Runtime (CPU) against `generator` (CPU, fp32) for each
+    kind of batch; a GanmotionError if one exceeds its tolerance or is not finite."""
+    session = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    reference = copy.deepcopy(generator).eval().cpu().float()  # leave the caller's as it is
+    worst: dict[str, float] = {}
+    for kind, batch in batches:
+        with torch.inference_mode():
+            expected = reference(batch).numpy()
+        error = relative_error(session(batch).numpy(), expected)
+        before = worst.get(kind, 0.0)
+        worst[kind] = error if not math.isfinite(error) else max(before, error)
+    for kind, error in worst.items():
+        if not error <= tolerances[kind]:
+            raise GanmotionError(
+                f"{path}: ONNX Runtime and PyTorch disagree on {kind} inputs: relative error "
+                f"{error:.2e} > {tolerances[kind]:.1e} (max|onnx - torch| / max|torch|)"
+            )
+    return worst
+
+
+def to_fp16(model):
+    """An fp16 copy of an fp32 ONNX ModelProto for strongly typed TensorRT builds.
+
+    Inputs and outputs stay float32 (Casts at the edges), and `FP32_OPS` plus
+    onnxconverter-common's default block list stay float32 inside, with Casts around them.
+    """
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise GanmotionError(
+            "fp16 conversion needs onnxconverter-common: pip install 'onnxconverter-common>=1.16'"
+        ) from None
+    with warnings.catch_warnings():
+        # Weights below fp16's smallest subnormal (6e-8) are flushed; it warns for each one.
+        warnings.simplefilter("ignore")
+        return float16.convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
+        )
+
+
+def sidecar_path(model: Path) -> Path:
+    """Where a model's JSON sidecar lives: gen.onnx -> gen.json; an engine gen.plan ->
+    gen.plan.json, so that it never overwrites the sidecar of the ONNX it was built from."""
+    model = Path(model)
+    if model.suffix == ".onnx":
+        return model.with_suffix(".json")
+    return model.with_name(model.name + ".json")
+
+
+def read_sidecar(model: Path) -> dict | None:
+    """A model's sidecar as a dict, None when there is none."""
+    path = sidecar_path(model)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GanmotionError(f"{path}: unreadable sidecar ({error})") from None
+
+
+def versions() -> dict:
+    import onnx
+    import onnxruntime
+
+    try:
+        ganmotion = importlib.metadata.version("ganmotion")
+    except importlib.metadata.PackageNotFoundError:
+        ganmotion = "unknown"
+    return {
+        "ganmotion": ganmotion,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def check_output(out: Path, suffixes: tuple[str, ...]) -> None:
+    """A one-line error unless `out` has one of `suffixes` and its folder exists."""
+    if out.suffix not in suffixes:
+        raise GanmotionError(f"{out}: the output must end in {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise GanmotionError(f"{out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise GanmotionError(f"{out}: is a directory")
+
+
+def check_opset(opset: int) -> None:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise GanmotionError(f"--opset {opset}: must be between {MIN_OPSET} and {MAX_OPSET}")
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    nodes: int
+    bytes: int
+    opset: int
+    parity: dict[str, float]  # worst relative error by kind of input
+    tolerances: dict[str, float]
+    seconds: float
+
+    def line(self) -> str:
+        parity = ", ".join(
+            f"{error:.1e} on {kind} (tolerance {self.tolerances[kind]:.1e})"
+            for kind, error in self.parity.items()
+        )
+        return (
+            f"exported {self.path}: {self.nodes} nodes, {self.bytes / 2**20:.1f} MiB, "
+            f"opset {self.opset}, parity max|onnx - torch| / max|torch| {parity}, "
+            f"{self.seconds:.1f} s"
+        )
+
+
+def export_generator(
+    generator: UNetGenerator,
+    out: Path,
+    source: dict | None = None,
+    normalisation: str = "[-1, 1]",
+    opset: int = DEFAULT_OPSET,
+    tolerances: dict[str, float] = PARITY_TOLERANCES,
+) -> ExportSummary:
+    """Export, check and parity-test `generator`; write `out` and its sidecar only if all pass.
+
+    `source` (checkpoint, step, weights) goes into the sidecar as it is.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    check_output(out, (".onnx",))
+    check_opset(opset)
+    config = generator.config
+    if config.in_channels != 3:
+        raise GanmotionError(
+            f"generator takes {config.in_channels} input channels; skeleton images have 3"
+        )
+    sidecar = sidecar_path(out)
+    tmp, tmp_sidecar = temporary_path(out), temporary_path(sidecar)
+    try:
+        proto = export_onnx(generator, tmp, opset)
+        check_onnx(tmp)
+        batches = parity_batches(config.size)
+        parity = check_parity(tmp, generator, batches, tolerances)
+        size = config.size
+        meta = {
+            "format": SIDECAR_FORMAT,
+            "model": out.name,
+            "input": {"name": INPUT_NAME, "shape": ["N", 3, size, size], "dtype": "float32"},
+            "output": {
+                "name": OUTPUT_NAME,
+                "shape": ["N", config.out_channels, size, size],
+                "dtype": "float32",
+            },
+            "size": size,
+            "normalisation": normalisation,
+            "channels": {"in": config.in_channels, "out": config.out_channels},
+            "architecture": {"class": type(generator).__name__, **asdict(config)},
+            "source": source or {},
+            "opset": opset,
+            "precision": "fp32",
+            "parity": {
+                "definition": "max|onnxruntime - torch| / max|torch| per batch, CPU, fp32",
+                **{
+                    kind: {
+                        "max_relative_error": error,
+                        "tolerance": tolerances[kind],
+                        "frames": sum(len(b) for k, b in batches if k == kind),
+                    }
+                    for kind, error in parity.items()
+                },
+            },
+            "versions": versions(),
+        }
+        tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(tmp_sidecar, sidecar)
+    except OSError as error:
+        raise GanmotionError(f"{out}: cannot write ({error})") from None
+    except GanmotionError as error:  # name the file the user asked for, not the temporary one
+        raise GanmotionError(str(error).replace(str(tmp), str(out))) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_sidecar.unlink(missing_ok=True)
+    nodes, size_bytes = len(proto.graph.node), out.stat().st_size
+    seconds = time.perf_counter() - start
+    return ExportSummary(out, nodes, size_bytes, opset, parity, tolerances, seconds)
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    ema: bool = True,
+    opset: int = DEFAULT_OPSET,
+    tolerances: dict[str, float] = PARITY_TOLERANCES,
+) -> ExportSummary:
+    """Export the (EMA, or with ema=False the live) generator of a checkpoint folder."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    check_output(out, (".onnx",))  # before loading anything
+    check_opset(opset)
+    generator = load_generator(checkpoint, ema=ema)
+    state = read_state(checkpoint)
+    source = {
+        "checkpoint": str(checkpoint.resolve()),
+        "step": state.get("step"),
+        "weights": "generator_ema.safetensors" if ema else "generator.safetensors",
+    }
+    normalisation = state.get("normalisation", "[-1, 1]")
+    return export_generator(generator, out, source, normalisation, opset, tolerances)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Export a checkpoint's generator to ONNX (dynamic batch) and check parity "
+        "with PyTorch; writes OUT and its JSON sidecar (OUT with .json).",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder")
+    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument(
+        "--raw", action="store_true", help="export the live generator, not the EMA one"
+    )
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (20)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = export_checkpoint(args.checkpoint, args.out, ema=not args.raw, opset=args.opset)
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    return 0

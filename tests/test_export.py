@@ -1,0 +1,429 @@
+"""ONNX export, fp16 conversion, the TensorRT command line's checks, and the backends.
+
+TensorRT and a GPU are absent here: engine building and the TensorRT backend are covered up
+to the point where they need them (argument checks, the missing-TensorRT error, parser
+error formatting).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import listing
+from onnx import TensorProto, helper
+
+from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import SelfAttention, UNetGenerator
+from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
+from ganmotion.runtime import export as export_module
+from ganmotion.runtime import tensorrt as trt_module
+from ganmotion.runtime.export import (
+    PARITY_TOLERANCES,
+    MatMulAttention,
+    export_checkpoint,
+    parity_batches,
+    relative_error,
+    to_fp16,
+)
+from ganmotion.training import checkpoint as ckpt
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+STEP = 7
+
+
+def _generator(size: int, seed: int) -> UNetGenerator:
+    torch.manual_seed(seed)
+    generator = UNetGenerator(size=size, base_channels=8, depth=4, max_channels=64)
+    with torch.no_grad():
+        generator.attention.gamma.fill_(0.5)  # 0 at init, which would hide the attention
+    return generator.eval()
+
+
+def make_checkpoint(root: Path, size: int) -> Path:
+    """A checkpoint folder as the trainer writes it: live and EMA weights differ."""
+    folder = ckpt.step_dir(root, STEP)
+    folder.mkdir(parents=True)
+    live, ema = _generator(size, seed=1), _generator(size, seed=2)
+    ckpt.save_weights(live, folder / "generator.safetensors")
+    ckpt.save_weights(ema, folder / "generator_ema.safetensors")
+    state = {
+        "format": ckpt.FORMAT_VERSION,
+        "trainer": "gan",
+        "step": STEP,
+        "image_size": size,
+        "normalisation": "[-1, 1]",
+        "architecture": {"generator": {"class": "UNetGenerator", **asdict(live.config)}},
+        "config": {},
+    }
+    (folder / "state.json").write_text(json.dumps(state))
+    return folder
+
+
+@pytest.fixture(scope="module", params=[64, 128])
+def exported(request, tmp_path_factory) -> tuple[Path, Path, object]:
+    """(checkpoint, gen.onnx, summary) for a tiny generator at 64 and at 128 px."""
+    root = tmp_path_factory.mktemp(f"export{request.param}")
+    checkpoint = make_checkpoint(root / "checkpoints", request.param)
+    summary = export_checkpoint(checkpoint, root / "gen.onnx")
+    return checkpoint, root / "gen.onnx", summary
+
+
+@pytest.fixture(scope="module")
+def onnx64(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("export64")
+    checkpoint = make_checkpoint(root / "checkpoints", 64)
+    export_checkpoint(checkpoint, root / "gen.onnx")
+    return checkpoint, root / "gen.onnx"
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def test_matmul_attention_computes_what_sdpa_does():
+    attention = SelfAttention(64).eval()
+    with torch.no_grad():
+        attention.gamma.fill_(1.0)
+    x = torch.randn(3, 64, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(MatMulAttention(attention)(x), attention(x), atol=1e-5)
+
+
+def test_onnx_matches_pytorch_within_tolerance(exported):
+    _, path, summary = exported
+    assert summary.parity["noise"] <= PARITY_TOLERANCES["noise"]
+    assert summary.parity["skeletons"] <= PARITY_TOLERANCES["skeletons"]
+    assert summary.nodes == len(onnx.load(str(path)).graph.node)
+    assert path.stat().st_size == summary.bytes
+    assert not path.with_name(path.name + ".data").exists()  # weights inside the one file
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def test_batch_is_dynamic(exported):
+    checkpoint, path, _ = exported
+    generator = ckpt.load_generator(checkpoint)
+    size = generator.config.size
+    session = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    [graph_input] = session.session.get_inputs()
+    assert graph_input.name == "skeleton" and isinstance(graph_input.shape[0], str)
+    assert graph_input.shape[1:] == [3, size, size]
+    for batch in (1, 5):
+        skeleton = torch.rand(batch, 3, size, size) * 2 - 1
+        with torch.no_grad():
+            expected = generator(skeleton)
+        actual = session(skeleton)
+        assert actual.shape == (batch, 3, size, size)
+        assert relative_error(actual.numpy(), expected.numpy()) < 1e-4
+
+
+def test_sidecar_describes_the_model(exported):
+    checkpoint, path, _ = exported
+    meta = json.loads(path.with_suffix(".json").read_text())
+    state = json.loads((checkpoint / "state.json").read_text())
+    size = state["image_size"]
+    assert meta["size"] == size and meta["normalisation"] == "[-1, 1]"
+    assert meta["input"] == {"name": "skeleton", "shape": ["N", 3, size, size], "dtype": "float32"}
+    assert meta["output"]["name"] == "image"
+    assert meta["channels"] == {"in": 3, "out": 3}
+    assert meta["architecture"] == state["architecture"]["generator"]
+    assert meta["source"]["step"] == STEP
+    assert meta["source"]["weights"] == "generator_ema.safetensors"
+    assert Path(meta["source"]["checkpoint"]) == checkpoint.resolve()
+    assert meta["opset"] == 20 and meta["precision"] == "fp32"
+    assert meta["versions"]["ganmotion"]
+    assert meta["parity"]["noise"]["max_relative_error"] <= 1e-4
+    assert meta["parity"]["skeletons"]["frames"] == 5
+
+
+def test_the_cli_exports_the_live_generator_with_raw(onnx64, tmp_path, capsys):
+    checkpoint, _ = onnx64
+    out = tmp_path / "raw.onnx"
+    argv = ["--checkpoint", str(checkpoint), "--out", str(out), "--raw"]
+    assert export_module.main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"exported {out}: ") and "nodes" in line and "parity" in line
+    assert json.loads(out.with_suffix(".json").read_text())["source"]["weights"] == (
+        "generator.safetensors"
+    )
+    skeleton = parity_batches(64)[1][1]
+    live, ema = ckpt.load_generator(checkpoint, ema=False), ckpt.load_generator(checkpoint)
+    actual = OnnxRuntimeBackend(out)(skeleton).numpy()
+    with torch.no_grad():
+        assert relative_error(actual, live(skeleton).numpy()) < 1e-4
+        assert relative_error(actual, ema(skeleton).numpy()) > 1e-2
+    assert sorted(listing(tmp_path)) == ["raw.json", "raw.onnx"]
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda c, d: ["--checkpoint", str(d / "none"), "--out", str(d / "g.onnx")], "no such"),
+        (lambda c, d: ["--checkpoint", str(d), "--out", str(d / "g.onnx")], "no state.json"),
+        (lambda c, d: ["--checkpoint", str(c), "--out", str(d / "x" / "g.onnx")], "does not exist"),
+        (lambda c, d: ["--checkpoint", str(c), "--out", str(d / "g.pt")], "must end in .onnx"),
+        (
+            lambda c, d: ["--checkpoint", str(c), "--out", str(d / "g.onnx"), "--opset", "9"],
+            "opset",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line(onnx64, tmp_path, capsys, make_args, message):
+    checkpoint, _ = onnx64
+    assert export_module.main(make_args(checkpoint, tmp_path)) == 1
+    assert message in _one_error_line(capsys)
+    assert capsys.readouterr().out == ""
+    assert listing(tmp_path) == []
+
+
+def test_parity_failure_leaves_no_output(onnx64, tmp_path, capsys, monkeypatch):
+    checkpoint, _ = onnx64
+    out = tmp_path / "gen.onnx"
+    out.write_bytes(b"an older export")
+    run = OnnxRuntimeBackend.run
+    monkeypatch.setattr(OnnxRuntimeBackend, "run", lambda self, x: run(self, x) + 1e-3)
+    assert export_module.main(["--checkpoint", str(checkpoint), "--out", str(out)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{out}: ONNX Runtime and PyTorch disagree on noise inputs" in line
+    assert listing(tmp_path) == ["gen.onnx"]  # no sidecar, no temporary files
+    assert out.read_bytes() == b"an older export"
+
+
+def test_the_script_exits_non_zero_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "export" / "to_onnx.py"), "--checkpoint", str(tmp_path)]
+        + ["--out", str(tmp_path / "gen.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path}: not a checkpoint folder (no state.json)"
+    assert result.stdout == ""
+
+
+def test_load_generator_rejects_a_folder_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(GanmotionError, match="no state.json"):
+        ckpt.load_generator(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({"architecture": {}}))
+    with pytest.raises(GanmotionError, match="no architecture.generator"):
+        ckpt.load_generator(tmp_path)
+
+
+# ------------------------------------------------------------------------------ fp16
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input]}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    return types
+
+
+def test_fp16_onnx_runs_close_to_fp32_with_norms_and_attention_in_fp32(exported, tmp_path):
+    pytest.importorskip("onnxconverter_common")
+    _, path, _ = exported
+    half = to_fp16(onnx.load(str(path)))
+    onnx.checker.check_model(half)
+    types = _elem_types(half)
+    kept = [n for n in half.graph.node if n.op_type in ("InstanceNormalization", "Softmax")]
+    kept += [n for n in half.graph.node if n.op_type == "MatMul"]
+    assert len(kept) == 9 + 1 + 2  # stem + 4 down + 4 up instance norms; attention: 3 ops
+    for node in kept:
+        assert all(types[name] == TensorProto.FLOAT for name in node.input if name), node.name
+    convs = [n for n in half.graph.node if n.op_type == "Conv"]
+    assert all(types[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+    assert half.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert half.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+
+    onnx.save(half, str(tmp_path / "half.onnx"))
+    full = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    fp16 = OnnxRuntimeBackend(tmp_path / "half.onnx", providers=["CPUExecutionProvider"])
+    for _, batch in parity_batches(full.size):
+        # fp16 keeps 11 significant bits (~5e-4 per rounding); after ~10 layers the output
+        # stays within one 8-bit grey level (2/255) of fp32: 2e-3 here, 4e-3 at 512 px.
+        assert relative_error(fp16(batch).numpy(), full(batch).numpy()) < 2 / 255
+
+
+# ------------------------------------------------------------------------------ to_trt
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--min-batch", "0"], "--min-batch 0: must be >= 1"),
+        (["--min-batch", "4", "--opt-batch", "2"], "need --min-batch <= --opt-batch"),
+        (["--opt-batch", "64", "--max-batch", "32"], "need --min-batch <= --opt-batch"),
+        (["--workspace-gb", "0"], "--workspace-gb 0"),
+        (["--timing-cache", "/nonexistent/dir/trt.cache"], "timing cache"),
+    ],
+)
+def test_to_trt_checks_arguments_before_anything_else(onnx64, tmp_path, capsys, extra, message):
+    _, path = onnx64
+    argv = ["--onnx", str(path), "--out", str(tmp_path / "gen.plan"), *extra]
+    assert trt_module.main(argv) == 1
+    assert message in _one_error_line(capsys)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (lambda o, d: ["--onnx", str(d / "none.onnx"), "--out", str(d / "g.plan")], "no such file"),
+        (lambda o, d: ["--onnx", str(o), "--out", str(d / "x" / "g.plan")], "does not exist"),
+        (lambda o, d: ["--onnx", str(o), "--out", str(d / "g.trt")], ".plan or .engine"),
+        (lambda o, d: ["--checkpoint", str(d), "--out", str(d / "g.plan")], "no state.json"),
+    ],
+)
+def test_to_trt_checks_paths(onnx64, tmp_path, capsys, args, message):
+    _, path = onnx64
+    assert trt_module.main(args(path, tmp_path)) == 1
+    assert message in _one_error_line(capsys)
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+def test_to_trt_without_tensorrt_says_how_to_get_it(onnx64, tmp_path):
+    _, path = onnx64
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "export" / "to_trt.py"), "--onnx", str(path)]
+        + ["--out", str(tmp_path / "gen.plan")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {trt_module.TENSORRT_MISSING}"
+    assert listing(tmp_path) == []
+
+
+def test_parser_errors_name_the_failing_node():
+    class Error:
+        def node(self):
+            return 12
+
+        def node_name(self):
+            return "node_upsample_bilinear2d"
+
+        def node_operator(self):
+            return "Resize"
+
+        def desc(self):
+            return "unsupported coordinate transformation"
+
+        def code(self):
+            return "UNSUPPORTED_NODE"
+
+    class Parser:
+        num_errors = 2
+
+        def get_error(self, index):
+            return Error()
+
+    line = trt_module.parser_error(Parser(), Path("gen.onnx"))
+    assert line == (
+        "gen.onnx: TensorRT cannot parse the ONNX at node 12 'node_upsample_bilinear2d' "
+        "(Resize): unsupported coordinate transformation [UNSUPPORTED_NODE] (+1 more errors)"
+    )
+
+
+# ------------------------------------------------------------------------------ backends
+
+
+def test_torch_and_onnxruntime_backends_agree(onnx64):
+    checkpoint, path = onnx64
+    torch_backend = load_backend(checkpoint, device="cpu")
+    onnx_backend = load_backend(path)
+    assert isinstance(torch_backend, TorchBackend) and torch_backend.name == "torch"
+    assert isinstance(onnx_backend, OnnxRuntimeBackend) and onnx_backend.name == "onnxruntime"
+    assert torch_backend.size == onnx_backend.size == 64
+    skeleton = torch.cat([batch for _, batch in parity_batches(64)])
+    expected = torch_backend(skeleton)
+    actual = onnx_backend(skeleton.double())  # any float dtype goes in; float32 comes out
+    assert actual.dtype == expected.dtype == torch.float32
+    assert relative_error(actual.numpy(), expected.numpy()) < 1e-4
+    for backend in (torch_backend, onnx_backend):
+        assert backend(skeleton[:0]).shape == (0, 3, 64, 64)
+        with pytest.raises(GanmotionError, match=r"must be \(N, 3, 64, 64\), got \(2, 3, 32, 32\)"):
+            backend(torch.zeros(2, 3, 32, 32))
+
+
+def _onnx_file(path: Path, name: str = "skeleton", shape=("N", 3, 64, 64)) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], ["image"])],
+        "not_a_generator",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(shape))],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    return path
+
+
+def test_load_backend_accepts_a_contract_onnx(tmp_path):
+    backend = load_backend(_onnx_file(tmp_path / "identity.onnx"))
+    skeleton = torch.rand(3, 3, 64, 64)
+    assert torch.equal(backend(skeleton), skeleton)
+
+
+@pytest.mark.parametrize(
+    ("make", "backend", "message"),
+    [
+        (lambda d: d / "gone.onnx", None, "no such file or checkpoint folder"),
+        (lambda d: (d / "gen.pt").touch() or d / "gen.pt", None, "unsupported model file"),
+        (lambda d: _onnx_file(d / "x.onnx", name="x"), None, "expected one input named"),
+        (lambda d: _onnx_file(d / "s.onnx", shape=(1, 3, 64, 64)), None, "dynamic batch"),
+        (lambda d: _onnx_file(d / "c.onnx", shape=("N", 1, 64, 64)), None, "(N, 3, S, S)"),
+        (lambda d: _onnx_file(d / "r.onnx", shape=("N", 3, 64, 32)), None, "(N, 3, S, S)"),
+        (lambda d: (d / "bad.onnx").write_bytes(b"junk") and d / "bad.onnx", None, "cannot load"),
+        (lambda d: _onnx_file(d / "g.onnx"), "tensorrt", "build an engine with export/to_trt.py"),
+        (lambda d: d, "onnxruntime", "export it with export/to_onnx.py"),
+        (lambda d: d, "tflite", "unknown backend 'tflite'"),
+    ],
+)
+def test_load_backend_errors_name_the_file_and_problem(tmp_path, make, backend, message):
+    path = make(tmp_path)
+    with pytest.raises(GanmotionError, match=None) as raised:
+        load_backend(path, backend)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+def test_an_engine_without_tensorrt_is_one_clear_error(tmp_path):
+    (tmp_path / "gen.plan").write_bytes(b"\0" * 16)
+    with pytest.raises(GanmotionError, match="TensorRT is not installed"):
+        load_backend(tmp_path / "gen.plan")
+
+
+def test_importing_the_runtime_loads_no_inference_engines():
+    code = (
+        "import sys, ganmotion.runtime\n"
+        "print(sorted(m for m in ('tensorrt', 'onnxruntime', 'onnx') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_relative_error_is_max_difference_over_max_reference():
+    expected = np.array([0.5, -1.0, 0.25])
+    assert relative_error(expected + [0.0, 0.01, 0.0], expected) == pytest.approx(0.01)
+    assert relative_error(expected * 0, expected * 0) == 0.0
+    assert np.isnan(relative_error(np.array([np.nan, 0, 0]), expected))
