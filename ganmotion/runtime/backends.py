@@ -36,13 +36,21 @@ DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 @runtime_checkable
 class Backend(Protocol):
     """A generator behind one call: skeletons (N, 3, size, size) float in [-1, 1] on any
-    device -> images (N, 3, size, size) float32 in [-1, 1] on `device`."""
+    device -> images (N, 3, size, size) float32 in [-1, 1] on `device`.
+
+    The video pipeline always passes the batch's keypoints (N, 33, 3) in pixels of the
+    size x size image too: image-conditioned generators ignore them, and the seed's
+    baselines (`needs_keypoints = True`), which work from poses, use nothing else.
+    """
 
     name: str
     size: int
     device: torch.device
+    needs_keypoints: bool
 
-    def __call__(self, skeleton: torch.Tensor) -> torch.Tensor: ...
+    def __call__(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
 
 def check_batch(skeleton: torch.Tensor, size: int) -> None:
@@ -93,6 +101,7 @@ class TorchBackend:
     """A checkpoint's generator in PyTorch (eval mode, fp32, no autograd)."""
 
     name = "torch"
+    needs_keypoints = False
 
     def __init__(self, generator: torch.nn.Module, device: str | torch.device | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -105,7 +114,9 @@ class TorchBackend:
     ) -> TorchBackend:
         return cls(load_generator(Path(checkpoint), ema=ema), device)
 
-    def __call__(self, skeleton: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
@@ -117,6 +128,7 @@ class OnnxRuntimeBackend:
     """An exported .onnx run by ONNX Runtime; images come back on the CPU."""
 
     name = "onnxruntime"
+    needs_keypoints = False
     device = torch.device("cpu")
 
     def __init__(self, path: Path, providers: list[str] | tuple[str, ...] | None = None):
@@ -154,7 +166,9 @@ class OnnxRuntimeBackend:
         """(N, 3, S, S) float32 numpy -> (N, 3, S, S) float32 numpy."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: skeleton})[0]
 
-    def __call__(self, skeleton: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
             return torch.zeros(0, 3, self.size, self.size)

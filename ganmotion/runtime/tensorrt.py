@@ -160,6 +160,7 @@ class TensorRTBackend:
     """
 
     name = "tensorrt"
+    needs_keypoints = False
 
     def __init__(self, engine: bytes, source: str = "engine", device=None):
         trt = import_tensorrt()
@@ -204,7 +205,9 @@ class TensorRTBackend:
             raise GanmotionError(f"{path}: no such engine file")
         return cls(path.read_bytes(), str(path), device)
 
-    def __call__(self, skeleton: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
