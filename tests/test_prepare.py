@@ -8,6 +8,7 @@ from conftest import listing
 
 from ganmotion.data.prepare import PrepareConfig, main, prepare
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.retarget import body_stats, target_body
 from ganmotion.pose.schema import has_person
 from ganmotion.video import VideoWriter
 
@@ -78,6 +79,15 @@ def test_taichi_validation_range_is_contiguous_and_after_training(taichi_shards)
     assert manifest["splits"]["val"]["frame_range"] == [frames["val"][0], frames["val"][-1] + 1]
 
 
+def test_taichi_manifest_records_a_plausible_training_body(taichi_shards):
+    manifest = json.loads((taichi_shards / "manifest.json").read_text())
+    body = target_body(manifest, str(taichi_shards))
+    assert body.frames >= 0.9 * manifest["splits"]["train"]["samples"]
+    # Crop pixels of a 128 px crop fitted around the whole body with a 15% margin.
+    assert 0.5 * 128 < body.height < 128
+    assert 0.3 * 128 < body.feet[0] < 0.7 * 128 and 0.7 * 128 < body.feet[1] < 128
+
+
 # --- synthetic clip, exact keypoints --------------------------------------------------------
 
 
@@ -97,6 +107,15 @@ def test_synthetic_prepare_maps_exact_keypoints_into_crops(synthetic_clip, synth
     corner = np.round(crops[frame, :2] - side / 2)
     back = (pose[:, :2] + 0.5) * side / 64 - 0.5 + corner
     np.testing.assert_allclose(back, truth[frame, :, :2], atol=1e-3)
+
+
+def test_manifest_body_is_the_body_of_the_training_poses(synthetic_shards):
+    manifest, splits = _read_shards(synthetic_shards)
+    poses = [
+        np.load(io.BytesIO(splits["train"][key]["pose.npy"])) for key in sorted(splits["train"])
+    ]
+    assert manifest["manifest_version"] == 1
+    assert target_body(manifest, "manifest.json") == body_stats(np.stack(poses))
 
 
 # --- bad input: one-line errors, nothing left behind -----------------------------------------

@@ -6,7 +6,8 @@ Output (DESIGN.md): `{split}-{index:06d}.tar` shards whose samples are `__key__`
 `{clip}_{frame:06d}`, `jpg` (the crop) and `pose.npy` (33, 3 keypoints in crop pixels), plus
 `manifest.json`, `keypoints.npy` (source-frame keypoints, NaN rows without a person) and
 `crops.npy` ((N, 3) cx, cy, side in source pixels). The validation split is the last
-contiguous range of frames. The directory appears only when complete.
+contiguous range of frames. The manifest's `body` is the training poses' `BodyStats`, the
+target that inference retargets source poses onto. The directory appears only when complete.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smoot
 from ganmotion.data.manifest import MANIFEST_NAME, MANIFEST_VERSION
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.detector import DetectorConfig, detect_video
+from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
 from ganmotion.video import VideoInfo, probe_video, read_frames
 
@@ -271,6 +273,7 @@ def prepare(
                 "skipped_no_person": int((~found).sum()),
             },
             "crop_policy": config.crop.to_json(),
+            "body": _train_body(keypoints, crops, splits["train"], config.size),
             "jpeg_quality": config.jpeg_quality,
             "splits": {
                 name: {
@@ -294,6 +297,18 @@ def prepare(
         shards=sum(len(s.shards) for s in shard_sets.values()),
         seconds=time.perf_counter() - started,
     )
+
+
+def _train_body(
+    keypoints: np.ndarray, crops: np.ndarray, train: np.ndarray, size: int
+) -> dict | None:
+    """Body statistics of the training samples' poses (crop pixels), the target that
+    retargeting maps source poses onto; None when no training frame shows a whole body."""
+    poses = np.stack([keypoints_to_crop(keypoints[i], crops[i], size) for i in train])
+    try:
+        return body_stats(poses).to_json()
+    except GanmotionError:
+        return None
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
