@@ -21,18 +21,39 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
-# Without VIDEO: a synthetic target clip with exact keypoints. With VIDEO=target.mp4: MediaPipe.
+# The whole product on a CPU, end to end: a target clip -> shards -> 2-process GAN training ->
+# ONNX -> the batched runner on a different motion -> side-by-side video and report.md.
+# Without VIDEO: a synthetic target with exact keypoints. With VIDEO=target.mp4: MediaPipe.
+# SOURCE=dance.mp4 replaces the synthetic source motion.
+DEMO_PORT ?= 29517
+SOURCE ?=
+SOURCE_VIDEO = $(if $(strip $(SOURCE)),$(SOURCE),$(OUT)/source.mp4)
 demo: $(STAMP)
+	mkdir -p $(OUT)
 ifeq ($(strip $(VIDEO)),)
-	mkdir -p $(OUT)
-	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 --frames 240 --size 256
+	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 --frames 450 --size 256
 	$(BIN)/python -m ganmotion.data.prepare --video $(OUT)/target.mp4 \
-		--keypoints $(OUT)/target.keypoints.npy --out $(OUT)/shards --size 256 --overwrite
+		--keypoints $(OUT)/target.keypoints.npy --out $(OUT)/shards --size 128 --overwrite
 else
-	mkdir -p $(OUT)
-	$(BIN)/python -m ganmotion.data.prepare --video $(VIDEO) --out $(OUT)/shards --size 256 --overwrite
+	$(BIN)/python -m ganmotion.data.prepare --video $(VIDEO) --out $(OUT)/shards --size 128 --overwrite
 endif
 	$(BIN)/python -m ganmotion.data.preview --shards $(OUT)/shards --out $(OUT)/preview.png
+ifeq ($(strip $(SOURCE)),)
+	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/source.mp4 --frames 150 --size 256 \
+		--motion-seed 7 --appearance-seed 3
+endif
+	rm -rf $(OUT)/run
+	ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(BIN)/accelerate launch --multi_gpu --num_processes 2 \
+		--main_process_port $(DEMO_PORT) train/gan.py --config configs/gan_demo.yaml \
+		data.shards=$(OUT)/shards run.out_dir=$(OUT)/run
+	$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run --out $(OUT)/gen.onnx
+	$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) --model $(OUT)/gen.onnx \
+		--out $(OUT)/result.mp4 --side-by-side --summary-json $(OUT)/infer.json
+	$(BIN)/python -m ganmotion.report --run $(OUT)/run --infer $(OUT)/infer.json \
+		--out $(OUT)/report.md --file "target video=$(if $(VIDEO),$(VIDEO),$(OUT)/target.mp4)" \
+		--file "shards=$(OUT)/shards" --file "training samples=$(OUT)/preview.png" \
+		--file "source motion=$(SOURCE_VIDEO)" --file "model=$(OUT)/gen.onnx" \
+		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_stream.py

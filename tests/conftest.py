@@ -53,3 +53,42 @@ def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
 def listing(directory: Path) -> list[str]:
     """Everything in a directory, hidden files included, to check nothing partial was left."""
     return sorted(p.name for p in directory.iterdir())
+
+
+STEP = 7  # the step of checkpoints made by make_checkpoint
+
+
+def make_checkpoint(root: Path, size: int, shards: Path | None = None) -> Path:
+    """A checkpoint folder as the trainer writes it, without training: a tiny U-Net whose
+    live and EMA weights differ; its config names `shards` as the training data if given."""
+    import json
+    from dataclasses import asdict
+
+    import torch
+
+    from ganmotion.models.generator import UNetGenerator
+    from ganmotion.training import checkpoint as ckpt
+
+    def generator(seed: int) -> UNetGenerator:
+        torch.manual_seed(seed)
+        model = UNetGenerator(size=size, base_channels=8, depth=4, max_channels=64)
+        with torch.no_grad():
+            model.attention.gamma.fill_(0.5)  # 0 at init, which would hide the attention
+        return model.eval()
+
+    folder = ckpt.step_dir(root, STEP)
+    folder.mkdir(parents=True)
+    live, ema = generator(seed=1), generator(seed=2)
+    ckpt.save_weights(live, folder / "generator.safetensors")
+    ckpt.save_weights(ema, folder / "generator_ema.safetensors")
+    state = {
+        "format": ckpt.FORMAT_VERSION,
+        "trainer": "gan",
+        "step": STEP,
+        "image_size": size,
+        "normalisation": "[-1, 1]",
+        "architecture": {"generator": {"class": "UNetGenerator", **asdict(live.config)}},
+        "config": {"data": {"shards": str(shards)}} if shards is not None else {},
+    }
+    (folder / "state.json").write_text(json.dumps(state))
+    return folder

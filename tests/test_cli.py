@@ -10,7 +10,17 @@ GANMOTION = Path(sys.executable).with_name("ganmotion")
 def test_usage_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "prepare" in out and "preview" in out and "synth" in out
+    assert all(name in out for name in ("prepare", "preview", "synth", "export", "infer"))
+
+
+def test_infer_through_the_console_script_says_what_is_wrong(tmp_path):
+    result = subprocess.run(
+        [str(GANMOTION), "infer", "--source", str(tmp_path / "nope.mp4"), "--model", "nearest",
+         "--out", str(tmp_path / "out.mp4")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: nearest needs --target-shards DIR"
 
 
 def test_unknown_command_is_an_error(capsys):

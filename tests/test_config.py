@@ -13,7 +13,8 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 def test_every_shipped_config_loads(path):
     config_class = GanConfig if path.name.startswith("gan") else VanillaConfig
     config = load_config(config_class, path)
-    assert config.generator.size == config.data.stream.size
+    model = config.mlp if getattr(config, "model", "unet") == "mlp" else config.generator
+    assert model.size == config.data.stream.size
 
 
 def test_overrides_apply_after_the_file_with_yaml_types():

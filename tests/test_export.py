@@ -11,18 +11,17 @@ import importlib.util
 import json
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import listing
+from conftest import STEP, listing, make_checkpoint
 from onnx import TensorProto, helper
 
 from ganmotion.errors import GanmotionError
-from ganmotion.models.generator import SelfAttention, UNetGenerator
+from ganmotion.models.generator import SelfAttention
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
 from ganmotion.runtime import export as export_module
 from ganmotion.runtime import tensorrt as trt_module
@@ -38,35 +37,6 @@ from ganmotion.training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
-STEP = 7
-
-
-def _generator(size: int, seed: int) -> UNetGenerator:
-    torch.manual_seed(seed)
-    generator = UNetGenerator(size=size, base_channels=8, depth=4, max_channels=64)
-    with torch.no_grad():
-        generator.attention.gamma.fill_(0.5)  # 0 at init, which would hide the attention
-    return generator.eval()
-
-
-def make_checkpoint(root: Path, size: int) -> Path:
-    """A checkpoint folder as the trainer writes it: live and EMA weights differ."""
-    folder = ckpt.step_dir(root, STEP)
-    folder.mkdir(parents=True)
-    live, ema = _generator(size, seed=1), _generator(size, seed=2)
-    ckpt.save_weights(live, folder / "generator.safetensors")
-    ckpt.save_weights(ema, folder / "generator_ema.safetensors")
-    state = {
-        "format": ckpt.FORMAT_VERSION,
-        "trainer": "gan",
-        "step": STEP,
-        "image_size": size,
-        "normalisation": "[-1, 1]",
-        "architecture": {"generator": {"class": "UNetGenerator", **asdict(live.config)}},
-        "config": {},
-    }
-    (folder / "state.json").write_text(json.dumps(state))
-    return folder
 
 
 @pytest.fixture(scope="module", params=[64, 128])

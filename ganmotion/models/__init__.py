@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from ganmotion.models.baselines import (
+    MLPConfig,
     MLPGenerator,
     NearestNeighbourGenerator,
     reduced_pose_vector,
@@ -43,6 +44,7 @@ class PoseToImage(Protocol):
 __all__ = [
     "CriticConfig",
     "GeneratorConfig",
+    "MLPConfig",
     "MLPGenerator",
     "NearestNeighbourGenerator",
     "PatchCritic",

@@ -7,6 +7,8 @@ frame for frame.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,31 @@ def reduced_pose_vector(keypoints: torch.Tensor | np.ndarray, size: int) -> torc
     return torch.cat([xy, visible[..., None].float()], dim=-1).flatten(1)  # (N, 39)
 
 
+@dataclass(frozen=True)
+class MLPConfig:
+    """The constructor arguments of `MLPGenerator`, validated when made.
+
+    size: side of the square images it draws (and of the images its keypoints are in).
+    hidden: width of the hidden layers.
+    layers: number of linear layers, the last one included.
+    base_size: side of the image the MLP makes before bilinear upsampling to `size`.
+    """
+
+    size: int = 512
+    hidden: int = 1024
+    layers: int = 3
+    base_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("size", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise GanmotionError(f"MLP generator {name}={getattr(self, name)}: must be >= 1")
+        if not 1 <= self.base_size <= self.size:
+            raise GanmotionError(
+                f"MLP generator base_size={self.base_size}: must be in [1, {self.size}]"
+            )
+
+
 class MLPGenerator(nn.Module):
     """The seed's MLP: reduced pose vector (N, 39) -> image (N, 3, size, size) float in [-1, 1].
 
@@ -38,16 +65,12 @@ class MLPGenerator(nn.Module):
     which tanh bounds and bilinear interpolation scales to `size`. The last layer has
     hidden * 3 * base_size**2 weights: a full-resolution output at 512 would be 800 M
     parameters (3 GB of float32) for a blurry mean image, so the MLP stays small and is
-    upsampled.
+    upsampled. Arguments are those of `MLPConfig`.
     """
 
     def __init__(self, size: int, hidden: int = 1024, layers: int = 3, base_size: int = 64):
         super().__init__()
-        for name, value in (("size", size), ("hidden", hidden), ("layers", layers)):
-            if value < 1:
-                raise GanmotionError(f"MLP generator {name}={value}: must be >= 1")
-        if not 1 <= base_size <= size:
-            raise GanmotionError(f"MLP generator base_size={base_size}: must be in [1, {size}]")
+        self.config = MLPConfig(size, hidden, layers, base_size)
         self.size = size
         self.base_size = base_size
         widths = [POSE_VECTOR_SIZE] + [hidden] * (layers - 1) + [3 * base_size**2]
@@ -56,7 +79,12 @@ class MLPGenerator(nn.Module):
             modules += [nn.Linear(c_in, c_out), nn.ReLU()]
         self.mlp = nn.Sequential(*modules[:-1])  # no ReLU after the last layer: tanh follows
 
+    @classmethod
+    def from_config(cls, config: MLPConfig) -> MLPGenerator:
+        return cls(**asdict(config))
+
     def forward(self, pose_vector: torch.Tensor) -> torch.Tensor:
+        """Reduced pose vectors (N, 39), see `reduced_pose_vector` -> (N, 3, size, size)."""
         n = pose_vector.shape[0]
         image = self.mlp(pose_vector).view(n, 3, self.base_size, self.base_size).tanh()
         if self.base_size == self.size:

@@ -167,3 +167,15 @@ def detect_video(
                 except queue.Empty:
                     pass
             return np.concatenate([future.result() for future in futures])
+
+
+def serve_poses(inbox, outbox, config: DetectorConfig) -> None:
+    """A pose worker process: frames from `inbox` until None, each answered on `outbox` with
+    (keypoints or None, seconds spent detecting), in the order they came."""
+    import time
+
+    with PoseDetector(config) as detector:
+        while (frame := inbox.get()) is not None:
+            start = time.perf_counter()
+            keypoints = detector(frame)
+            outbox.put((keypoints, time.perf_counter() - start))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError
-from ganmotion.training.checkpoint import load_generator
+from ganmotion.training.checkpoint import checkpoint_folder, load_generator
 
 INPUT_NAME = "skeleton"
 OUTPUT_NAME = "image"
@@ -98,21 +98,126 @@ def check_model_io(
 
 
 class TorchBackend:
-    """A checkpoint's generator in PyTorch (eval mode, fp32, no autograd)."""
+    """A checkpoint's generator in PyTorch (eval mode, no autograd).
+
+    Options, all off by default; plain fp32 eager is the reference the others are tested against:
+
+    precision: "fp32", or "bf16" / "fp16" to run the forward under `torch.autocast`: convs and
+        matmuls run in that type, the weights stay fp32 and autocast keeps the ops it deems
+        unsafe in fp32. bf16 runs on any CPU (fast with AVX512-BF16 or AMX) and on GPUs that
+        have it. fp16 on a CPU is refused unless oneDNN has native fp16 kernels (AVX512-FP16,
+        AMX-FP16): elsewhere a convolution runs ~100x slower than in fp32.
+    channels_last: the weights and each input batch in NHWC memory layout, which oneDNN and
+        cuDNN's tensor-core kernels prefer.
+    compile: `torch.compile` (default mode). Compiling happens in the first call, not here
+        (tens of seconds at 512 px), and once more the first time the batch size changes (the
+        batch dimension is then compiled as dynamic): warm up before timing. On a CPU,
+        Inductor writes C++ and needs a C++ compiler (g++ or $CXX).
+
+    Whatever the options, images come back float32 in [-1, 1], contiguous (NCHW), on `device`.
+    `generator` itself is moved to `device` (and to channels_last if asked).
+    """
 
     name = "torch"
     needs_keypoints = False
+    PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def __init__(self, generator: torch.nn.Module, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        device: str | torch.device | None = None,
+        *,
+        compile: bool = False,
+        channels_last: bool = False,
+        precision: str = "fp32",
+    ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = self.check_precision(precision, self.device)
+        self.precision, self.channels_last, self.compiled = precision, channels_last, compile
         self.generator = generator.eval().to(self.device)
+        if channels_last:
+            self.generator = self.generator.to(memory_format=torch.channels_last)
         self.size = generator.config.size
+        self.forward = self.generator
+        if compile:
+            self.check_compiler(self.device)
+            self.forward = torch.compile(self.generator)
 
     @classmethod
     def load(
-        cls, checkpoint: Path, device: str | torch.device | None = None, ema: bool = True
+        cls,
+        checkpoint: Path,
+        device: str | torch.device | None = None,
+        ema: bool = True,
+        *,
+        compile: bool = False,
+        channels_last: bool = False,
+        precision: str = "fp32",
     ) -> TorchBackend:
-        return cls(load_generator(Path(checkpoint), ema=ema), device)
+        return cls(
+            load_generator(Path(checkpoint), ema=ema),
+            device,
+            compile=compile,
+            channels_last=channels_last,
+            precision=precision,
+        )
+
+    @property
+    def variant(self) -> str:
+        """The options in words, e.g. "torch bf16 channels_last compiled"."""
+        flags = [self.precision] + ["channels_last"] * self.channels_last
+        return " ".join([self.name, *flags, "compiled" if self.compiled else "eager"])
+
+    @classmethod
+    def check_precision(cls, precision: str, device: torch.device) -> torch.dtype:
+        """The autocast dtype of `precision` on `device`, or a GanmotionError saying why not."""
+        if precision not in cls.PRECISIONS:
+            raise GanmotionError(
+                f"precision {precision!r}: choose one of {', '.join(cls.PRECISIONS)}"
+            )
+        if precision == "fp16" and device.type == "cpu" and not cls.cpu_has_fp16():
+            raise GanmotionError(
+                "precision 'fp16' on the CPU: this CPU has no native fp16 kernels (a convolution "
+                "runs ~100x slower than in fp32); use 'bf16'"
+            )
+        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise GanmotionError(
+                f"precision 'bf16': {torch.cuda.get_device_name(device)} has no bf16; use 'fp16'"
+            )
+        return cls.PRECISIONS[precision]
+
+    @staticmethod
+    def cpu_has_fp16() -> bool:
+        """Whether oneDNN has native fp16 kernels on this CPU (AVX512-FP16 or AMX-FP16)."""
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+        except (AttributeError, RuntimeError):  # a private op: absent means no
+            return False
+
+    @staticmethod
+    def check_compiler(device: torch.device) -> None:
+        """A GanmotionError when torch.compile cannot work on a CPU for want of a C++ compiler."""
+        if device.type != "cpu":
+            return
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+        except ImportError:  # a private API: if it moves, the first call reports instead
+            return
+        try:
+            get_cpp_compiler()
+        except Exception:
+            raise GanmotionError(
+                "compile=True on the CPU needs a C++ compiler: install g++ or set $CXX"
+            ) from None
+
+    def compile_errors(self) -> tuple[type[BaseException], ...]:
+        """What a compiled forward raises when compiling fails; nothing when not compiled."""
+        if not self.compiled:
+            return ()
+        from torch._dynamo.exc import BackendCompilerFailed
+        from torch._inductor.exc import InductorError
+
+        return (BackendCompilerFailed, InductorError)
 
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
@@ -120,8 +225,21 @@ class TorchBackend:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
-        with torch.inference_mode():
-            return self.generator(skeleton.to(self.device, torch.float32)).float()
+        batch = skeleton.to(self.device, torch.float32)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(
+            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
+        try:
+            with torch.inference_mode(), autocast:
+                images = self.forward(batch)
+        except self.compile_errors() as error:
+            first = next((ln for ln in str(error).splitlines() if ln.strip()), "")
+            raise GanmotionError(
+                f"torch.compile failed ({type(error).__name__}: {first.strip()})"
+            ) from None
+        return images.float().contiguous()
 
 
 class OnnxRuntimeBackend:
@@ -184,18 +302,36 @@ def _ort_io(value) -> tuple[str, list, str]:
 
 
 def load_backend(
-    path: str | Path, backend: str | None = None, device: str | torch.device | None = None
+    path: str | Path,
+    backend: str | None = None,
+    device: str | torch.device | None = None,
+    shards: str | None = None,
+    torch_options: dict | None = None,
 ) -> Backend:
     """The backend for a model file: a checkpoint folder runs on torch, a .onnx on
     onnxruntime, a .plan/.engine on tensorrt. `backend` only confirms the choice; a model
     file that the named backend cannot run is an error that says how to convert it.
+    `torch_options` (compile, channels_last, precision) go to TorchBackend; for a file that
+    another backend runs, asking for any of them is an error (an exported model's precision
+    was fixed when it was exported).
+
+    The seed's baselines run from keypoints (`ganmotion.runtime.baselines`): a checkpoint
+    trained with model: mlp, and `"nearest"` in place of a path, which looks poses up in the
+    training frames of `shards` (the target's shard root).
     """
+    if str(path) == "nearest":  # a keyword, not a file: the lookup table is the shards
+        from ganmotion.runtime.baselines import load_nearest  # (it imports this module)
+
+        if shards is None:
+            raise GanmotionError("nearest needs --target-shards DIR")
+        return load_nearest(shards, device=device)
     path = Path(path)
     if backend is not None and backend not in BACKENDS:
         raise GanmotionError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if not path.exists():
         raise GanmotionError(f"{path}: no such file or checkpoint folder")
     if path.is_dir():
+        path = checkpoint_folder(path)  # a run folder stands for its newest checkpoint
         kind = "torch"
     elif path.suffix == ".onnx":
         kind = "onnxruntime"
@@ -206,6 +342,12 @@ def load_backend(
             f"{path}: unsupported model file; expected a checkpoint folder, a .onnx or a "
             f"{'/'.join(ENGINE_SUFFIXES)} TensorRT engine"
         )
+    torch_options = {k: v for k, v in (torch_options or {}).items() if v not in (None, False)}
+    if kind != "torch" and torch_options:
+        raise GanmotionError(
+            f"{path}: {', '.join(torch_options)} only apply to the torch backend "
+            "(a checkpoint folder); an exported model keeps the precision it was exported with"
+        )
     if backend is not None and backend != kind:
         how = {
             "onnxruntime": "export it with export/to_onnx.py",
@@ -214,7 +356,16 @@ def load_backend(
         }[backend]
         raise GanmotionError(f"{path}: the {backend} backend cannot run this file ({how})")
     if kind == "torch":
-        return TorchBackend.load(path, device)
+        from ganmotion.training.checkpoint import generator_class
+
+        if generator_class(path) == "MLPGenerator":  # the seed's MLP: draws from keypoints
+            from ganmotion.runtime.baselines import KeypointBackend
+
+            if torch_options:
+                raise GanmotionError(f"{path}: the MLP baseline runs in fp32 eager only")
+
+            return KeypointBackend.load(path, device)
+        return TorchBackend.load(path, device, **torch_options)
     if kind == "onnxruntime":
         return OnnxRuntimeBackend.load(path)
     from ganmotion.runtime.tensorrt import TensorRTBackend

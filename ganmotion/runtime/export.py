@@ -39,7 +39,8 @@ from torch import nn
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
 from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
-from ganmotion.training.checkpoint import load_generator, read_state
+from ganmotion.runtime.target import checkpoint_target
+from ganmotion.training.checkpoint import checkpoint_folder, load_generator, read_state
 from ganmotion.video import temporary_path
 
 DEFAULT_OPSET = 20
@@ -324,10 +325,12 @@ def export_generator(
     normalisation: str = "[-1, 1]",
     opset: int = DEFAULT_OPSET,
     tolerances: dict[str, float] = PARITY_TOLERANCES,
+    target: dict | None = None,
 ) -> ExportSummary:
     """Export, check and parity-test `generator`; write `out` and its sidecar only if all pass.
 
-    `source` (checkpoint, step, weights) goes into the sidecar as it is.
+    `source` (checkpoint, step, weights) goes into the sidecar as it is, and so does `target`
+    (the training shards' body measurements, which the video runner retargets to).
     """
     start = time.perf_counter()
     out = Path(out)
@@ -360,6 +363,7 @@ def export_generator(
             "channels": {"in": config.in_channels, "out": config.out_channels},
             "architecture": {"class": type(generator).__name__, **asdict(config)},
             "source": source or {},
+            **({"target": target} if target is not None else {}),
             "opset": opset,
             "precision": "fp32",
             "parity": {
@@ -397,11 +401,16 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     tolerances: dict[str, float] = PARITY_TOLERANCES,
 ) -> ExportSummary:
-    """Export the (EMA, or with ema=False the live) generator of a checkpoint folder."""
-    checkpoint, out = Path(checkpoint), Path(out)
+    """Export the (EMA, or with ema=False the live) generator of a checkpoint folder (or of
+    a run folder's newest checkpoint)."""
+    checkpoint, out = checkpoint_folder(checkpoint), Path(out)
     check_output(out, (".onnx",))  # before loading anything
     check_opset(opset)
     generator = load_generator(checkpoint, ema=ema)
+    if not isinstance(generator, UNetGenerator):  # the seed's MLP takes keypoints, not images
+        raise GanmotionError(
+            f"{checkpoint}: the MLP baseline is not exported; run it from the checkpoint"
+        )
     state = read_state(checkpoint)
     source = {
         "checkpoint": str(checkpoint.resolve()),
@@ -409,7 +418,8 @@ def export_checkpoint(
         "weights": "generator_ema.safetensors" if ema else "generator.safetensors",
     }
     normalisation = state.get("normalisation", "[-1, 1]")
-    return export_generator(generator, out, source, normalisation, opset, tolerances)
+    target = checkpoint_target(checkpoint)
+    return export_generator(generator, out, source, normalisation, opset, tolerances, target)
 
 
 def _first_line(error: BaseException) -> str:

@@ -28,10 +28,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ganmotion.errors import GanmotionError
+from ganmotion.models.baselines import MLPConfig, MLPGenerator
 from ganmotion.models.generator import GeneratorConfig, UNetGenerator
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 FORMAT_VERSION = 1
+# state.json's architecture.generator.class -> the class and its config (constructor arguments)
+GENERATORS = {
+    "UNetGenerator": (UNetGenerator, GeneratorConfig),
+    "MLPGenerator": (MLPGenerator, MLPConfig),
+}
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -53,6 +59,18 @@ def complete_checkpoints(root: Path) -> list[Path]:
 def latest_checkpoint(root: Path) -> Path | None:
     found = complete_checkpoints(root)
     return found[-1] if found else None
+
+
+def checkpoint_folder(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder (out_dir) standing for its newest complete
+    checkpoint; anything else comes back as it is, for the caller's own error."""
+    path = Path(path)
+    if not (path / "state.json").is_file() and (path / "checkpoints").is_dir():
+        found = latest_checkpoint(path / "checkpoints")
+        if found is None:
+            raise GanmotionError(f"{path}: a run folder without a complete checkpoint")
+        return found
+    return path
 
 
 def resolve_resume(resume: str, root: Path) -> Path:
@@ -154,10 +172,21 @@ def finish(root: Path, step: int, keep: int) -> Path:
     return final
 
 
-def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator:
+def generator_class(checkpoint: Path) -> str:
+    """The generator class that a checkpoint folder's state.json names; "UNetGenerator" when
+    it names none or cannot be read (`load_generator` then says what is wrong)."""
+    try:
+        state = json.loads((Path(checkpoint) / "state.json").read_text())
+        return str(state["architecture"]["generator"].get("class", "UNetGenerator"))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return "UNetGenerator"
+
+
+def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator | MLPGenerator:
     """The generator of a checkpoint folder, in eval mode on the CPU: the EMA weights
     (`generator_ema.safetensors`, what samples and exports use) or, with ema=False, the live
-    ones. The architecture comes from state.json, so no training config is needed.
+    ones. The architecture (U-Net, or the MLP baseline) comes from state.json, so no training
+    config is needed.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
@@ -169,15 +198,20 @@ def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator:
     if not architecture:
         raise GanmotionError(f"{checkpoint / 'state.json'}: no architecture.generator entry")
     kind = architecture.pop("class", "UNetGenerator")
-    if kind != "UNetGenerator":
+    if kind not in GENERATORS:
         raise GanmotionError(f"{checkpoint / 'state.json'}: unknown generator class {kind!r}")
-    known = set(GeneratorConfig.__dataclass_fields__)
+    generator_class, config_class = GENERATORS[kind]
+    known = set(config_class.__dataclass_fields__)
     unknown = sorted(set(architecture) - known)
     if unknown:
         raise GanmotionError(
             f"{checkpoint / 'state.json'}: unknown generator arguments {', '.join(unknown)}"
         )
-    generator = UNetGenerator.from_config(GeneratorConfig(**architecture))
+    try:
+        config = config_class(**architecture)
+    except GanmotionError as error:
+        raise GanmotionError(f"{checkpoint / 'state.json'}: {error}") from None
+    generator = generator_class.from_config(config)
     name = "generator_ema.safetensors" if ema else "generator.safetensors"
     load_weights(generator, checkpoint / name)
     return generator.eval()

@@ -12,6 +12,7 @@ from typing import Literal
 from ganmotion.data.stream import StreamConfig
 from ganmotion.errors import GanmotionError
 from ganmotion.losses import LossConfig
+from ganmotion.models.baselines import MLPConfig
 from ganmotion.models.critic import CriticConfig
 from ganmotion.models.generator import GeneratorConfig
 
@@ -102,10 +103,17 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class VanillaConfig:
-    """The regression baseline: generator alone, L1 (+ optional perceptual) loss."""
+    """The regression baseline: generator alone, L1 (+ optional perceptual) loss.
+
+    model: "unet" trains the U-Net (`generator`) from skeleton images; "mlp" trains the
+        seed's MLP (`mlp`) from the reduced pose vector of the keypoints.
+    mlp: the MLP's constructor arguments; used when model is "mlp".
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
+    model: Literal["unet", "mlp"] = "unet"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    mlp: MLPConfig = field(default_factory=MLPConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     generator_optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -1,5 +1,5 @@
 """The training loop: conditional WGAN-GP (GanConfig) or the L1 regression baseline
-(VanillaConfig), one or many processes through Accelerate.
+(VanillaConfig: the U-Net, or the seed's MLP), one or many processes through Accelerate.
 
 One step is one generator optimiser step. With n = critic_steps and A = grad_accumulation,
 a step reads n * A micro-batches: the critic trains on every one (stepping every A), the
@@ -42,6 +42,7 @@ from ganmotion.losses import (
     penalty_at,
     vgg16_features,
 )
+from ganmotion.models.baselines import MLPGenerator, reduced_pose_vector
 from ganmotion.models.critic import PatchCritic
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.training import checkpoint as ckpt
@@ -95,6 +96,7 @@ class Trainer:
     def __init__(self, config: GanConfig | VanillaConfig, resume: str | None = None):
         self.config = config
         self.gan = isinstance(config, GanConfig)
+        self.mlp = not self.gan and config.model == "mlp"
         run = config.run
         self.run_dir = Path(run.out_dir)
         self.checkpoints = self.run_dir / "checkpoints"
@@ -109,9 +111,11 @@ class Trainer:
         self.micro_per_step = (config.critic_steps if self.gan else 1) * run.grad_accumulation
 
         size = config.data.stream.size
-        if config.generator.size != size:
+        section = "mlp" if self.mlp else "generator"
+        if getattr(config, section).size != size:
             raise GanmotionError(
-                f"generator.size ({config.generator.size}) must equal data.stream.size ({size})"
+                f"{section}.size ({getattr(config, section).size}) must equal "
+                f"data.stream.size ({size})"
             )
         manifest = load_manifest(config.data.shards)
         self.train_urls = shard_urls(config.data.shards, "train")
@@ -119,8 +123,11 @@ class Trainer:
         self.val_urls = shard_urls(config.data.shards, val_split)
 
         set_seed(run.seed)  # identical initial weights on every rank
-        generator = UNetGenerator.from_config(config.generator)
-        generator.check_input_size(size, size)
+        if self.mlp:
+            generator = MLPGenerator.from_config(config.mlp)
+        else:
+            generator = UNetGenerator.from_config(config.generator)
+            generator.check_input_size(size, size)
         critic = PatchCritic.from_config(config.critic) if self.gan else None
         if critic is not None and size < critic.min_input_size():
             raise GanmotionError(
@@ -265,7 +272,7 @@ class Trainer:
                 fake = None
                 if generator_turn:
                     with acc.autocast():
-                        fake = self.generator(batch.skeleton)
+                        fake = self.generate(batch)
                 if self.gan:
                     for name, value in self.critic_phase(batch, fake).items():
                         sums[name] += value
@@ -277,11 +284,21 @@ class Trainer:
         means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
         return means, self.all_ranks(finite)
 
+    def generate(
+        self, batch: TrainingBatch, generator: torch.nn.Module | None = None
+    ) -> torch.Tensor:
+        """Images (B, 3, S, S) in [-1, 1] for a batch, by `generator` (default: the live one).
+        The U-Net draws from the skeleton images, the MLP from the keypoints alone."""
+        generator = self.generator if generator is None else generator
+        if self.mlp:
+            return generator(reduced_pose_vector(batch.keypoints, self.config.mlp.size))
+        return generator(batch.skeleton)
+
     def critic_phase(self, batch: TrainingBatch, fake: torch.Tensor | None) -> dict[str, float]:
         acc, loss_config = self.accelerator, self.config.loss
         if fake is None:
             with torch.no_grad(), acc.autocast():
-                fake = self.generator(batch.skeleton)
+                fake = self.generate(batch)
         fake = fake.detach().to(batch.image.dtype)
         mixed = interpolate(batch.image, fake)
         with acc.autocast():
@@ -384,11 +401,10 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         model = self.ema.model
-        l1 = [F.l1_loss(model(batch.skeleton), batch.image).item() for batch in self.val]
+        l1 = [F.l1_loss(self.generate(batch, model), batch.image).item() for batch in self.val]
         tracker.scalars(self.step, {"val/l1": sum(l1) / len(l1)})
-        first = self.val[0]
-        shown = slice(0, SAMPLE_GRID_SIZE)
-        grid = tile_rows(first.skeleton[shown], first.image[shown], model(first.skeleton[shown]))
+        shown = TrainingBatch(*(t[:SAMPLE_GRID_SIZE] for t in self.val[0]))
+        grid = tile_rows(shown.skeleton, shown.image, self.generate(shown, model))
         tracker.image(self.step, "val", grid)
 
     def log_losses(self, tracker: Tracker, window: dict[str, list[float]], seconds: float) -> None:
@@ -421,9 +437,11 @@ class Trainer:
     # ------------------------------------------------------------- checkpoints
 
     def architecture(self) -> dict:
-        arch = {
-            "generator": {"class": "UNetGenerator", **dataclasses.asdict(self.config.generator)}
-        }
+        if self.mlp:
+            arch = {"generator": {"class": "MLPGenerator", **dataclasses.asdict(self.config.mlp)}}
+        else:
+            generator = dataclasses.asdict(self.config.generator)
+            arch = {"generator": {"class": "UNetGenerator", **generator}}
         if self.gan:
             arch["critic"] = {"class": "PatchCritic", **dataclasses.asdict(self.config.critic)}
         return arch

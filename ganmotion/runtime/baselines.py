@@ -1,0 +1,138 @@
+"""The seed's baselines behind the `Backend` interface: they draw from keypoints alone.
+
+    backend = load_backend("runs/mlp_tiny/checkpoints/step-000200")   # a model=mlp checkpoint
+    backend = load_backend("nearest", shards="data/shards")          # nearest neighbour
+    images = backend(skeletons, keypoints)   # keypoints (N, 33, 3) in pixels -> (N, 3, S, S)
+
+Both have `needs_keypoints = True`: the skeleton images that the video pipeline passes along
+are checked for shape and otherwise unused. Neither is exported to ONNX: the MLP runs from its
+checkpoint, and nearest neighbour is a lookup in its training set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+from torch import nn
+from tqdm import tqdm
+
+from ganmotion.data.manifest import load_manifest, shard_urls
+from ganmotion.data.stream import decode_sample
+from ganmotion.errors import GanmotionError
+from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
+from ganmotion.models.generator import as_keypoints
+from ganmotion.runtime.backends import check_batch
+from ganmotion.training.checkpoint import load_generator
+
+NAMES = ("mlp", "nearest")
+
+
+class KeypointBackend:
+    """A model with `generate(keypoints) -> images` (`MLPGenerator`, `NearestNeighbourGenerator`)
+    as a Backend: keypoints (N, 33, 3) in pixels of the size x size image -> images
+    (N, 3, size, size) float32 in [-1, 1] on `device`.
+    """
+
+    needs_keypoints = True
+
+    def __init__(self, model: nn.Module, name: str, device: str | torch.device | None = None):
+        if name not in NAMES:
+            raise GanmotionError(f"unknown baseline {name!r}: choose one of {', '.join(NAMES)}")
+        self.name = name
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.eval().to(self.device)
+        self.size = int(model.size)
+
+    @classmethod
+    def load(
+        cls, checkpoint: Path, device: str | torch.device | None = None, ema: bool = True
+    ) -> KeypointBackend:
+        """The MLP baseline of a checkpoint folder (trained with model: mlp)."""
+        generator = load_generator(Path(checkpoint), ema=ema)
+        if not isinstance(generator, MLPGenerator):
+            raise GanmotionError(
+                f"{checkpoint}: holds a {type(generator).__name__}, not the MLP baseline "
+                "(the torch backend runs it)"
+            )
+        return cls(generator, "mlp", device)
+
+    def __call__(
+        self, skeleton: torch.Tensor | None, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if keypoints is None:
+            raise GanmotionError(
+                f"the {self.name} baseline draws from keypoints: pass the batch's keypoints "
+                "(N, 33, 3) with the skeletons"
+            )
+        keypoints = as_keypoints(keypoints)
+        if skeleton is not None:
+            check_batch(skeleton, self.size)
+            if len(skeleton) != len(keypoints):
+                raise GanmotionError(
+                    f"{len(skeleton)} skeletons but {len(keypoints)} sets of keypoints"
+                )
+        if len(keypoints) == 0:
+            return torch.zeros(0, 3, self.size, self.size, device=self.device)
+        with torch.inference_mode():
+            images = self.model.generate(keypoints.to(self.device))
+        return images.float().contiguous()  # nearest's lookup table may be channels-last
+
+
+def load_nearest(
+    shards: str,
+    split: str = "train",
+    device: str | torch.device | None = None,
+    max_frames: int | None = None,
+) -> KeypointBackend:
+    """Nearest neighbour over the `split` samples of a shard root (folder or URL).
+
+    The lookup table keeps the images as uint8 (M, 3, S, S), S the shards' image size:
+    3 * S * S bytes a frame (768 KiB at 512 px). With `max_frames`, every k-th sample is kept,
+    so that at most `max_frames` frames still span the whole split.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise GanmotionError(f"max_frames must be >= 1, got {max_frames}")
+    manifest = load_manifest(shards)
+    urls = shard_urls(shards, split)
+    size = int(manifest["image_size"])
+    total = int(manifest["splits"][split]["samples"])
+    stride = 1 if max_frames is None else max(1, math.ceil(total / max_frames))
+    images, poses = [], []
+    expected = min(total, max_frames or total)
+    for index, sample in enumerate(tqdm(_samples(shards, split, urls), total=total, disable=None)):
+        if index % stride:
+            continue
+        where = sample.get("__url__", shards)
+        try:
+            image, keypoints = decode_sample(sample)
+        except GanmotionError as error:
+            raise GanmotionError(f"{where}: {error}") from None
+        if image.shape[:2] != (size, size):
+            raise GanmotionError(
+                f"{where}: sample {sample['__key__']} is {image.shape[1]}x{image.shape[0]}, "
+                f"the manifest says {size}x{size}"
+            )
+        images.append(np.ascontiguousarray(image.transpose(2, 0, 1)))  # (3, S, S) uint8
+        poses.append(keypoints)
+        if len(images) == expected:
+            break
+    if not images:
+        raise GanmotionError(f"{shards}: no samples in the {split} shards")
+    model = NearestNeighbourGenerator(np.stack(poses), torch.from_numpy(np.stack(images)))
+    return KeypointBackend(model, "nearest", device)
+
+
+def _samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
+    """The raw samples of `urls` in order (dicts of bytes keyed by extension, and __key__)."""
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
+    try:
+        yield from pipeline
+    except Exception as error:  # tar, I/O and URL errors of many types: one line that names them
+        raise GanmotionError(
+            f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
+        ) from None

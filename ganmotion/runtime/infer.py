@@ -1,0 +1,203 @@
+"""`python infer/video.py` / `ganmotion infer`: make the target person perform a video's motion.
+
+    python infer/video.py --source dance.mp4 --model gen.onnx --out out.mp4 --batch 16
+    python infer/video.py --source dance.mp4 --model runs/gan/checkpoints/step-002000 \\
+        --out out.mp4 --side-by-side
+    python infer/video.py --source dance.mp4 --model nearest --target-shards data/shards \\
+        --out nearest.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.filters import OneEuroConfig
+from ganmotion.video import temporary_path
+
+BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # TorchBackend.PRECISIONS, without importing torch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infer/video.py",
+        description="Run a generator over a source video: decode, pose, smooth, retarget, "
+        "render, generate in batches and encode, overlapped. Writes OUT atomically and prints "
+        "a summary (frames, frames without pose, frames/s per stage and end to end).",
+    )
+    parser.add_argument("--source", required=True, help="the video whose motion is transferred")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a checkpoint folder (torch), gen.onnx (onnxruntime), gen.plan (tensorrt), or "
+        "'nearest' (the seed's nearest-neighbour baseline over --target-shards)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="the .mp4 to write (H.264)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="frames per generator call (default: 16 on a GPU; 1 on a CPU, where bigger "
+        "batches measured slower per frame)",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKEND_CHOICES, help="confirm the backend (chosen by file type)"
+    )
+    parser.add_argument(
+        "--device", help="torch/tensorrt device, e.g. cuda:1 (default: cuda if any)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        help="torch backend: run the generator under autocast in bf16/fp16 (default fp32)",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="torch backend: NHWC memory layout"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch backend: torch.compile the generator (compiles in the first batch)",
+    )
+    parser.add_argument(
+        "--target-shards",
+        help="the target's training shards: its body measurements for retargeting (default: "
+        "from the checkpoint's config or the model's sidecar), and the nearest baseline's images",
+    )
+    parser.add_argument(
+        "--no-retarget",
+        action="store_true",
+        help="keep the source body's proportions (framed around it) instead of mapping it onto "
+        "the target's height and position",
+    )
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="write source | skeleton | generated"
+    )
+    parser.add_argument(
+        "--pose-workers", type=int, default=1, help="MediaPipe processes (1: tracking mode)"
+    )
+    parser.add_argument(
+        "--poses", type=Path, help="use these keypoints (.npy, (N, 33, 3)) instead of detecting"
+    )
+    parser.add_argument(
+        "--save-poses", type=Path, help="also write the detected keypoints (.npy) for --poses"
+    )
+    smoothing = OneEuroConfig()
+    parser.add_argument("--no-smoothing", action="store_true", help="turn the One-Euro filter off")
+    parser.add_argument(
+        "--min-cutoff",
+        type=float,
+        default=smoothing.min_cutoff,
+        help=f"One-Euro minimum cutoff in Hz: lower is smoother ({smoothing.min_cutoff})",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=smoothing.beta,
+        help=f"One-Euro speed coefficient: higher lags less in fast moves ({smoothing.beta})",
+    )
+    parser.add_argument(
+        "--max-gap",
+        type=float,
+        default=smoothing.max_gap_s,
+        help="seconds a lost pose is held before frames are marked 'no pose' "
+        f"({smoothing.max_gap_s})",
+    )
+    parser.add_argument(
+        "--summary-json", type=Path, help="also write the summary as JSON to this file"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace):
+    from ganmotion.runtime.backends import load_backend
+    from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline
+    from ganmotion.runtime.target import resolve_target
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise GanmotionError(f"{out}: the output must be an .mp4 file")
+    if not out.parent.is_dir():
+        raise GanmotionError(f"{out}: directory {out.parent} does not exist")
+    if args.save_poses is not None and not Path(args.save_poses).parent.is_dir():
+        raise GanmotionError(f"{args.save_poses}: directory does not exist")
+    poses = load_poses(args.poses) if args.poses is not None else None
+    torch_options = {
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+    }
+    backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
+    config = RunnerConfig(
+        batch_size=default_batch(backend) if args.batch is None else args.batch,
+        pose_workers=args.pose_workers,
+        smoothing=OneEuroConfig(
+            min_cutoff=args.min_cutoff,
+            beta=args.beta,
+            max_gap_s=args.max_gap,
+            enabled=not args.no_smoothing,
+        ),
+        retarget=not args.no_retarget,
+        side_by_side=args.side_by_side,
+    )
+    target = None
+    if config.retarget:
+        target = resolve_target(args.model, args.target_shards, backend.size)
+    summary = VideoPipeline(backend, config, target).run(
+        args.source, out, poses=poses, progress=not args.quiet
+    )
+    if args.save_poses is not None:
+        save_poses(np.stack(summary.poses), Path(args.save_poses))
+    return summary
+
+
+def default_batch(backend) -> int:
+    """Frames per generator call when --batch is not given: 16 where the generator runs on a
+    GPU; 1 on a CPU, where a batch of 8 ran 0.6x as fast per frame as a batch of 1 (cache
+    bound convolutions; benchmarks/RESULTS.md)."""
+    gpu_providers = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    on_gpu = backend.device.type == "cuda" or getattr(backend, "provider", "") in gpu_providers
+    return 16 if on_gpu else 1
+
+
+def load_poses(path: Path) -> np.ndarray:
+    try:
+        poses = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GanmotionError(f"{path}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise GanmotionError(f"{path}: not a .npy keypoints file ({error})") from None
+    if poses.ndim != 3 or poses.shape[1:] != (33, 3):
+        raise GanmotionError(f"{path}: keypoints must be (N, 33, 3), got {poses.shape}")
+    return poses.astype(np.float32)
+
+
+def save_poses(poses: np.ndarray, path: Path) -> None:
+    tmp = temporary_path(path)
+    with open(tmp, "wb") as file:
+        np.save(file, poses)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for line in summary.lines():
+        print(line)
+    if args.summary_json is not None:
+        args.summary_json.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Where a model's target body comes from: the manifest of the shards it was trained on.
+
+Retargeting maps a source body onto the target's height and foot position, measured by
+`prepare` over the training crops and kept in the shards' manifest.json. A checkpoint finds
+its shards through the training config in state.json; an exported model carries the same
+entry in its sidecar (export copies it), so a .onnx or .plan runs without the shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ganmotion.data.manifest import load_manifest
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.retarget import BodyStats, target_body
+
+
+def target_from_shards(shards: str) -> dict:
+    """The sidecar entry for a shard root: {"shards", "image_size", "body"}."""
+    manifest = load_manifest(shards)
+    where = f"{str(shards).rstrip('/')}/manifest.json"
+    body = target_body(manifest, where)
+    return {"shards": str(shards), "image_size": manifest["image_size"], "body": body.to_json()}
+
+
+def checkpoint_target(checkpoint: Path) -> dict | None:
+    """The target entry of a checkpoint's training shards; None when they are gone or the
+    manifest predates body measurements (the model then needs --target-shards)."""
+    from ganmotion.training.checkpoint import read_state
+
+    config = read_state(Path(checkpoint)).get("config") or {}
+    shards = (config.get("data") or {}).get("shards")
+    if not shards:
+        return None
+    try:
+        return target_from_shards(shards)
+    except GanmotionError:
+        return None
+
+
+def body_at_size(entry: dict, size: int) -> BodyStats:
+    """The target body of a sidecar/target entry, in pixels of a size x size image."""
+    body = BodyStats.from_json(entry["body"])
+    factor = size / entry["image_size"]
+    return dataclasses.replace(
+        body, height=body.height * factor, feet=tuple(v * factor for v in body.feet)
+    )
+
+
+def resolve_target(model: str | Path, target_shards: str | None, size: int) -> BodyStats:
+    """The target body for running `model` at `size`: from --target-shards when given, else
+    from the checkpoint's training shards or the exported model's sidecar."""
+    if target_shards is not None:
+        return body_at_size(target_from_shards(target_shards), size)
+    path = Path(model)
+    entry = None
+    if path.is_dir():
+        from ganmotion.training.checkpoint import checkpoint_folder
+
+        entry = checkpoint_target(checkpoint_folder(path))
+    elif path.is_file():
+        from ganmotion.runtime.export import read_sidecar
+
+        entry = (read_sidecar(path) or {}).get("target")
+    if entry is None:
+        raise GanmotionError(
+            f"{model}: cannot find the target's body measurements (its training shards are "
+            "not reachable and no sidecar carries them): pass --target-shards DIR, or "
+            "--no-retarget"
+        )
+    return body_at_size(entry, size)

@@ -1,0 +1,311 @@
+"""The batched video runner: same frames whatever the batch or backend, one output frame per
+source frame, gaps held or marked, retargeting, side by side, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import listing, make_checkpoint
+
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.filters import OneEuroConfig, smooth_sequence
+from ganmotion.pose.retarget import body_stats
+from ganmotion.runtime import load_backend
+from ganmotion.runtime.export import export_checkpoint
+from ganmotion.runtime.infer import main as infer_main
+from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline, no_pose_frame
+from ganmotion.runtime.target import resolve_target
+from ganmotion.video import VideoWriter, probe_video, read_frames
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model(synthetic_shards, tmp_path_factory) -> Path:
+    """A tiny untrained checkpoint whose config points at the synthetic clip's shards."""
+    return make_checkpoint(
+        tmp_path_factory.mktemp("runner") / "checkpoints", SIZE, synthetic_shards
+    )
+
+
+@pytest.fixture(scope="module")
+def onnx_model(model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runner_onnx") / "gen.onnx"
+    export_checkpoint(model, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def poses(synthetic_clip) -> np.ndarray:
+    return np.load(synthetic_clip[1])
+
+
+def run(model, source, out, poses=None, backend=None, **options):
+    backend = backend or load_backend(model)
+    config = RunnerConfig(**options)
+    target = resolve_target(model, None, backend.size) if config.retarget else None
+    return VideoPipeline(backend, config, target).run(source, out, poses=poses, progress=False)
+
+
+def frames(video: Path) -> np.ndarray:
+    return np.stack(list(read_frames(video))).astype(np.int16)
+
+
+def generated(model, source, poses, **options) -> np.ndarray:
+    """The generated frames of a run, before encoding: (N, S, S, 3) int16."""
+    backend = load_backend(model)
+    config = RunnerConfig(**options)
+    target = resolve_target(model, None, backend.size) if config.retarget else None
+    pipeline = VideoPipeline(backend, config, target)
+    return np.stack([f.generated for f in pipeline.frames(source, poses)]).astype(np.int16)
+
+
+def assert_same_frames(first: np.ndarray, second: np.ndarray) -> None:
+    assert first.shape == second.shape
+    difference = np.abs(first - second)
+    assert difference.max() <= 2 and difference.mean() < 0.01  # float noise, rounded
+
+
+class Echo:
+    """A backend that returns its skeletons and remembers the keypoints it was given."""
+
+    name, size, device, needs_keypoints = "echo", SIZE, torch.device("cpu"), False
+
+    def __init__(self, fail_at_call: int | None = None):
+        self.keypoints, self.batches, self.fail_at_call = [], [], fail_at_call
+
+    def __call__(self, skeleton, keypoints=None):
+        if self.fail_at_call is not None and len(self.batches) == self.fail_at_call:
+            raise GanmotionError("echo: failing on purpose")
+        self.batches.append(len(skeleton))
+        self.keypoints.append(keypoints.numpy())
+        return skeleton.float()
+
+
+def test_batch_size_does_not_change_the_frames(model, synthetic_clip, poses):
+    one = generated(model, synthetic_clip[0], poses, batch_size=1)
+    many = generated(model, synthetic_clip[0], poses, batch_size=16)
+    assert len(one) == len(poses) == probe_video(synthetic_clip[0]).frame_count
+    assert_same_frames(one, many)
+
+
+def test_torch_and_onnxruntime_give_the_same_frames(model, onnx_model, synthetic_clip, poses):
+    with_torch = generated(model, synthetic_clip[0], poses, batch_size=8)
+    with_onnxruntime = generated(onnx_model, synthetic_clip[0], poses, batch_size=8)
+    assert_same_frames(with_torch, with_onnxruntime)
+
+
+def test_the_video_has_one_frame_per_source_frame(model, synthetic_clip, poses, tmp_path):
+    summary = run(model, synthetic_clip[0], tmp_path / "out.mp4", poses, batch_size=16)
+    assert summary.frames == len(poses) == probe_video(tmp_path / "out.mp4").frame_count
+    assert summary.backend == "torch" and summary.detected == len(poses)
+    assert set(summary.stage_seconds) == {"decode", "track", "generate", "encode"}
+    assert listing(tmp_path) == ["out.mp4"]  # nothing temporary left beside it
+
+
+def test_batches_are_full_and_in_order(synthetic_clip, poses, model, tmp_path):
+    echo = Echo()
+    summary = run(model, synthetic_clip[0], tmp_path / "out.mp4", poses, backend=echo,
+                  batch_size=16)  # fmt: skip
+    assert echo.batches == [16] * (len(poses) // 16) + (
+        [len(poses) % 16] if len(poses) % 16 else []
+    )
+    assert summary.frames == len(poses) and summary.detected == len(poses)
+    # the echo backend writes the skeletons: frame i of the output is pose i's skeleton
+    written = frames(tmp_path / "out.mp4")
+    assert (written[:, :, :, :].reshape(len(written), -1).max(axis=1) > 100).all()
+
+
+def test_every_frame_is_written_and_gaps_are_held_or_marked(model, synthetic_clip, poses,
+                                                            tmp_path):  # fmt: skip
+    gappy = poses.copy()
+    gappy[10:12] = np.nan  # a short gap: the last pose is held
+    gappy[40:90] = np.nan  # a long one: held for max_gap, then marked 'no pose'
+    smoothing = OneEuroConfig()
+    fps = probe_video(synthetic_clip[0]).fps
+    _, statuses = smooth_sequence(gappy, fps, smoothing)
+    summary = run(model, synthetic_clip[0], tmp_path / "out.mp4", gappy, smoothing=smoothing)
+    assert summary.frames == len(poses)
+    assert summary.held == statuses.count("held") >= 2
+    assert summary.missing == statuses.count("missing") > 0
+    assert summary.detected == len(poses) - 52
+    written = frames(tmp_path / "out.mp4")
+    assert len(written) == len(poses)
+    marked = [i for i, s in enumerate(statuses) if s == "missing"]
+    blank = no_pose_frame(SIZE).astype(np.int16)
+    assert np.abs(written[marked] - blank).mean() < 3  # the marked frame, not a generated one
+
+
+def test_retargeting_gives_the_source_the_targets_body(model, synthetic_clip, poses, tmp_path):
+    target = resolve_target(model, None, SIZE)
+    tall = poses.copy()  # the same motion by a person 1.6x as tall, elsewhere in the frame
+    tall[..., :2] = tall[..., :2] * 1.6 - 30
+    echo = Echo()
+    run(model, synthetic_clip[0], tmp_path / "out.mp4", tall, backend=echo)
+    # the source body is measured on the first calibration_frames poses: over those frames
+    # the driven body is the target's (later the source may walk about, and so will it)
+    calibration = RunnerConfig().calibration_frames
+    driven = body_stats(np.concatenate(echo.keypoints)[:calibration])
+    assert driven.height == pytest.approx(target.height, rel=0.03)
+    assert np.allclose(driven.feet, target.feet, atol=0.03 * target.height)
+
+
+def test_without_retargeting_the_body_keeps_its_proportions(model, synthetic_clip, poses,
+                                                            tmp_path):  # fmt: skip
+    echo = Echo()
+    run(model, synthetic_clip[0], tmp_path / "out.mp4", poses, backend=echo, retarget=False,
+        smoothing=OneEuroConfig(enabled=False))  # fmt: skip
+    driven = np.concatenate(echo.keypoints)
+    source = poses[: len(driven)]
+    # one scale and one shift map the source onto what the generator saw
+    scale = np.ptp(driven[..., 1]) / np.ptp(source[..., 1])
+    shift = (driven[..., :2] - source[..., :2] * scale).reshape(-1, 2)
+    assert np.abs(shift - np.median(shift, axis=0)).max() < 1e-3
+    # the square is sized by the body's height: head, torso and legs are inside (raised
+    # hands may reach over the top, as they would in a photo framed the same way)
+    body = np.r_[0:13, 23:33]
+    assert (driven[:, body, :2] >= 0).all() and (driven[:, body, :2] <= SIZE - 1).all()
+
+
+def test_side_by_side_shows_source_skeleton_and_generated(model, synthetic_clip, poses, tmp_path):
+    run(model, synthetic_clip[0], tmp_path / "sbs.mp4", poses, side_by_side=True)
+    info, source = probe_video(tmp_path / "sbs.mp4"), probe_video(synthetic_clip[0])
+    assert (info.width, info.height) == (
+        round(source.width * SIZE / source.height) + 2 * SIZE,
+        SIZE,
+    )
+    assert info.frame_count == len(poses)
+
+
+def test_a_failing_backend_stops_the_run_and_leaves_no_output(model, synthetic_clip, poses,
+                                                              tmp_path):  # fmt: skip
+    with pytest.raises(GanmotionError, match="failing on purpose"):
+        run(model, synthetic_clip[0], tmp_path / "out.mp4", poses, backend=Echo(fail_at_call=2),
+            batch_size=8)  # fmt: skip
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_real_video_with_mediapipe_workers(taichi, model, tmp_path):
+    """40 frames of the sample video, poses from 2 MediaPipe processes, saved for reuse."""
+    clip = tmp_path / "taichi40.mp4"
+    with VideoWriter(clip, 30) as writer:
+        for frame in read_frames(taichi, 0, 40):
+            writer.write(frame[::2, ::2])
+    out, saved = tmp_path / "out.mp4", tmp_path / "poses.npy"
+    code = infer_main(["--source", str(clip), "--model", str(model), "--out", str(out),
+                       "--pose-workers", "2", "--save-poses", str(saved), "--quiet"])  # fmt: skip
+    assert code == 0
+    assert probe_video(out).frame_count == 40
+    detected = np.load(saved)
+    assert detected.shape == (40, 33, 3) and np.isfinite(detected).all()
+    # the saved poses replace detection and give the same video
+    # the saved poses replace detection and give the same frames
+    pipeline_frames = generated(model, clip, detected)
+    assert len(pipeline_frames) == 40
+
+
+def _error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def _blank_video(path: Path, frames: int = 20) -> Path:
+    with VideoWriter(path, 30) as writer:
+        for _ in range(frames):
+            writer.write(np.full((128, 128, 3), 90, np.uint8))
+    return path
+
+
+def _wrong_shape_onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("skeleton", TensorProto.FLOAT, ["N", 3, 64, 32])
+    y = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 32])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["skeleton"], ["image"])], "g", [x], [y]
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing model", "no such file"),
+        ("unsupported model", "unsupported model file"),
+        ("wrong input shape", "expected (N, 3, S, S)"),
+        ("unreadable source", "not a readable video"),
+        ("missing output directory", "does not exist"),
+        ("no person in the source", "no person found"),
+        ("no target body", "--target-shards"),
+    ],
+)
+def test_bad_input_is_one_line_and_no_output(case, message, model, synthetic_clip, poses,
+                                             tmp_path, capsys):  # fmt: skip
+    source, out = synthetic_clip[0], tmp_path / "out" / "result.mp4"
+    out.parent.mkdir()
+    model_arg = str(model)
+    extra = ["--poses", str(synthetic_clip[1])]
+    if case == "missing model":
+        model_arg = str(tmp_path / "gen.onnx")
+    elif case == "unsupported model":
+        model_arg = str(tmp_path / "gen.txt")
+        Path(model_arg).write_text("not a model")
+    elif case == "wrong input shape":
+        model_arg = str(_wrong_shape_onnx(tmp_path / "bad.onnx"))
+    elif case == "unreadable source":
+        source = tmp_path / "source.mp4"
+        source.write_text("not a video")
+    elif case == "missing output directory":
+        out = tmp_path / "nowhere" / "result.mp4"
+    elif case == "no person in the source":
+        source, extra = _blank_video(tmp_path / "empty_room.mp4"), []
+    elif case == "no target body":
+        model_arg = str(make_checkpoint(tmp_path / "orphan", SIZE))  # no shards in its config
+    code = infer_main(["--source", str(source), "--model", model_arg, "--out", str(out),
+                       "--quiet", *extra])  # fmt: skip
+    assert code == 1
+    line = _error_line(capsys)
+    assert message in line
+    if out.parent.exists():
+        assert listing(out.parent) == []
+
+
+def test_the_default_batch_is_one_on_a_cpu_and_sixteen_on_a_gpu(model, onnx_model):
+    from ganmotion.runtime.infer import default_batch
+
+    assert default_batch(load_backend(model, device="cpu")) == 1
+    assert default_batch(load_backend(onnx_model)) == 1  # the CPU provider here
+    assert default_batch(Echo()) == 1
+    on_gpu = Echo()
+    on_gpu.device = torch.device("cuda")
+    assert default_batch(on_gpu) == 16
+    ort_on_gpu = Echo()
+    ort_on_gpu.provider = "CUDAExecutionProvider"
+    assert default_batch(ort_on_gpu) == 16
+
+
+def test_torch_options_reach_the_backend_and_are_refused_for_onnx(
+    model, onnx_model, synthetic_clip, poses, tmp_path, capsys
+):
+    poses_file = tmp_path / "poses.npy"
+    np.save(poses_file, poses)
+    out = tmp_path / "out.mp4"
+    common = ["--source", str(synthetic_clip[0]), "--poses", str(poses_file), "--quiet"]
+    options = ["--precision", "bf16", "--channels-last", "--summary-json", str(tmp_path / "s.json")]
+    assert infer_main([*common, "--model", str(model), "--out", str(out), *options]) == 0
+    assert probe_video(out).frame_count == len(poses)
+    assert json.loads((tmp_path / "s.json").read_text())["batch_size"] == 1  # CPU default
+    refused = tmp_path / "refused.mp4"
+    status = infer_main([*common, "--model", str(onnx_model), "--out", str(refused),
+                         "--precision", "bf16"])  # fmt: skip
+    assert status == 1 and not refused.exists()
+    assert "only apply to the torch backend" in capsys.readouterr().err
