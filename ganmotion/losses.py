@@ -79,8 +79,8 @@ def gradient_penalty(
     loss_scale: float = 1.0,
 ) -> torch.Tensor:
     """WGAN-GP's penalty at random interpolates of real and fake (the skeleton is the
-    condition, not interpolated). The trainer runs the same two steps inside one batched
-    critic forward; this is the stand-alone form."""
+    condition, not interpolated). The trainer runs the same two steps with the critic's
+    forward under autocast; this is the stand-alone form."""
     mixed = interpolate(real, fake)
     return penalty_at(critic(skeleton, mixed), mixed, loss_scale)
 

@@ -11,8 +11,11 @@ with `deepspeed.initialize`, from the launch's DeepSpeed config (read by Acceler
 
 - The critic's loss (real, fake and the gradient penalty) runs through the raw critic module,
   then `engine.backward` / `engine.step`: the engine's forward hooks fire inside the penalty's
-  `autograd.grad` and ZeRO-2 fails there. The generator's adversarial term uses the frozen raw
-  critic, as under DDP.
+  `autograd.grad` and ZeRO-2 fails there. Where DDP backwards the penalty on its own first
+  (unreduced), the engine gets one backward of the whole loss per micro-batch, the pattern
+  DeepSpeed is built for: it reduces inside `engine.backward` (ZeRO-2 as each gradient is
+  computed), with no way to hold one backward's gradients back. The generator's adversarial
+  term uses the frozen raw critic, as under DDP.
 - Gradient accumulation, the learning-rate schedule's step and dropping a step whose gradients
   are not finite are done by the engines.
 - Mixed precision stays the run's torch autocast (run.precision "no" or "bf16"), as under

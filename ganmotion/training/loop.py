@@ -6,8 +6,9 @@ a step reads n * A micro-batches: the critic trains on every one (stepping every
 generator on the last A, all inside one `accelerator.accumulate(generator, critic)` block per
 micro-batch, so gradient sync and optimiser steps line up for both networks:
 
-    critic phase     fake = G(skeleton); one critic forward over [real, fake, interpolate];
-                     loss = fake - real + gp_weight * penalty
+    critic phase     fake = G(skeleton); gradient penalty at interpolates (own forward and
+                     backward, unreduced), then the Wasserstein loss on [real, fake], whose
+                     backward reduces both: loss = fake - real + gp_weight * penalty
     generator phase  scores from the frozen raw critic; loss = adversarial + L1 (+ perceptual)
     then             EMA update, log, samples, checkpoint, preemption check
 """
@@ -295,26 +296,37 @@ class Trainer:
         return generator(batch.skeleton)
 
     def critic_phase(self, batch: TrainingBatch, fake: torch.Tensor | None) -> dict[str, float]:
-        acc, loss_config = self.accelerator, self.config.loss
+        acc, gp_weight = self.accelerator, self.config.loss.gp_weight
         if fake is None:
             with torch.no_grad(), acc.autocast():
                 fake = self.generate(batch)
         fake = fake.detach().to(batch.image.dtype)
+        # Under DeepSpeed the raw module: the engine's hooks break the penalty's autograd.grad
+        # (the engine still reduces and steps, in backward_and_step).
+        critic = self.critic if self.engines is None else acc.unwrap_model(self.critic)
+
+        # Gradient penalty, in a critic forward of its own: its double backward then runs
+        # through N samples, not through all 3N of one forward over [real, fake, interpolate].
+        # Forward and backward inside no_sync (DDP prepares no reduction for them): the
+        # penalty's gradients stay local in .grad until the Wasserstein backward below.
         mixed = interpolate(batch.image, fake)
+        with acc.no_sync(critic):
+            with acc.autocast():
+                mixed_scores = critic(batch.skeleton, mixed)
+            penalty = penalty_at(mixed_scores, mixed, self.loss_scale())
+            if self.engines is None:
+                self.backward(gp_weight * penalty, "critic")
+
+        # Wasserstein loss on [real, fake]. DDP's backward all-reduces the accumulated .grad,
+        # the penalty's included: one reduction. A DeepSpeed engine reduces inside its own
+        # backward and cannot hold gradients back, so it gets the whole loss in one backward.
         with acc.autocast():
-            # One forward for all three: DDP reduces the critic's gradients once, and the
-            # penalty's double backward goes through the same graph.
-            # Under DeepSpeed the raw module: the engine's hooks break the penalty's
-            # autograd.grad (the engine still reduces and steps, in backward_and_step).
-            critic = self.critic if self.engines is None else acc.unwrap_model(self.critic)
-            scores = critic(
-                batch.skeleton.repeat(3, 1, 1, 1), torch.cat([batch.image, fake, mixed])
-            )
-        real_scores, fake_scores, mixed_scores = scores.chunk(3)
-        penalty = penalty_at(mixed_scores, mixed, self.loss_scale())
+            scores = critic(batch.skeleton.repeat(2, 1, 1, 1), torch.cat([batch.image, fake]))
+        real_scores, fake_scores = scores.chunk(2)
         wasserstein = critic_loss(real_scores, fake_scores)
-        loss = wasserstein + loss_config.gp_weight * penalty
-        self.backward_and_step(loss, "critic", self.c_opt, self.c_schedule)
+        loss = wasserstein + gp_weight * penalty
+        last = wasserstein if self.engines is None else loss
+        self.backward_and_step(last, "critic", self.c_opt, self.c_schedule)
         return {
             "critic/loss": loss.item(),
             "critic/gap": -wasserstein.item(),
@@ -349,6 +361,12 @@ class Trainer:
             **{f"generator/{k}": v.item() for k, v in terms.items()},
         }
 
+    def backward(self, loss: torch.Tensor, name: str) -> None:
+        """Backward without a step (DDP, not DeepSpeed); a non-finite loss marks this rank's
+        accumulation group bad, and the step at its end is then skipped on every rank."""
+        self.bad_in_group[name] |= not bool(torch.isfinite(loss))
+        self.accelerator.backward(loss)
+
     def backward_and_step(self, loss, name: str, optimizer, schedule) -> bool:
         """Backward; at the end of an accumulation group, step unless a loss in the group
         (on any rank) was not finite, in which case the group's gradients are dropped.
@@ -356,12 +374,11 @@ class Trainer:
         themselves, dropping a group whose gradient norm is not finite.)"""
         if self.engines is not None:
             return self.engines.backward_and_step(name, loss)
-        acc = self.accelerator
-        self.bad_in_group[name] |= not self.all_ranks(bool(torch.isfinite(loss)))
-        acc.backward(loss)
+        self.backward(loss, name)
         applied = False
-        if acc.sync_gradients:
-            applied = not self.bad_in_group[name]
+        if self.accelerator.sync_gradients:
+            # Every rank is here at the same micro-batch: one check of the whole group.
+            applied = self.all_ranks(not self.bad_in_group[name])
             if applied:
                 optimizer.step()
                 schedule.step()
