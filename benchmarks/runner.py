@@ -1,0 +1,334 @@
+"""End-to-end runner benchmark: ganmotion's pipelined, batched video runner against a seed-style
+loop, same model, same clip, one run.
+
+    python benchmarks/runner.py                        # taichi2.mp4, first 300 frames, 256 px
+    python benchmarks/runner.py --sizes 128,256 --repeats 3     # ~13 min on 2 cores
+
+The seed-style loop is the course project's inference, frame by frame in one thread: decode a
+frame, MediaPipe (tracking mode, in process), crop, draw the skeleton, run the generator on a
+batch of one in PyTorch eager fp32, encode. ganmotion's runner (ganmotion.runtime.pipeline)
+does the same work with decode, pose detection (worker processes), smoothing, rendering,
+batched generation and encoding overlapped through bounded queues. Its variants:
+
+  pipeline torch b1            torch eager fp32, batch 1, 1 pose worker (tracking mode)
+  pipeline torch bf16 b1       torch under bf16 autocast, batch 1
+  pipeline onnxruntime b1      ONNX Runtime fp32, batch 1, 1 pose worker
+  pipeline onnxruntime b1 2w   the same with 2 pose workers (static-image mode)
+
+and, to show what overlapping buys when the generator is not on the CPU, both runners again
+with an off-CPU stand-in for the generator: it takes the real generator's measured seconds per
+frame but sleeps instead of computing (as a GPU's kernels leave the CPU free). Those two rows
+compare with each other ("vs seed" is against the off-CPU seed loop); they measure the
+runners, not any GPU.
+
+The generator is the configs/gan_512.yaml architecture built at each size with random weights
+(seed 0): speed does not depend on the weights. Retargeting is off in both (the seed had none;
+the crop is the runner's fixed framing around the first measured body), so both render the
+same skeletons. Variants are interleaved per repeat. The table gives, per variant (median run of
+the repeats): the steady frames/s end to end, from the 60th frame written to the 40th before
+the end (what a long video sees; start-up is a few seconds: MediaPipe loading, pose processes
+starting, the runner's calibration on the first 30 poses), its ratio to the seed-style loop,
+the rate over the whole clip with start-up, the seconds to the first frame written, and each
+stage's busy time as frames/s (the smallest is the bottleneck).
+Writes results/runner.json with the machine and the exact command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganmotion.config import load_config
+from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import UNetGenerator
+from ganmotion.pose.detector import DetectorConfig, PoseDetector
+from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.retarget import body_stats, fixed_crop
+from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
+from ganmotion.runtime.export import export_generator
+from ganmotion.runtime.pipeline import RunnerConfig, RunSummary, VideoPipeline, no_pose_frame
+from ganmotion.training.config import GanConfig
+from ganmotion.video import VideoWriter, probe_video, read_frames
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONFIG = ROOT / "configs" / "gan_512.yaml"
+SAMPLE = ROOT.parent / "shared" / "data" / "taichi2.mp4"
+SEED = "seed-style loop"
+SEED_OFF_CPU = "seed-style loop, off-CPU gen"
+PIPELINE_OFF_CPU = "pipeline b1, off-CPU gen"
+# The steady rate is timed from the 60th frame written to the 40th before the end: by then the
+# start-up is over, and the last frames are left out because once decoding and pose detection
+# have finished, the generator drains its queues (4 frames each at batch 1) with the CPU to
+# itself, faster than in steady state.
+STEADY_AFTER, STEADY_BEFORE_END = 60, 40
+
+
+def build_generator(size: int) -> UNetGenerator:
+    torch.manual_seed(0)
+    config = load_config(GanConfig, CONFIG).generator
+    return UNetGenerator.from_config(config.__class__(**{**vars(config), "size": size})).eval()
+
+
+def seed_loop(source: Path, generator: torch.nn.Module, size: int, out: Path) -> dict:
+    """The course project's inference loop, one frame at a time: seconds in all and per stage."""
+    busy: dict[str, float] = defaultdict(float)
+    clock = time.perf_counter
+
+    def timed(stage: str, work, *args):
+        tick = clock()
+        result = work(*args)
+        busy[stage] += clock() - tick
+        return result
+
+    started = clock()
+    written: list[float] = []
+    frames, mapping = read_frames(source), None
+    with (
+        PoseDetector(DetectorConfig(static_image_mode=False)) as detect,
+        VideoWriter(out, probe_video(source).fps) as writer,
+    ):
+        while (image := timed("decode", next, frames, None)) is not None:
+            pose = timed("pose", detect, image)
+            if pose is not None and mapping is None:
+                try:
+                    mapping = fixed_crop(body_stats(pose[None]), size)
+                except GanmotionError:  # not a whole body in view yet
+                    pass
+            if pose is None or mapping is None:
+                timed("encode", writer.write, no_pose_frame(size))
+                written.append(clock() - started)
+                continue
+            skeleton = timed("track", render_skeleton, mapping(pose), size)
+            generated = timed("generate", generate_one, generator, skeleton)
+            timed("encode", writer.write, generated)
+            written.append(clock() - started)
+    return {"seconds": clock() - started, "stage_seconds": dict(busy), "written": written}
+
+
+def pipeline_run(backend, config: RunnerConfig, source: Path, out: Path) -> dict:
+    """VideoPipeline.run's loop (frames -> encoder), keeping the time each frame is written."""
+    pipeline = VideoPipeline(backend, config)
+    written: list[float] = []
+    started = time.perf_counter()
+    summary = RunSummary(str(source), str(out), backend.name, config.batch_size)
+    with VideoWriter(out, probe_video(source).fps) as writer:
+        encoding = 0.0
+        for frame in pipeline.frames(source, summary=summary):
+            tick = time.perf_counter()
+            writer.write(frame.generated)
+            encoding += time.perf_counter() - tick
+            written.append(time.perf_counter() - started)
+    summary.stage_seconds["encode"] = encoding
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "stage_seconds": summary.stage_seconds, "written": written}
+
+
+def steady_fps(written: list[float]) -> float:
+    """Frames/s between the STEADY_AFTER-th frame written and the STEADY_BEFORE_END-th from
+    the end: start-up (loading MediaPipe, starting pose processes, the runner's calibration on
+    the first 30 poses) and the final drain left out."""
+    first, last = STEADY_AFTER, len(written) - 1 - STEADY_BEFORE_END
+    if last <= first:
+        raise GanmotionError(
+            f"--frames must be more than {STEADY_AFTER + STEADY_BEFORE_END + 1} to time a steady "
+            "stretch"
+        )
+    return (last - first) / (written[last] - written[first])
+
+
+class OffCpuGenerator(torch.nn.Module):
+    """Stands in for a generator on an accelerator: it takes `seconds_per_frame` per frame
+    (measured from the real generator on this CPU) without using the CPU (it sleeps, which
+    releases the GIL), and returns grey images. Not a model of any GPU's speed: it shows how
+    much of the other stages' time each runner hides behind the generator's."""
+
+    def __init__(self, size: int, seconds_per_frame: float):
+        super().__init__()
+        self.size, self.seconds_per_frame = size, seconds_per_frame
+
+    def forward(self, skeleton: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds_per_frame * len(skeleton))
+        return torch.zeros(len(skeleton), 3, self.size, self.size)
+
+
+class OffCpuBackend:
+    """OffCpuGenerator as a runner backend."""
+
+    name, needs_keypoints, device = "off-cpu", False, torch.device("cpu")
+
+    def __init__(self, generator: OffCpuGenerator):
+        self.generator, self.size = generator, generator.size
+
+    def __call__(self, skeleton: torch.Tensor, keypoints=None) -> torch.Tensor:
+        return self.generator(skeleton)
+
+
+def seconds_per_frame(generator: UNetGenerator, size: int, calls: int = 10) -> float:
+    """The real generator's median seconds per frame at batch 1 on this CPU."""
+    skeleton = np.zeros((size, size, 3), np.uint8)
+    generate_one(generator, skeleton)  # warm-up
+    times = []
+    for _ in range(calls):
+        tick = time.perf_counter()
+        generate_one(generator, skeleton)
+        times.append(time.perf_counter() - tick)
+    return sorted(times)[calls // 2]
+
+
+def generate_one(generator: torch.nn.Module, skeleton: np.ndarray) -> np.ndarray:
+    batch = torch.from_numpy(skeleton).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        output = generator(batch)[0]
+    return ((output.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def pipeline_variants(generator: UNetGenerator, onnx: Path) -> dict:
+    """name -> (backend, RunnerConfig) of the runner variants."""
+    plain = TorchBackend(generator, "cpu")
+    bf16 = TorchBackend(generator, "cpu", precision="bf16")
+    ort = OnnxRuntimeBackend.load(onnx)
+    return {
+        "pipeline torch b1": (plain, RunnerConfig(batch_size=1, retarget=False)),
+        "pipeline torch bf16 b1": (bf16, RunnerConfig(batch_size=1, retarget=False)),
+        "pipeline onnxruntime b1": (ort, RunnerConfig(batch_size=1, retarget=False)),
+        "pipeline onnxruntime b1 2w": (
+            ort,
+            RunnerConfig(batch_size=1, pose_workers=2, retarget=False),
+        ),
+    }
+
+
+def trim(source: Path, frames: int, out: Path) -> Path:
+    """The first `frames` frames of `source` as a clip of their own (both sides read it)."""
+    with VideoWriter(out, probe_video(source).fps) as writer:
+        for image in read_frames(source, stop=frames):
+            writer.write(image)
+    return out
+
+
+def bench_size(size: int, clip: Path, frames: int, repeats: int, workdir: Path) -> dict:
+    generator = build_generator(size)
+    onnx = workdir / f"gen{size}.onnx"
+    export_generator(generator, onnx)
+    variants = pipeline_variants(generator, onnx)
+    off_cpu = OffCpuGenerator(size, seconds_per_frame(generator, size))
+    variants[PIPELINE_OFF_CPU] = (OffCpuBackend(off_cpu), RunnerConfig(1, retarget=False))
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for repeat in range(repeats):
+        out = workdir / "out.mp4"
+        runs[SEED].append(seed_loop(clip, generator, size, out))
+        runs[SEED_OFF_CPU].append(seed_loop(clip, off_cpu, size, out))
+        for name, (backend, config) in variants.items():
+            runs[name].append(pipeline_run(backend, config, clip, out))
+            assert len(runs[name][-1]["written"]) == frames, name
+        print(f"{size} px, repeat {repeat + 1}/{repeats} done", file=sys.stderr)
+    result = {}
+    for name, timings in runs.items():
+        fps = [steady_fps(t["written"]) for t in timings]
+        middle = sorted(range(len(fps)), key=fps.__getitem__)[len(fps) // 2]  # the median run
+        chosen = timings[middle]
+        result[name] = {
+            "frames_per_s": fps[middle],
+            "runs_frames_per_s": fps,
+            "whole_clip_frames_per_s": frames / chosen["seconds"],
+            "first_frame_s": chosen["written"][0],
+            "stage_frames_per_s": {
+                stage: frames / seconds for stage, seconds in chosen["stage_seconds"].items()
+            },
+        }
+    for name, row in result.items():
+        seed = SEED_OFF_CPU if "off-CPU" in name else SEED
+        row["vs_seed"] = row["frames_per_s"] / result[seed]["frames_per_s"]
+    result[SEED_OFF_CPU]["generator_seconds_per_frame"] = off_cpu.seconds_per_frame
+    return result
+
+
+def print_table(size: int, result: dict, frames: int, repeats: int) -> None:
+    print(
+        f"\n{size}x{size}, {frames} frames, median of {repeats}: frames/s end to end, steady "
+        f"(frames {STEADY_AFTER}..{frames - 1 - STEADY_BEFORE_END}) and over the whole clip "
+        "with start-up; then each stage's busy rate"
+    )
+    stages = ("decode", "pose", "track", "generate", "encode")
+    print(
+        f"{'variant':<28}{'steady':>8}{'vs seed':>9}{'whole':>8}{'1st (s)':>9}  "
+        + "".join(f"{s:>9}" for s in stages)
+    )
+    for name, row in result.items():
+        cells = "".join(f"{row['stage_frames_per_s'].get(s, float('nan')):>9.1f}" for s in stages)
+        print(
+            f"{name:<28}{row['frames_per_s']:>8.2f}{row['vs_seed']:>8.2f}x"
+            f"{row['whole_clip_frames_per_s']:>8.2f}{row['first_frame_s']:>9.2f}  {cells}"
+        )
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {text!r}") from None
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=SAMPLE, help="the clip (taichi2.mp4)")
+    parser.add_argument("--frames", type=int, default=300, help="its first N frames (300)")
+    parser.add_argument("--sizes", type=int_list, default=[256], help="image sizes (256)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (3)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "runner.json")
+    args = parser.parse_args()
+    if not args.source.is_file():
+        parser.error(f"{args.source}: no such file")
+    if args.frames < 1 or args.repeats < 1:
+        parser.error("--frames and --repeats must be >= 1")
+
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = trim(args.source, args.frames, Path(tmp) / "clip.mp4")
+        frames = probe_video(clip).frame_count
+        for size in args.sizes:
+            results[str(size)] = bench_size(size, clip, frames, args.repeats, Path(tmp))
+    seconds = time.perf_counter() - started
+    load_after = os.getloadavg()
+    for size in args.sizes:
+        print_table(size, results[str(size)], frames, args.repeats)
+    print(
+        f"\n{seconds:.0f} s in all; 1-min load average {load_before[0]:.1f} before / "
+        f"{load_after[0]:.1f} after on {os.cpu_count()} cores"
+    )
+    report = {
+        "command": shlex.join(["python", *sys.argv]),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "source": str(args.source),
+        "frames": frames,
+        "repeats": args.repeats,
+        "seconds": seconds,
+        "load_average_1min": {"before": load_before[0], "after": load_after[0]},
+        "sizes": results,
+    }
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except GanmotionError as error:
+        raise SystemExit(f"error: {error}") from None
