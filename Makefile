@@ -25,13 +25,17 @@ test: lint
 # ONNX -> the batched runner on a different motion -> side-by-side video and report.md.
 # Without VIDEO: a synthetic target with exact keypoints. With VIDEO=target.mp4: MediaPipe.
 # SOURCE=dance.mp4 replaces the synthetic source motion.
+# DEMO_STEPS, DEMO_FRAMES, DEMO_SOURCE_FRAMES shorten it (the test suite runs it that way).
 DEMO_PORT ?= 29517
+DEMO_STEPS ?=
+DEMO_FRAMES ?= 450
+DEMO_SOURCE_FRAMES ?= 150
 SOURCE ?=
 SOURCE_VIDEO = $(if $(strip $(SOURCE)),$(SOURCE),$(OUT)/source.mp4)
 demo: $(STAMP)
 	mkdir -p $(OUT)
 ifeq ($(strip $(VIDEO)),)
-	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 --frames 450 --size 256
+	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 --frames $(DEMO_FRAMES) --size 256
 	$(BIN)/python -m ganmotion.data.prepare --video $(OUT)/target.mp4 \
 		--keypoints $(OUT)/target.keypoints.npy --out $(OUT)/shards --size 128 --overwrite
 else
@@ -39,13 +43,13 @@ else
 endif
 	$(BIN)/python -m ganmotion.data.preview --shards $(OUT)/shards --out $(OUT)/preview.png
 ifeq ($(strip $(SOURCE)),)
-	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/source.mp4 --frames 150 --size 256 \
-		--motion-seed 7 --appearance-seed 3
+	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/source.mp4 --frames $(DEMO_SOURCE_FRAMES) \
+		--size 256 --motion-seed 7 --appearance-seed 3
 endif
 	rm -rf $(OUT)/run
 	ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(BIN)/accelerate launch --multi_gpu --num_processes 2 \
 		--main_process_port $(DEMO_PORT) train/gan.py --config configs/gan_demo.yaml \
-		data.shards=$(OUT)/shards run.out_dir=$(OUT)/run
+		data.shards=$(OUT)/shards run.out_dir=$(OUT)/run $(if $(DEMO_STEPS),run.steps=$(DEMO_STEPS))
 	$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run --out $(OUT)/gen.onnx
 	$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) --model $(OUT)/gen.onnx \
 		--out $(OUT)/result.mp4 --side-by-side --summary-json $(OUT)/infer.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,13 @@ def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
         progress=False,
     )
     return out
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a rendezvous of launched processes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def listing(directory: Path) -> list[str]:

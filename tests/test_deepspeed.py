@@ -6,13 +6,13 @@ shared-memory communication op it compiles on first use on CPU (needs a C++ comp
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 
 from ganmotion.training import checkpoint as ckpt
@@ -44,12 +44,6 @@ def deepspeed_starts() -> None:
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or ["(no output)"]
         pytest.skip(f"DeepSpeed cannot start on this machine: {lines[-1]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def train(accelerate_config: str, shards: Path, out: Path, *args: str) -> str:

@@ -4,7 +4,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 
 from ganmotion.config import load_config
@@ -226,12 +226,6 @@ def test_dry_run_prints_the_resolved_config():
 
 
 # ----------------------------------------------------------------- real 2-process runs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(script: str, *args: str, **popen) -> subprocess.Popen:
