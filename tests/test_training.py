@@ -205,6 +205,13 @@ def test_resume_latest_without_checkpoints_is_an_error(synthetic_shards, tmp_pat
         Trainer(tiny(synthetic_shards, tmp_path), "latest")
 
 
+def test_resume_auto_starts_fresh_then_continues_from_the_newest(synthetic_shards, tmp_path):
+    config = tiny(synthetic_shards, tmp_path, "run.steps=2", "run.checkpoint_every=1")
+    first = Trainer(config, "auto")
+    assert first.step == 0 and first.run() == 0
+    assert Trainer(config, "auto").step == 2
+
+
 def test_training_script_errors_are_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "train" / "gan.py"), "--config", str(tmp_path / "x.yaml")],
@@ -223,6 +230,20 @@ def test_dry_run_prints_the_resolved_config():
         check=True,
     )
     assert "steps: 3" in result.stdout and "critic_steps: 5" in result.stdout
+
+
+def test_get_prints_one_resolved_value_for_job_scripts(tmp_path):
+    def get(*args):
+        script = ROOT / "train" / "gan.py"
+        command = [sys.executable, str(script), "--config", str(ROOT / "configs" / "gan_tiny.yaml")]
+        return subprocess.run([*command, *args], capture_output=True, text=True)
+
+    assert get(f"run.out_dir={tmp_path}", "--get", "run.out_dir").stdout == f"{tmp_path}\n"
+    assert get("--get", "generator_optim.betas").stdout == "[0.5, 0.999]\n"
+    missing = get("--get", "run.nope")
+    assert missing.returncode == 1 and "run.nope: no such config key" in missing.stderr
+    unknown = get("run.stepz=1", "--get", "run.out_dir")  # the whole config is validated
+    assert unknown.returncode == 1 and "unknown key run.stepz" in unknown.stderr
 
 
 # ----------------------------------------------------------------- real 2-process runs

@@ -73,8 +73,12 @@ def checkpoint_folder(path: str | Path) -> Path:
     return path
 
 
-def resolve_resume(resume: str, root: Path) -> Path:
-    """`latest` (newest complete checkpoint under `root`) or a checkpoint folder."""
+def resolve_resume(resume: str, root: Path) -> Path | None:
+    """`latest` (newest complete checkpoint under `root`), `auto` (the same, or None for a
+    fresh start when there is none yet: what a requeued or resubmitted job wants) or a
+    checkpoint folder."""
+    if resume == "auto":
+        return latest_checkpoint(root)
     if resume == "latest":
         found = latest_checkpoint(root)
         if found is None:

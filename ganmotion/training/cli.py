@@ -27,10 +27,32 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML config (configs/*.yaml); defaults if omitted")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")
     parser.add_argument(
-        "--resume", metavar="latest|DIR", help="continue from the newest or a given checkpoint"
+        "--resume",
+        metavar="latest|auto|DIR",
+        help="continue from the newest or a given checkpoint; auto: the newest if there is "
+        "one, else start fresh (for jobs that may be requeued)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--get",
+        metavar="section.key",
+        help="print one value of the resolved config and exit (for job scripts: run.out_dir)",
+    )
     return parser
+
+
+def config_value(config: GanConfig | VanillaConfig, dotted: str) -> str:
+    """One value of the resolved config, as YAML would write it (scalars bare)."""
+    value = config_to_dict(config)
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise GanmotionError(f"--get {dotted}: no such config key")
+        value = value[key]
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
+        .removesuffix("\n...\n")
+        .strip()
+    )
 
 
 def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | None = None) -> int:
@@ -39,6 +61,9 @@ def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | 
     is_main = int(os.environ.get("RANK", "0")) == 0
     try:
         config = load_config(config_class, args.config, args.overrides)
+        if args.get:
+            print(config_value(config, args.get))
+            return 0
         if is_main:
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
         if args.dry_run:

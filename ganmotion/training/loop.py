@@ -89,9 +89,10 @@ def adam(module: torch.nn.Module, config: OptimConfig) -> torch.optim.Adam:
 class Trainer:
     """Builds everything a run needs from its config, then `run()` trains to the last step.
 
-    `resume` is None (fresh run), "latest" (newest complete checkpoint of this run) or a
-    checkpoint folder. `run()` returns the process exit status: 0 when finished,
-    REQUEUE_EXIT_CODE when stopped by a preemption signal after saving a checkpoint.
+    `resume` is None (fresh run), "latest" (newest complete checkpoint of this run), "auto"
+    (the newest if there is one, else a fresh run) or a checkpoint folder. `run()` returns
+    the process exit status: 0 when finished, REQUEUE_EXIT_CODE when stopped by a
+    preemption signal after saving a checkpoint.
     """
 
     def __init__(self, config: GanConfig | VanillaConfig, resume: str | None = None):
@@ -171,8 +172,9 @@ class Trainer:
         self.ema = EMA(acc.unwrap_model(self.generator), run.ema_decay)
 
         self.step = 0
-        if resume is not None:
-            self.load(ckpt.resolve_resume(resume, self.checkpoints))
+        checkpoint = None if resume is None else ckpt.resolve_resume(resume, self.checkpoints)
+        if checkpoint is not None:
+            self.load(checkpoint)
         else:
             torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
         self.stream = TrainingStream(
@@ -205,6 +207,10 @@ class Trainer:
         tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard)
         preemption = PreemptionFlag()
         self.write_status("running")
+        acc.print(
+            f"{'gan' if self.gan else 'vanilla'} training in {self.run_dir}: world size "
+            f"{acc.num_processes} ({acc.device.type}), step {self.step} of {run.steps}"
+        )
         try:
             if self.step == 0:
                 self.evaluate(tracker)
