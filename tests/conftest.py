@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,28 @@ def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
         progress=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def deepspeed_starts() -> None:
+    """Import DeepSpeed and build (or load the cached) op its CPU communication backend
+    needs; skip the test with the reason when that fails."""
+    probe = (
+        "import deepspeed\n"
+        "from deepspeed.accelerator import get_accelerator\n"
+        "builder = get_accelerator().create_op_builder('ShareMemCommBuilder')\n"
+        "builder is None or builder.load()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "DS_ACCELERATOR": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ["(no output)"]
+        pytest.skip(f"DeepSpeed cannot start on this machine: {lines[-1]}")
 
 
 def free_port() -> int:

@@ -25,27 +25,6 @@ NETWORKS = ("generator", "generator_ema", "critic")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def deepspeed_starts() -> None:
-    """Import DeepSpeed and build (or load the cached) op its CPU communication backend needs."""
-    probe = (
-        "import deepspeed\n"
-        "from deepspeed.accelerator import get_accelerator\n"
-        "builder = get_accelerator().create_op_builder('ShareMemCommBuilder')\n"
-        "builder is None or builder.load()\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, **CPU},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["(no output)"]
-        pytest.skip(f"DeepSpeed cannot start on this machine: {lines[-1]}")
-
-
 def train(accelerate_config: str, shards: Path, out: Path, *args: str) -> str:
     """train/gan.py (tiny config) through `accelerate launch` on 2 CPU processes; its output."""
     command = [

@@ -39,11 +39,11 @@ def slurm(tmp_path_factory):
         cluster.stop()
 
 
-def submit(slurm: LocalSlurm, script: str, *args: str, log: Path, options=()) -> str:
+def submit(slurm: LocalSlurm, script: str, *args, log: Path, options=(), env=None) -> str:
     """Submit slurm/`script` from the repository root with this test's interpreter."""
     return slurm.sbatch(
         f"--output={log}", *options, f"slurm/{script}", *map(str, args),
-        env={"PYTHON": sys.executable}, cwd=ROOT,
+        env={"PYTHON": sys.executable, **(env or {})}, cwd=ROOT,
     )  # fmt: skip
 
 
@@ -112,6 +112,27 @@ def metrics(run_dir: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def test_deepspeed_zero2_through_the_accelerate_config(
+    slurm, deepspeed_starts, synthetic_shards, tmp_path
+):
+    log, run_dir = tmp_path / "train.log", tmp_path / "run"
+    job = submit(
+        slurm, "train.sbatch", *tiny_run(synthetic_shards, run_dir, "run.steps=2"),
+        log=log, options=["--ntasks-per-node=2", "--cpus-per-task=1"],
+        env={"DS_ACCELERATOR": "cpu",
+             "ACCELERATE_CONFIG": "configs/accelerate/deepspeed_zero2.yaml"},
+    )  # fmt: skip
+    record = finished(slurm, job)
+    assert record["JobState"] == "COMPLETED", log.read_text()
+    checkpoint = ckpt.step_dir(run_dir / "checkpoints", 2)
+    assert json.loads((checkpoint / "state.json").read_text())["world_size"] == 2
+    # one ZeRO optimiser partition per rank: DeepSpeed ran, not DDP
+    assert sorted(p.name for p in checkpoint.glob("zero-rank*")) == [
+        "zero-rank00000.pt",
+        "zero-rank00001.pt",
+    ]
 
 
 def test_a_missing_config_fails_fast_with_the_reason(slurm, tmp_path):
