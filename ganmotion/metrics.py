@@ -6,7 +6,14 @@ scripts and benchmarks report the same numbers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
 
 
 def keypoint_jitter(keypoints: np.ndarray, min_visibility: float = 0.5) -> float:
@@ -25,3 +32,192 @@ def keypoint_jitter(keypoints: np.ndarray, min_visibility: float = 0.5) -> float
     if not usable.any():
         return float("nan")
     return float(np.linalg.norm(acceleration[usable], axis=-1).mean())
+
+
+# ----------------------------------------------------------------- reconstruction
+
+
+def _unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images -> float64 (N, 3, H, W) in [0, 1]."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"expected uint8 images (N, H, W, 3), got {images.dtype} {tuple(images.shape)}"
+        )
+    return images.permute(0, 3, 1, 2).to(torch.float64) / 255
+
+
+def psnr(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Peak signal-to-noise ratio in dB of each image pair (N,), uint8 (N, H, W, 3) in;
+    inf for identical images."""
+    mse = ((_unit(generated) - _unit(real)) ** 2).mean(dim=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        return (10 * np.log10(1 / mse.numpy())).astype(np.float64)
+
+
+def l1(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of each image pair (N,) on the [-1, 1] scale the models
+    work in (what training logs as val/l1); uint8 (N, H, W, 3) in."""
+    return (2 * (_unit(generated) - _unit(real)).abs().mean(dim=(1, 2, 3))).numpy()
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(3, 1, size, size)  # one window per channel
+
+
+def ssim(generated: np.ndarray, real: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Structural similarity of each image pair (N,), uint8 (N, H, W, 3) in.
+
+    The standard definition (Wang et al. 2004): an 11 x 11 Gaussian window of sigma 1.5,
+    K1 = 0.01, K2 = 0.03, data range 1, population statistics, computed per channel over
+    the positions where the window fits and averaged; float64 throughout. 1 for identical
+    images. Matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=-1).
+    """
+    window = _gaussian_window()
+    c1, c2 = 0.01**2, 0.03**2
+    out = []
+    for start in range(0, len(generated), chunk):
+        x = _unit(generated[start : start + chunk])
+        y = _unit(real[start : start + chunk])
+        if min(x.shape[-2:]) < window.shape[-1]:
+            raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the SSIM window")
+
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(t, window, groups=3)
+
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        out.append(s.mean(dim=(1, 2, 3)))
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+# ------------------------------------------------------------------- pose accuracy
+
+# Joints whose position a generated body must get right: the seed's reduced skeleton (nose,
+# shoulders, elbows, wrists, hips, knees, ankles). Face and finger points are too small to
+# judge at these sizes and MediaPipe guesses them from the head and wrists anyway.
+POSE_JOINTS = REDUCED_JOINTS
+PCK_THRESHOLDS = (0.05, 0.1)
+
+
+def torso_height(keypoints: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
+    """Distance from the shoulders' midpoint to the hips' midpoint of each frame (N,), in
+    pixels; NaN where a shoulder or hip is not visible. keypoints (N, 33, 3)."""
+    k = keypoints.astype(np.float64)
+    ends = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    visible = (k[:, ends, 2] >= min_visibility).all(axis=1) & np.isfinite(k[:, ends]).all(
+        axis=(1, 2)
+    )
+    shoulders = k[:, ends[:2], :2].mean(axis=1)
+    hips = k[:, ends[2:], :2].mean(axis=1)
+    return np.where(visible, np.linalg.norm(shoulders - hips, axis=-1), np.nan)
+
+
+def pose_accuracy(
+    detected: np.ndarray, driving: np.ndarray, min_visibility: float = 0.5
+) -> dict[str, float]:
+    """How well the poses found in generated frames match the poses that drove them.
+
+    detected, driving: keypoints (N, 33, 3) in the same pixels; a frame where the detector
+    found nobody is a row of NaN. Judged on POSE_JOINTS visible in the driving pose, in
+    frames whose driving torso is visible:
+      pck@0.05, pck@0.1  share of those joints within 0.05 / 0.1 torso heights of the
+                         driving position; a frame without a detection misses all its joints
+      error_px           mean distance in pixels over detected frames (NaN if none)
+      detected           share of frames where a person was found
+    """
+    torso = torso_height(driving, min_visibility)
+    frames = np.isfinite(torso)
+    found = np.isfinite(detected[:, 0, 0])
+    drive = driving[frames][:, POSE_JOINTS].astype(np.float64)
+    got = detected[frames][:, POSE_JOINTS].astype(np.float64)
+    judged = (drive[..., 2] >= min_visibility) & np.isfinite(drive).all(axis=-1)  # (F, J)
+    distance = np.linalg.norm(got[..., :2] - drive[..., :2], axis=-1)  # NaN where not found
+    relative = distance / torso[frames][:, None]
+    result = {"frames": int(frames.sum()), "detected": float(found.mean()) if len(found) else 0.0}
+    for threshold in PCK_THRESHOLDS:
+        hits = np.nan_to_num(relative, nan=np.inf) <= threshold
+        result[f"pck@{threshold}"] = float(hits[judged].mean()) if judged.any() else float("nan")
+    measured = judged & np.isfinite(distance)
+    result["error_px"] = float(distance[measured].mean()) if measured.any() else float("nan")
+    return result
+
+
+# ----------------------------------------------------------------------- flicker
+
+
+def frame_difference(frames: np.ndarray, consecutive: np.ndarray | None = None) -> float:
+    """Mean absolute difference between successive frames, uint8 (N, H, W, 3) in, on the
+    0-255 scale. `consecutive` (N - 1,) bool marks the pairs that are neighbours in the
+    video (False across a gap in the frame numbers); all of them by default."""
+    if len(frames) < 2:
+        return float("nan")
+    pairs = np.ones(len(frames) - 1, bool) if consecutive is None else consecutive
+    diffs = [
+        np.abs(frames[i + 1].astype(np.int16) - frames[i].astype(np.int16)).mean()
+        for i in np.flatnonzero(pairs)
+    ]
+    return float(np.mean(diffs)) if diffs else float("nan")
+
+
+# -------------------------------------------------------------------------- LPIPS
+
+
+class LPIPS:
+    """Learned perceptual distance (Zhang et al. 2018, LPIPS v0.1 with AlexNet) of each
+    image pair (N,), uint8 (N, H, W, 3) in; 0 for identical images, lower is closer.
+
+    The `lpips` package ships the small linear heads; the AlexNet backbone is a local file
+    (torchvision's AlexNet state dict, .pth or .safetensors), since nothing is downloaded.
+    """
+
+    def __init__(self, backbone: str | Path, device: str | torch.device = "cpu"):
+        import warnings
+
+        import lpips
+
+        backbone = Path(backbone)
+        if not backbone.is_file():
+            raise GanmotionError(
+                f"{backbone}: LPIPS backbone weights not found (torchvision AlexNet state dict)"
+            )
+        if backbone.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(backbone))
+        else:
+            try:
+                state = torch.load(backbone, map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise GanmotionError(
+                    f"{backbone}: not a weights-only torch file ({error})"
+                ) from None
+        with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained`
+            warnings.simplefilter("ignore")
+            self.model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+        # lpips keeps AlexNet's feature layers under their index in five slices:
+        # net.slice2.3.weight is torchvision's features.3.weight.
+        wanted = {k: "features." + k.split(".", 1)[1] for k in self.model.net.state_dict()}
+        missing = sorted(v for v in wanted.values() if v not in state)
+        if missing:
+            raise GanmotionError(
+                f"{backbone}: not an AlexNet state dict (missing {', '.join(missing[:4])})"
+            )
+        self.model.net.load_state_dict({k: state[v] for k, v in wanted.items()})
+        self.device = torch.device(device)
+        self.model.eval().to(self.device)
+
+    def __call__(self, generated: np.ndarray, real: np.ndarray, chunk: int = 16) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(generated), chunk):
+                x = _unit(generated[start : start + chunk]).float().to(self.device) * 2 - 1
+                y = _unit(real[start : start + chunk]).float().to(self.device) * 2 - 1
+                out.append(self.model(x, y).flatten().cpu().double())
+        return torch.cat(out).numpy() if out else np.zeros(0)

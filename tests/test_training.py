@@ -9,11 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import free_port
 from safetensors.torch import load_file
 
+from ganmotion import metrics
 from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import UNetGenerator
@@ -110,6 +112,98 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards,
         "requeue": False,
         "checkpoint": str(root / "step-000005"),
     }
+
+
+# ----------------------------------------------------------------- validation, the best checkpoint
+
+
+def validations(run_dir: Path, metric: str) -> dict[int, float]:
+    return {m["step"]: m[metric] for m in read_metrics(run_dir) if metric in m}
+
+
+def best_step(values: dict[int, float], higher_is_better: bool) -> int:
+    """The first step after step 0 that reached the best value."""
+    sign = 1 if higher_is_better else -1
+    return max((s for s in values if s > 0), key=lambda s: (sign * values[s], -s))
+
+
+def assert_best_is(run_dir: Path, metric: str, step: int, value: float) -> None:
+    folder = ckpt.step_dir(run_dir / "checkpoints", step)
+    assert os.readlink(run_dir / "best") == f"checkpoints/{folder.name}"
+    assert (run_dir / "best").resolve() == folder.resolve()
+    assert (folder / "state.json").is_file()  # not pruned
+    assert json.loads((run_dir / "best.json").read_text()) == {
+        "metric": metric,
+        "value": value,
+        "step": step,
+        "checkpoint": f"checkpoints/{folder.name}",
+    }
+
+
+def test_validation_logs_psnr_and_ssim(synthetic_shards, tmp_path):
+    Trainer(tiny(synthetic_shards, tmp_path, "run.steps=2", "run.sample_every=1")).run()
+    logged = [m for m in read_metrics(tmp_path) if "val/l1" in m]
+    assert [m["step"] for m in logged] == [0, 1, 2]
+    for m in logged:
+        assert isinstance(m["val/psnr"], float) and 0 < m["val/psnr"] < 100, m  # finite
+        assert isinstance(m["val/ssim"], float) and -1 < m["val/ssim"] <= 1, m
+
+
+def test_the_best_checkpoint_survives_pruning(synthetic_shards, tmp_path, monkeypatch):
+    # SSIM scripted per step, peaking mid-run, so that pruning to one checkpoint would delete it.
+    script = {0: 0.9, 1: 0.2, 2: 0.5, 3: 0.4, 4: 0.5}
+    config = tiny(
+        synthetic_shards,
+        tmp_path,
+        "run.steps=4",
+        "run.sample_every=1",
+        "run.checkpoint_every=100",
+        "run.keep_checkpoints=1",
+    )
+    trainer = Trainer(config)
+    monkeypatch.setattr(metrics, "ssim", lambda g, r: np.full(len(g), script[trainer.step]))
+    assert trainer.run() == 0
+    ssim = validations(tmp_path, "val/ssim")
+    best = best_step(ssim, higher_is_better=True)
+    assert best == 2  # not step 0 (untrained), nor 4 (only as good as step 2)
+    assert_best_is(tmp_path, "val/ssim", best, ssim[best])
+    assert ckpt.complete_checkpoints(tmp_path / "checkpoints") == [
+        ckpt.step_dir(tmp_path / "checkpoints", step) for step in (2, 4)
+    ]
+    assert ckpt.load_generator(tmp_path / "best") is not None  # usable as a checkpoint folder
+    assert ckpt.resolve_resume(str(tmp_path / "best"), tmp_path / "checkpoints") is not None
+
+
+def test_best_by_val_l1_is_its_minimum(synthetic_shards, tmp_path):
+    overrides = ["run.steps=3", "run.sample_every=1", "run.best_metric=val/l1"]
+    Trainer(tiny(synthetic_shards, tmp_path, *overrides, kind=VanillaConfig)).run()
+    l1 = validations(tmp_path, "val/l1")
+    best = best_step(l1, higher_is_better=False)
+    assert_best_is(tmp_path, "val/l1", best, l1[best])
+
+
+def test_an_unknown_best_metric_is_refused(synthetic_shards, tmp_path):
+    with pytest.raises(GanmotionError, match="run.best_metric must be val/ssim, val/psnr, val/l1"):
+        tiny(synthetic_shards, tmp_path, "run.best_metric=val/fid")
+
+
+def test_best_metric_none_keeps_no_best(synthetic_shards, tmp_path):
+    overrides = ["run.steps=2", "run.sample_every=1", "run.best_metric=none"]
+    Trainer(tiny(synthetic_shards, tmp_path, *overrides, kind=VanillaConfig)).run()
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / "best").is_symlink()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-000002"]
+
+
+def test_a_resumed_run_must_beat_the_recorded_best(synthetic_shards, tmp_path):
+    options = ["run.sample_every=1", "run.keep_checkpoints=1"]
+    Trainer(tiny(synthetic_shards, tmp_path, "run.steps=2", *options, kind=VanillaConfig)).run()
+    recorded = json.loads((tmp_path / "best.json").read_text())
+    # An unbeatable best: without it restored, the resumed run's validations would replace it.
+    (tmp_path / "best.json").write_text(json.dumps({**recorded, "value": 1.0}))
+    more = tiny(synthetic_shards, tmp_path, "run.steps=4", *options, kind=VanillaConfig)
+    assert Trainer(more, "latest").run() == 0
+    assert_best_is(tmp_path, "val/ssim", recorded["step"], 1.0)
+    assert max(validations(tmp_path, "val/ssim").values()) < 1.0
 
 
 def test_non_finite_losses_are_skipped_then_stop_the_run(synthetic_shards, tmp_path, monkeypatch):

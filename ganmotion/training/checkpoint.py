@@ -12,11 +12,21 @@
 Every rank writes its RNG file into `step-000500.partial/`; the main process writes the
 rest and renames the folder once everyone is done, so a folder without `.partial` is always
 complete. `latest_checkpoint` ignores partial folders.
+
+The best checkpoint by a validation metric (run.best_metric) is recorded beside them:
+
+    <run>/best.json    {"metric": "val/ssim", "value": 0.83, "step": 500,
+                        "checkpoint": "checkpoints/step-000500"}   (relative to <run>)
+    <run>/best         symlink -> checkpoints/step-000500: usable wherever a checkpoint
+                       folder is
+
+Pruning never deletes the folder that best.json names.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -165,15 +175,57 @@ def load_tensors(path: Path) -> dict:
         raise GanmotionError(f"{path}: not a readable weights-only torch file ({error})") from None
 
 
-def finish(root: Path, step: int, keep: int) -> Path:
-    """Rename the partial folder of `step` to its final name; prune to the newest `keep`."""
+def finish(root: Path, step: int) -> Path:
+    """Rename the partial folder of `step` to its final name: the checkpoint is complete."""
     final = step_dir(root, step)
     if final.exists():  # the same step saved again (e.g. preempted right after a save)
         shutil.rmtree(final)
     partial_dir(root, step).rename(final)
-    for old in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def prune(root: Path, keep: int, protect: int | None = None) -> None:
+    """Delete complete checkpoints but the newest `keep` and the one of step `protect`."""
+    protected = None if protect is None else step_dir(root, protect)
+    for old in complete_checkpoints(root)[:-keep]:
+        if old != protected:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """The run's best.json ({"metric", "value", "step", "checkpoint"}), None if it has none."""
+    path = Path(run_dir) / "best.json"
+    if not path.exists():
+        return None
+    try:
+        best = json.loads(path.read_text())
+        return {
+            "metric": str(best["metric"]),
+            "value": float(best["value"]),
+            "step": int(best["step"]),
+            "checkpoint": str(best["checkpoint"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise GanmotionError(
+            f"{path}: unreadable ({error}); delete it to start keeping the best afresh"
+        ) from None
+
+
+def write_best(run_dir: Path, checkpoint: Path, metric: str, value: float) -> dict:
+    """Record a complete checkpoint folder of the run as its best: best.json, then the
+    `best` symlink, each replaced atomically (a reader sees the old or the new, never none)."""
+    run_dir = Path(run_dir)
+    target = os.path.relpath(checkpoint, run_dir)  # relative: the run folder can move
+    step = int(read_state(checkpoint)["step"])
+    best = {"metric": metric, "value": value, "step": step, "checkpoint": target}
+    tmp = run_dir / ".best.json.partial"
+    tmp.write_text(json.dumps(best, indent=2))
+    os.replace(tmp, run_dir / "best.json")
+    link = run_dir / ".best.partial"
+    link.unlink(missing_ok=True)  # left by an interrupted write
+    os.symlink(target, link)
+    os.replace(link, run_dir / "best")
+    return best
 
 
 def generator_class(checkpoint: Path) -> str:

@@ -24,7 +24,7 @@ class DataConfig:
     shards: folder or http(s):// URL holding `manifest.json` and the shards from `prepare`.
     workers: loader worker processes per rank (0 = decode in the training process).
     batches_per_epoch: batches each rank draws per stream epoch (the epoch enters the seeds).
-    val_batches: batches of the validation split kept for the validation L1 and sample grid.
+    val_batches: batches of the validation split kept for validation and the sample grid.
     stream: decoding, augmentation and batch size (per rank), see `StreamConfig`.
     """
 
@@ -62,6 +62,10 @@ class OptimConfig:
             raise GanmotionError(f"optimiser: lr must be > 0 and warmup_steps >= 0, got {self}")
 
 
+# The validation metrics that can choose the best checkpoint: whether higher is better.
+BEST_METRICS = {"val/ssim": True, "val/psnr": True, "val/l1": False}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """How long, how precise, and what is kept.
@@ -75,7 +79,12 @@ class RunConfig:
     checkpoint_every: steps between checkpoints (one is always written at the end).
     keep_checkpoints: newest checkpoints kept; older ones are deleted.
     log_every: steps between loss lines in TensorBoard and metrics.jsonl.
-    sample_every: steps between validation L1 and sample grids (EMA generator).
+    sample_every: steps between validations (L1, PSNR, SSIM of the EMA generator) and
+        sample grids.
+    best_metric: validation metric whose best value so far is kept as `<out_dir>/best` (a
+        link to that step's checkpoint, never pruned) and `best.json`: "val/ssim" or
+        "val/psnr" (higher is better), "val/l1" (lower is better), or "none" (also "" or
+        null) to keep no best checkpoint.
     max_bad_steps: non-finite losses this many steps in a row stop the run.
     tensorboard: write TensorBoard event files.
     """
@@ -90,6 +99,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     sample_every: int = 500
+    best_metric: str | None = "val/ssim"
     max_bad_steps: int = 10
     tensorboard: bool = True
 
@@ -99,6 +109,16 @@ class RunConfig:
                 raise GanmotionError(f"run.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise GanmotionError(f"run.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.best_metric not in (*BEST_METRICS, "none", "", None):
+            raise GanmotionError(
+                "run.best_metric must be val/ssim, val/psnr, val/l1 or none, "
+                f"got {self.best_metric!r}"
+            )
+
+    @property
+    def keeps_best(self) -> bool:
+        """Whether validations pick a best checkpoint (best_metric is not "none")."""
+        return self.best_metric in BEST_METRICS
 
 
 @dataclass(frozen=True)

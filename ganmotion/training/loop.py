@@ -10,7 +10,8 @@ micro-batch, so gradient sync and optimiser steps line up for both networks:
                      backward, unreduced), then the Wasserstein loss on [real, fake], whose
                      backward reduces both: loss = fake - real + gp_weight * penalty
     generator phase  scores from the frozen raw critic; loss = adversarial + L1 (+ perceptual)
-    then             EMA update, log, samples, checkpoint, preemption check
+    then             EMA update, log, validation (and samples), checkpoint (also when the
+                     validation is the best so far by run.best_metric), preemption check
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
+from ganmotion import metrics
 from ganmotion.config import config_to_dict
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.preview import tile_rows
@@ -48,7 +51,7 @@ from ganmotion.models.critic import PatchCritic
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training import deepspeed as zero
-from ganmotion.training.config import GanConfig, OptimConfig, VanillaConfig
+from ganmotion.training.config import BEST_METRICS, GanConfig, OptimConfig, VanillaConfig
 from ganmotion.training.ema import EMA
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
 from ganmotion.training.tracking import Tracker
@@ -56,6 +59,9 @@ from ganmotion.training.tracking import Tracker
 log = logging.getLogger(__name__)
 
 SAMPLE_GRID_SIZE = 4
+# Validation PSNR per image is capped here before the mean: an image generated exactly has
+# infinite PSNR and would make the mean infinite (as in ganmotion.eval).
+PSNR_CAP_DB = 100.0
 
 
 class Diverged(GanmotionError):
@@ -78,6 +84,12 @@ def lr_schedule(config: OptimConfig, total_steps: int):
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def as_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8, rounded as sample grids are."""
+    pixels = ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def adam(module: torch.nn.Module, config: OptimConfig) -> torch.optim.Adam:
@@ -172,9 +184,15 @@ class Trainer:
         self.ema = EMA(acc.unwrap_model(self.generator), run.ema_decay)
 
         self.step = 0
+        # The best value of run.best_metric so far: what a validation must beat to become
+        # RUN/best. A resumed run takes it from best.json, unless that ranks another metric.
+        self.best_value = None
         checkpoint = None if resume is None else ckpt.resolve_resume(resume, self.checkpoints)
         if checkpoint is not None:
             self.load(checkpoint)
+            recorded = ckpt.read_best(self.run_dir)
+            if recorded is not None and recorded["metric"] == run.best_metric:
+                self.best_value = recorded["value"]
         else:
             torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
         self.stream = TrainingStream(
@@ -240,12 +258,14 @@ class Trainer:
                     self.log_losses(tracker, window, seconds)
                     bar.set_postfix({k: f"{sum(v) / len(v):.3g}" for k, v in window.items()})
                     window, started = defaultdict(list), time.perf_counter()
+                new_best = False
                 if self.step % run.sample_every == 0 or self.step == run.steps:
-                    self.evaluate(tracker)
-                if self.step % run.checkpoint_every == 0 or self.step == run.steps:
-                    self.save()
+                    new_best = self.is_new_best(self.evaluate(tracker))
+                saved = new_best or self.step % run.checkpoint_every == 0 or self.step == run.steps
+                if saved:
+                    self.save(best=new_best)
                 if self.any_rank(preemption.requested):
-                    if self.step % run.checkpoint_every and self.step != run.steps:
+                    if not saved:
                         self.save()
                     self.write_status("preempted", requeue=True)
                     acc.print(f"preempted at step {self.step}: checkpoint saved, exit to requeue")
@@ -419,16 +439,45 @@ class Trainer:
         return not self.all_ranks(not value)
 
     @torch.no_grad()
-    def evaluate(self, tracker: Tracker) -> None:
-        """Validation L1 of the EMA generator and a (skeleton, real, generated) grid."""
+    def evaluate(self, tracker: Tracker) -> dict[str, float]:
+        """Validation L1 (on [-1, 1]), PSNR (dB) and SSIM of the EMA generator, logged and
+        returned, and a (skeleton, real, generated) grid. Main process only: {} elsewhere."""
         if not self.accelerator.is_main_process:
-            return
+            return {}
         model = self.ema.model
-        l1 = [F.l1_loss(self.generate(batch, model), batch.image).item() for batch in self.val]
-        tracker.scalars(self.step, {"val/l1": sum(l1) / len(l1)})
+        l1, psnr, ssim = [], [], []
+        for batch in self.val:
+            generated = self.generate(batch, model)
+            l1.append(F.l1_loss(generated, batch.image).item())
+            generated, real = as_uint8(generated), as_uint8(batch.image)
+            psnr.append(np.minimum(metrics.psnr(generated, real), PSNR_CAP_DB))
+            ssim.append(metrics.ssim(generated, real))
+        values = {
+            "val/l1": sum(l1) / len(l1),
+            "val/psnr": float(np.concatenate(psnr).mean()),
+            "val/ssim": float(np.concatenate(ssim).mean()),
+        }
+        tracker.scalars(self.step, values)
         shown = TrainingBatch(*(t[:SAMPLE_GRID_SIZE] for t in self.val[0]))
         grid = tile_rows(shown.skeleton, shown.image, self.generate(shown, model))
         tracker.image(self.step, "val", grid)
+        return values
+
+    def is_new_best(self, values: dict[str, float]) -> bool:
+        """Whether a validation's `values` beat the best so far of run.best_metric (then
+        `best_value` takes it). Decided on the main process, the one that validates; every
+        rank must call this and gets the answer, to join the checkpoint save."""
+        if not self.config.run.keeps_best:
+            return False
+        metric = self.config.run.best_metric
+        value, best = values.get(metric, math.nan), self.best_value
+        higher_is_better = BEST_METRICS[metric]
+        better = math.isfinite(value) and (
+            best is None or (value > best if higher_is_better else value < best)
+        )
+        if better:
+            self.best_value = value
+        return self.any_rank(better)
 
     def log_losses(self, tracker: Tracker, window: dict[str, list[float]], seconds: float) -> None:
         acc = self.accelerator
@@ -479,7 +528,9 @@ class Trainer:
         )
         return total.reshape(1).to(self.accelerator.device)
 
-    def save(self) -> Path:
+    def save(self, best: bool = False) -> Path:
+        """A checkpoint of this step (collective: every rank calls it); with `best`, also
+        recorded as the run's best (best.json and the `best` link) at `best_value`."""
         acc, root = self.accelerator, self.checkpoints
         partial = ckpt.partial_dir(root, self.step)
         if acc.is_main_process:
@@ -523,7 +574,14 @@ class Trainer:
         acc.wait_for_everyone()
         final = ckpt.step_dir(root, self.step)
         if acc.is_main_process:
-            ckpt.finish(root, self.step, self.config.run.keep_checkpoints)
+            ckpt.finish(root, self.step)
+            if best:
+                ckpt.write_best(self.run_dir, final, self.config.run.best_metric, self.best_value)
+            # Recorded before pruning, and read back from disk: what best.json names (even
+            # from an earlier run with another best_metric) is never deleted under it.
+            recorded = ckpt.read_best(self.run_dir)
+            protect = recorded["step"] if recorded else None
+            ckpt.prune(root, self.config.run.keep_checkpoints, protect)
         acc.wait_for_everyone()
         return final
 
