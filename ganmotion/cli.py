@@ -14,6 +14,7 @@ COMMANDS = {
     "synth": ("ganmotion.data.synthetic", "write a synthetic clip with exact keypoints"),
     "export": ("ganmotion.runtime.export", "a checkpoint's generator -> ONNX, parity-checked"),
     "infer": ("ganmotion.runtime.infer", "run a generator over a source video (batched)"),
+    "eval": ("ganmotion.eval", "measure generators on held-out frames: quality, pose, flicker"),
 }
 
 

@@ -334,3 +334,16 @@ def validation_batches(urls: list[str], config: StreamConfig, count: int) -> lis
     if not batches:
         raise GanmotionError(f"no readable validation samples in {', '.join(urls)}")
     return batches
+
+
+def ordered_samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
+    """The raw samples of `urls` once, in shard order (dicts of bytes keyed by extension, and
+    __key__): for lookups and evaluation, where the training stream's resampling and
+    shuffling would be wrong."""
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
+    try:
+        yield from pipeline
+    except Exception as error:  # tar, I/O and URL errors of many types: one line that names them
+        raise GanmotionError(
+            f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
+        ) from None

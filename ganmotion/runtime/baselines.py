@@ -12,17 +12,15 @@ checkpoint, and nearest neighbour is a lookup in its training set.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-import webdataset as wds
 from torch import nn
 from tqdm import tqdm
 
 from ganmotion.data.manifest import load_manifest, shard_urls
-from ganmotion.data.stream import decode_sample
+from ganmotion.data.stream import decode_sample, ordered_samples
 from ganmotion.errors import GanmotionError
 from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
 from ganmotion.models.generator import as_keypoints
@@ -104,7 +102,8 @@ def load_nearest(
     stride = 1 if max_frames is None else max(1, math.ceil(total / max_frames))
     images, poses = [], []
     expected = min(total, max_frames or total)
-    for index, sample in enumerate(tqdm(_samples(shards, split, urls), total=total, disable=None)):
+    samples = ordered_samples(shards, split, urls)
+    for index, sample in enumerate(tqdm(samples, total=total, disable=None)):
         if index % stride:
             continue
         where = sample.get("__url__", shards)
@@ -125,14 +124,3 @@ def load_nearest(
         raise GanmotionError(f"{shards}: no samples in the {split} shards")
     model = NearestNeighbourGenerator(np.stack(poses), torch.from_numpy(np.stack(images)))
     return KeypointBackend(model, "nearest", device)
-
-
-def _samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
-    """The raw samples of `urls` in order (dicts of bytes keyed by extension, and __key__)."""
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
-    try:
-        yield from pipeline
-    except Exception as error:  # tar, I/O and URL errors of many types: one line that names them
-        raise GanmotionError(
-            f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
-        ) from None

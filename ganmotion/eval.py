@@ -1,0 +1,384 @@
+"""Evaluate generators on held-out frames of the target person, all on the same frames.
+
+    python -m ganmotion.eval --model runs/gan --shards data/shards
+    python -m ganmotion.eval --compare nearest vanilla=runs/vanilla gan=runs/gan \\
+        --shards data/shards --out eval/
+
+For every frame of the split (by default `val`, the contiguous held-out range) the skeleton
+drawn from its keypoints goes in, and the output is compared with the real frame:
+
+- reconstruction: PSNR, SSIM, L1 and, given a local AlexNet weights file, LPIPS;
+- pose accuracy: MediaPipe runs on each generated frame and its keypoints are compared with
+  the keypoints that drove it (PCK at 0.05 and 0.1 torso heights, mean error in pixels,
+  share of frames where a person is found). The same detector on the real frames gives the
+  reference row: the best a generator can score with this detector;
+- temporal stability: the mean frame-to-frame difference of the output over that of the
+  real frames (flicker ratio, 1 = as steady as the real video) and the keypoint jitter of
+  the output's detected poses.
+
+It writes report.json, report.md (the table, also printed) and contact_sheet.png (rows:
+skeleton, real, each model) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ganmotion import metrics
+from ganmotion.data.manifest import load_manifest, shard_urls
+from ganmotion.data.stream import decode_sample, ordered_samples
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import render_skeleton
+
+# Frames are upscaled to at least this size before pose detection: MediaPipe's person
+# detector misses people in small crops (it finds far fewer at 64 px than at 256 px).
+DETECT_SIZE = 256
+
+
+@dataclass
+class Frames:
+    """The frames of one split in order: images (N, S, S, 3) uint8, keypoints (N, 33, 3) in
+    their pixels, and `consecutive` (N - 1,) True where frame i + 1 follows frame i in the
+    video (False across frames the preparation skipped)."""
+
+    keys: list[str]
+    images: np.ndarray
+    keypoints: np.ndarray
+    consecutive: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[1]
+
+
+def load_frames(shards: str, split: str = "val", max_frames: int | None = None) -> Frames:
+    """The samples of a split, sorted by (clip, frame); the first `max_frames` if given."""
+    manifest = load_manifest(shards)
+    urls = shard_urls(shards, split)
+    size = int(manifest["image_size"])
+    samples = []
+    for sample in ordered_samples(shards, split, urls):
+        try:
+            image, keypoints = decode_sample(sample)
+        except GanmotionError as error:
+            raise GanmotionError(f"{sample.get('__url__', shards)}: {error}") from None
+        if image.shape[:2] != (size, size):
+            raise GanmotionError(
+                f"{sample.get('__url__', shards)}: sample {sample['__key__']} is "
+                f"{image.shape[1]}x{image.shape[0]}, the manifest says {size}x{size}"
+            )
+        samples.append((sample["__key__"], image, keypoints))
+    if not samples:
+        raise GanmotionError(f"{shards}: the {split} split has no samples")
+    samples.sort(key=lambda s: _clip_frame(s[0]))
+    samples = samples[:max_frames]
+    keys = [s[0] for s in samples]
+    order = [_clip_frame(k) for k in keys]
+    consecutive = np.array(
+        [a[0] == b[0] and b[1] == a[1] + 1 for a, b in zip(order, order[1:])], dtype=bool
+    )
+    return Frames(
+        keys, np.stack([s[1] for s in samples]), np.stack([s[2] for s in samples]), consecutive
+    )
+
+
+def _clip_frame(key: str) -> tuple[str, int]:
+    """`{clip}_{frame:06d}` -> (clip, frame)."""
+    clip, _, frame = key.rpartition("_")
+    return clip, int(frame) if frame.isdigit() else -1
+
+
+def skeletons_of(frames: Frames) -> np.ndarray:
+    """The skeleton images the generators see, drawn as the training loader draws them."""
+    return np.stack([render_skeleton(k, frames.size) for k in frames.keypoints])
+
+
+def generate(backend, skeletons: np.ndarray, keypoints: np.ndarray, batch: int) -> np.ndarray:
+    """Run a Backend over skeletons (N, S, S, 3) uint8 -> images (N, S, S, 3) uint8."""
+    out = []
+    for start in range(0, len(skeletons), batch):
+        skeleton = torch.from_numpy(skeletons[start : start + batch]).permute(0, 3, 1, 2)
+        points = torch.from_numpy(keypoints[start : start + batch].astype(np.float32))
+        images = backend(skeleton.float() / 127.5 - 1, points)
+        images = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        out.append(images.permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def detect_poses(images: np.ndarray, detector) -> np.ndarray:
+    """Keypoints (N, 33, 3) found in images (N, S, S, 3), in their pixels; NaN rows where
+    nobody is found. Frames are upscaled to DETECT_SIZE first."""
+    size = images.shape[1]
+    scale = max(1.0, DETECT_SIZE / size)
+    found = np.full((len(images), 33, 3), np.nan, dtype=np.float32)
+    for i, image in enumerate(images):
+        if scale > 1:
+            side = round(size * scale)
+            image = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
+        keypoints = detector(image)
+        if keypoints is not None:
+            # pixel centres: x_small + 0.5 = (x_big + 0.5) / scale
+            keypoints[:, :2] = (keypoints[:, :2] + 0.5) / scale - 0.5
+            found[i] = keypoints
+    return found
+
+
+def score(
+    generated: np.ndarray, frames: Frames, detector=None, lpips: metrics.LPIPS | None = None
+) -> dict:
+    """Every metric of one generator's frames against the real ones."""
+    result = {
+        "psnr": _finite_mean(metrics.psnr(generated, frames.images)),
+        "ssim": float(metrics.ssim(generated, frames.images).mean()),
+        "l1": float(metrics.l1(generated, frames.images).mean()),
+        "lpips": float(lpips(generated, frames.images).mean()) if lpips is not None else None,
+        "flicker": metrics.frame_difference(generated, frames.consecutive)
+        / metrics.frame_difference(frames.images, frames.consecutive),
+    }
+    if detector is not None:
+        result.update(pose_scores(detect_poses(generated, detector), frames))
+    return result
+
+
+def pose_scores(detected: np.ndarray, frames: Frames) -> dict:
+    scores = metrics.pose_accuracy(detected, frames.keypoints)
+    del scores["frames"]
+    # jitter only across consecutive frames: a gap would read as a jump
+    runs = np.split(detected, np.flatnonzero(~frames.consecutive) + 1)
+    jitters = [metrics.keypoint_jitter(r) for r in runs if len(r) >= 3]
+    scores["jitter"] = float(np.nanmean(jitters)) if np.isfinite(jitters).any() else math.nan
+    return scores
+
+
+def _finite_mean(values: np.ndarray, cap: float = 100.0) -> float:
+    """Mean PSNR with identical frames (inf dB) counted as `cap` dB."""
+    return float(np.minimum(values, cap).mean())
+
+
+# ----------------------------------------------------------------------- the report
+
+COLUMNS = (  # (key, heading, format)
+    ("psnr", "PSNR dB ↑", "{:.2f}"),
+    ("ssim", "SSIM ↑", "{:.4f}"),
+    ("l1", "L1 ↓", "{:.4f}"),
+    ("lpips", "LPIPS ↓", "{:.4f}"),
+    ("pck@0.05", "PCK@0.05 ↑", "{:.3f}"),
+    ("pck@0.1", "PCK@0.1 ↑", "{:.3f}"),
+    ("error_px", "pose error px ↓", "{:.2f}"),
+    ("detected", "detected ↑", "{:.3f}"),
+    ("flicker", "flicker (real = 1)", "{:.3f}"),
+    ("jitter", "jitter px/frame² ↓", "{:.2f}"),
+)
+
+
+def markdown_table(report: dict) -> str:
+    """The report's models (and the real frames' reference row) as a Markdown table."""
+    rows = dict(report["models"])
+    if report.get("real"):
+        rows["real frames (reference)"] = report["real"]
+    shown = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows.values())]
+    lines = [
+        "| model | " + " | ".join(h for _, h, _ in shown) + " |",
+        "| --- |" + " ---: |" * len(shown),
+    ]
+    for name, row in rows.items():
+        cells = [_cell(row.get(key), fmt) for key, _, fmt in shown]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    return fmt.format(value)
+
+
+def contact_sheet(
+    frames: Frames, skeletons: np.ndarray, outputs: dict[str, np.ndarray], columns: int = 8
+) -> np.ndarray:
+    """An RGB image: one row each for skeleton, real and every model, `columns` frames spread
+    over the split, a label at the left of each row."""
+    picks = np.linspace(0, len(frames.keys) - 1, min(columns, len(frames.keys))).round()
+    picks = picks.astype(int)
+    size = frames.size
+    rows = {"skeleton": skeletons, "real": frames.images, **outputs}
+    label_width = max(120, 9 * max(len(n) for n in rows))
+    sheet = np.full((size * len(rows), label_width + size * len(picks), 3), 255, np.uint8)
+    for r, (name, images) in enumerate(rows.items()):
+        top = r * size
+        scale = 0.5
+        cv2.putText(
+            sheet, name, (6, top + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+            cv2.LINE_AA,
+        )  # fmt: skip
+        for c, index in enumerate(picks):
+            left = label_width + c * size
+            sheet[top : top + size, left : left + size] = images[index]
+    return sheet
+
+
+def _write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        tmp.rename(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------- evaluation
+
+
+def parse_model(spec: str) -> tuple[str, str]:
+    """`label=path`, or a path (labelled by its folder or file name), or `nearest`."""
+    if "=" in spec:
+        label, _, path = spec.partition("=")
+        if not label or not path:
+            raise GanmotionError(f"--compare {spec!r}: expected LABEL=MODEL")
+        return label, path
+    if spec == "nearest":
+        return spec, spec
+    path = Path(spec)
+    name = path.stem if path.suffix == ".onnx" else path.name
+    if path.parent.name == "checkpoints":  # RUN/checkpoints/step-N: say which run
+        name = f"{path.parent.parent.name}/{path.name}"
+    return name, spec
+
+
+def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray], Frames]:
+    from ganmotion.runtime.backends import load_backend
+
+    models = [parse_model(s) for s in ([args.model] if args.model else []) + (args.compare or [])]
+    if not models:
+        raise GanmotionError("nothing to evaluate: give --model or --compare")
+    labels = [label for label, _ in models]
+    if len(set(labels)) != len(labels):
+        raise GanmotionError(f"two models with one label in {labels}: use LABEL=MODEL")
+    frames = load_frames(args.shards, args.split, args.max_frames)
+    started = time.perf_counter()
+    lpips = None
+    if args.lpips_backbone is not None:
+        lpips = metrics.LPIPS(args.lpips_backbone)
+    else:
+        print("LPIPS skipped: no --lpips-backbone (AlexNet weights; nothing is downloaded)")
+    detector = None
+    if not args.no_pose:
+        from ganmotion.pose.detector import DetectorConfig, PoseDetector
+
+        detector = PoseDetector(DetectorConfig(static_image_mode=True))
+    skeletons = skeletons_of(frames)
+    report = {
+        "shards": str(args.shards),
+        "split": args.split,
+        "frames": len(frames.keys),
+        "first_frame": frames.keys[0],
+        "last_frame": frames.keys[-1],
+        "image_size": frames.size,
+        "models": {},
+    }
+    outputs = {}
+    for label, spec in tqdm(models, desc="models", unit="model", disable=None):
+        backend = load_backend(spec, shards=args.target_shards or args.shards)
+        if backend.size != frames.size:
+            raise GanmotionError(
+                f"{spec}: generates {backend.size} px images, the shards at {args.shards} "
+                f"hold {frames.size} px frames"
+            )
+        outputs[label] = generate(backend, skeletons, frames.keypoints, args.batch)
+        report["models"][label] = {"model": spec, **score(outputs[label], frames, detector, lpips)}
+    if detector is not None:
+        report["real"] = pose_scores(detect_poses(frames.images, detector), frames)
+        report["real"]["flicker"] = 1.0
+        detector.close()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report, outputs, frames
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganmotion eval",
+        description="Measure generators on held-out frames of the target: PSNR, SSIM, L1, "
+        "LPIPS, pose accuracy (MediaPipe on the output), flicker.",
+    )
+    parser.add_argument("--model", help="a checkpoint or run folder, a .onnx, a .plan, or nearest")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="[LABEL=]MODEL",
+        help="several models on the same frames, side by side (e.g. nearest vanilla=runs/v)",
+    )
+    parser.add_argument("--shards", required=True, help="the target's shards (folder or URL)")
+    parser.add_argument("--split", default="val", help="split to evaluate on [val]")
+    parser.add_argument(
+        "--target-shards",
+        help="training shards for the nearest baseline's lookup [--shards]: set it when "
+        "--shards holds other frames of the person (e.g. unseen poses)",
+    )
+    parser.add_argument("--max-frames", type=int, help="the first N frames of the split only")
+    parser.add_argument("--batch", type=int, default=8, help="frames per generator call [8]")
+    parser.add_argument(
+        "--lpips-backbone",
+        type=Path,
+        help="torchvision AlexNet weights (.pth/.safetensors) for LPIPS; skipped without",
+    )
+    parser.add_argument("--no-pose", action="store_true", help="skip pose accuracy (MediaPipe)")
+    parser.add_argument("--sheet-frames", type=int, default=8, help="contact sheet columns [8]")
+    parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder [eval_out]")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.max_frames is not None and args.max_frames < 2:
+        raise GanmotionError(f"--max-frames must be >= 2, got {args.max_frames}")
+    if args.batch < 1:
+        raise GanmotionError(f"--batch must be >= 1, got {args.batch}")
+    if not args.out.parent.is_dir():
+        raise GanmotionError(f"{args.out}: directory {args.out.parent} does not exist")
+    report, outputs, frames = evaluate(args)
+    table = markdown_table(report)
+    args.out.mkdir(exist_ok=True)
+    sheet = contact_sheet(frames, skeletons_of(frames), outputs, args.sheet_frames)
+    header = (
+        f"{report['frames']} frames of {report['shards']} ({report['split']}: "
+        f"{report['first_frame']} .. {report['last_frame']}), {report['image_size']} px"
+    )
+    _write_atomically(
+        args.out / "report.json", lambda p: p.write_text(json.dumps(report, indent=2))
+    )
+    _write_atomically(args.out / "report.md", lambda p: p.write_text(f"{header}\n\n{table}\n"))
+    _write_atomically(args.out / "contact_sheet.png", lambda p: _write_png(p, sheet))
+    print(f"{header}\n\n{table}\n\nwrote {args.out}/report.json, report.md, contact_sheet.png")
+    return report
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise GanmotionError(f"{path}: cannot write the image")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except GanmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""`python -m ganmotion.eval`: reports, the contact sheet, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import make_checkpoint
+
+from ganmotion.eval import load_frames, main, parse_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model(synthetic_shards, tmp_path_factory):
+    """An untrained 64 px U-Net checkpoint that names the synthetic shards as its data."""
+    return make_checkpoint(tmp_path_factory.mktemp("model"), size=64, shards=synthetic_shards)
+
+
+def test_compare_writes_the_report_table_and_contact_sheet(
+    synthetic_shards, model, tmp_path, capsys
+):
+    out = tmp_path / "eval"
+    code = main(["--compare", "nearest", f"unet={model}", "--shards", str(synthetic_shards),
+                 "--out", str(out), "--sheet-frames", "5"])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    frames = load_frames(str(synthetic_shards), "val")
+    assert report["frames"] == len(frames.keys) and report["split"] == "val"
+    assert list(report["models"]) == ["nearest", "unet"]
+    for row in report["models"].values():
+        assert 0 < row["ssim"] < 1 and row["psnr"] > 0 and row["l1"] > 0
+        assert 0 <= row["pck@0.1"] <= 1 and 0 <= row["detected"] <= 1
+        assert row["lpips"] is None  # no backbone given: skipped, not invented
+    assert report["real"]["detected"] == 1.0  # MediaPipe finds the synthetic person
+    # nearest looks up training frames: a real person, so a better SSIM than noise
+    assert report["models"]["nearest"]["ssim"] > report["models"]["unet"]["ssim"]
+    table = (out / "report.md").read_text()
+    assert "| nearest |" in table and "| unet |" in table and "| real frames (reference) |" in table
+    printed = capsys.readouterr().out
+    assert "LPIPS skipped" in printed and "| unet |" in printed
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape[0] == 4 * 64  # skeleton, real, nearest, unet
+    assert sheet.shape[1] >= 5 * 64
+    assert sorted(p.name for p in out.iterdir()) == [
+        "contact_sheet.png",
+        "report.json",
+        "report.md",
+    ]
+
+
+def test_model_labels():
+    assert parse_model("nearest") == ("nearest", "nearest")
+    assert parse_model("gan=runs/x") == ("gan", "runs/x")
+    assert parse_model("runs/gan_512") == ("gan_512", "runs/gan_512")
+    assert parse_model("exports/gen.onnx") == ("gen", "exports/gen.onnx")
+    assert parse_model("runs/gan/checkpoints/step-000400") == (
+        "gan/step-000400",
+        "runs/gan/checkpoints/step-000400",
+    )
+
+
+def fails(capsys, *argv) -> str:
+    assert main(list(argv)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_shards_without_the_split_are_named(synthetic_shards, model, tmp_path, capsys):
+    err = fails(capsys, "--model", str(model), "--shards", str(synthetic_shards),
+                "--split", "test", "--out", str(tmp_path / "e"))  # fmt: skip
+    assert "has no 'test' split" in err and not (tmp_path / "e").exists()
+
+
+def test_a_model_of_another_size_is_refused(synthetic_shards, tmp_path, capsys):
+    other = make_checkpoint(tmp_path / "ckpt", size=128)
+    err = fails(capsys, "--model", str(other), "--shards", str(synthetic_shards),
+                "--no-pose", "--out", str(tmp_path / "e"))  # fmt: skip
+    assert "generates 128 px images" in err and "64 px frames" in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_empty_split_is_an_error(synthetic_shards, model, tmp_path, capsys):
+    shards = tmp_path / "shards"
+    shutil.copytree(synthetic_shards, shards)
+    for tar in shards.glob("val-*.tar"):
+        tarfile.open(tar, "w").close()  # the shard is there, with no samples in it
+    err = fails(capsys, "--model", str(model), "--shards", str(shards), "--no-pose",
+                "--out", str(tmp_path / "e"))  # fmt: skip
+    assert "the val split has no samples" in err and not (tmp_path / "e").exists()
+
+
+def test_nothing_to_evaluate_is_an_error(synthetic_shards, tmp_path, capsys):
+    err = fails(capsys, "--shards", str(synthetic_shards), "--out", str(tmp_path / "e"))
+    assert "give --model or --compare" in err
+
+
+# -------------------------------------------- quality on poses the training never saw
+
+
+@pytest.mark.slow
+def test_a_trained_generator_beats_nearest_neighbour_on_unseen_poses(tmp_path):
+    """Synthetic clips give exact ground truth for any pose: train the U-Net (L1, 400 steps
+    at 128 px, about a minute on 2 cores) on one motion of a person, then evaluate on
+    another motion of the same person, against nearest neighbour over the training frames."""
+    from ganmotion.config import load_config
+    from ganmotion.data.prepare import PrepareConfig, prepare
+    from ganmotion.data.synthetic import write_clip
+    from ganmotion.training.config import VanillaConfig
+    from ganmotion.training.loop import Trainer
+
+    def shards(name: str, motion_seed: int, frames: int, val_fraction: float):
+        video, keypoints = write_clip(
+            tmp_path / f"{name}.mp4", frames, 256, motion_seed=motion_seed
+        )
+        config = PrepareConfig(size=128, samples_per_shard=100, val_fraction=val_fraction)
+        prepare(video, tmp_path / name, config, keypoints_file=keypoints, progress=False)
+        return tmp_path / name
+
+    target, unseen = shards("target", 0, 300, 0.1), shards("unseen", 11, 60, 0.0)
+    overrides = [
+        f"data.shards={target}", f"run.out_dir={tmp_path / 'run'}", "run.steps=400",
+        "data.stream.size=128", "generator.size=128", "generator.depth=5",
+        "run.tensorboard=false", "run.sample_every=1000", "run.checkpoint_every=1000",
+    ]  # fmt: skip
+    config = load_config(VanillaConfig, ROOT / "configs" / "vanilla_tiny.yaml", overrides)
+    assert Trainer(config).run() == 0
+
+    out = tmp_path / "eval"
+    args = [
+        "--compare", "nearest", f"unet={tmp_path / 'run'}", "--shards", str(unseen),
+        "--split", "train", "--target-shards", str(target), "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads((out / "report.json").read_text())["models"]
+    unet, nearest = rows["unet"], rows["nearest"]
+    shortfall = {
+        k: round(nearest[k] - unet[k], 4) for k in ("ssim", "pck@0.1") if unet[k] <= nearest[k]
+    }
+    assert not shortfall, f"the generator falls short of nearest neighbour by {shortfall}: {rows}"
+
+
+@pytest.mark.slow
+def test_compare_on_the_sample_video(taichi_shards, tmp_path):
+    """`--compare nearest vanilla gan` on taichi2.mp4 (MediaPipe keypoints, 128 px), with run
+    folders named vanilla and gan as a user would have them; a few training steps each."""
+    from ganmotion.config import load_config
+    from ganmotion.training.config import GanConfig, VanillaConfig
+    from ganmotion.training.loop import Trainer
+
+    for name, kind, steps in (("vanilla", VanillaConfig, 20), ("gan", GanConfig, 10)):
+        overrides = [f"data.shards={taichi_shards}", f"run.out_dir={tmp_path / name}",
+                     f"run.steps={steps}", "run.tensorboard=false"]  # fmt: skip
+        config = load_config(kind, ROOT / "configs" / f"{name}_demo.yaml", overrides)
+        assert Trainer(config).run() == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "ganmotion.eval", "--compare", "nearest", "vanilla", "gan",
+         "--shards", str(taichi_shards), "--max-frames", "30", "--out", "eval"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (tmp_path / "eval" / "report.md").read_text()
+    for row in ("nearest", "vanilla", "gan", "real frames (reference)"):
+        assert f"| {row} |" in table and f"| {row} |" in result.stdout
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["frames"] == 30 and report["real"]["detected"] > 0.9
+    sheet = cv2.imread(str(tmp_path / "eval" / "contact_sheet.png"))
+    assert sheet.shape[0] == 5 * 128  # skeleton, real, nearest, vanilla, gan
