@@ -125,26 +125,29 @@ def pose_accuracy(
     """How well the poses found in generated frames match the poses that drove them.
 
     detected, driving: keypoints (N, 33, 3) in the same pixels; a frame where the detector
-    found nobody is a row of NaN. Judged on POSE_JOINTS visible in the driving pose, in
-    frames whose driving torso is visible:
-      pck@0.05, pck@0.1  share of those joints within 0.05 / 0.1 torso heights of the
-                         driving position; a frame without a detection misses all its joints
-      error_px           mean distance in pixels over detected frames (NaN if none)
-      detected           share of frames where a person was found
+    found nobody is a row of NaN. A joint counts as found only with visibility >=
+    `min_visibility`: on a smeared image MediaPipe can still return a "person" whose joints
+    lie far outside the frame at visibility ~1e-4, which is no detection at all. Judged on
+    POSE_JOINTS visible in the driving pose, in frames whose driving torso is visible:
+      pck@0.05, pck@0.1  share of those joints found within 0.05 / 0.1 torso heights of
+                         the driving position; a joint not found is a miss
+      error_px           mean distance in pixels over the joints found (NaN if none)
+      detected           share of frames where a person was found with a visible torso
     """
     torso = torso_height(driving, min_visibility)
     frames = np.isfinite(torso)
-    found = np.isfinite(detected[:, 0, 0])
     drive = driving[frames][:, POSE_JOINTS].astype(np.float64)
     got = detected[frames][:, POSE_JOINTS].astype(np.float64)
     judged = (drive[..., 2] >= min_visibility) & np.isfinite(drive).all(axis=-1)  # (F, J)
-    distance = np.linalg.norm(got[..., :2] - drive[..., :2], axis=-1)  # NaN where not found
+    found = (got[..., 2] >= min_visibility) & np.isfinite(got).all(axis=-1)  # (F, J)
+    distance = np.where(found, np.linalg.norm(got[..., :2] - drive[..., :2], axis=-1), np.nan)
     relative = distance / torso[frames][:, None]
-    result = {"frames": int(frames.sum()), "detected": float(found.mean()) if len(found) else 0.0}
+    people = np.isfinite(torso_height(detected, min_visibility))
+    result = {"frames": int(frames.sum()), "detected": float(people.mean()) if len(people) else 0.0}
     for threshold in PCK_THRESHOLDS:
         hits = np.nan_to_num(relative, nan=np.inf) <= threshold
         result[f"pck@{threshold}"] = float(hits[judged].mean()) if judged.any() else float("nan")
-    measured = judged & np.isfinite(distance)
+    measured = judged & found
     result["error_px"] = float(distance[measured].mean()) if measured.any() else float("nan")
     return result
 

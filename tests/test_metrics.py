@@ -89,6 +89,16 @@ def test_pck_counts_distance_in_torso_heights_and_missed_frames_as_misses():
     assert result["error_px"] == pytest.approx(0.07 * 40, rel=1e-5)  # over detected frames
 
 
+def test_joints_found_at_low_visibility_are_misses():
+    driving = standing(frames=2)
+    detected = driving.copy()
+    detected[1, :, 2] = 1e-4  # a "person" on a smeared image: nothing really found
+    detected[1, :, :2] += 500
+    result = metrics.pose_accuracy(detected, driving)
+    assert result["pck@0.1"] == 0.5 and result["detected"] == 0.5
+    assert result["error_px"] == 0.0  # over the joints found, all in frame 0
+
+
 def test_frames_without_a_visible_torso_are_not_judged():
     driving = standing(frames=2)
     driving[0, JOINT["left_hip"], 2] = 0.1

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,10 @@ class Trainer:
                 mixed_precision=run.precision, gradient_accumulation_steps=run.grad_accumulation
             )
         acc = self.accelerator
+        # The critic's last conv weight is (1, C, 4, 4); the gradient that the penalty's
+        # double backward gives it has another (meaningless) stride on that size-1 dim than
+        # DDP's bucket view, and DDP warns on every run. The copy into the bucket is correct.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
         self.micro_per_step = (config.critic_steps if self.gan else 1) * run.grad_accumulation
 
         size = config.data.stream.size
