@@ -10,8 +10,8 @@ drawn from its keypoints goes in, and the output is compared with the real frame
 - reconstruction: PSNR, SSIM, L1 and, given a local AlexNet weights file, LPIPS;
 - pose accuracy: MediaPipe runs on each generated frame and its keypoints are compared with
   the keypoints that drove it (PCK at 0.05 and 0.1 torso heights, mean error in pixels,
-  share of frames where a person with a visible torso is found). The same detector on the real frames gives the
-  reference row: the best a generator can score with this detector;
+  share of frames where a person with a visible torso is found). The same detector on the
+  real frames gives the reference row: the best a generator can score with this detector;
 - temporal stability: the mean frame-to-frame difference of the output over that of the
   real frames (flicker ratio, 1 = as steady as the real video) and the keypoint jitter of
   the output's detected poses.
