@@ -74,10 +74,17 @@ def fails(capsys, *argv) -> str:
     return err
 
 
-def test_shards_without_the_split_are_named(synthetic_shards, model, tmp_path, capsys):
-    err = fails(capsys, "--model", str(model), "--shards", str(synthetic_shards),
-                "--split", "test", "--out", str(tmp_path / "e"))  # fmt: skip
-    assert "has no 'test' split" in err and not (tmp_path / "e").exists()
+def test_shards_without_a_validation_split_are_named(synthetic_clip, model, tmp_path, capsys):
+    from ganmotion.data.prepare import PrepareConfig, prepare
+
+    video, keypoints = synthetic_clip
+    shards = tmp_path / "all_train"
+    config = PrepareConfig(size=64, val_fraction=0.0)
+    prepare(video, shards, config, keypoints_file=keypoints, progress=False)
+    err = fails(
+        capsys, "--model", str(model), "--shards", str(shards), "--out", str(tmp_path / "e")
+    )
+    assert "has no 'val' split" in err and not (tmp_path / "e").exists()
 
 
 def test_a_model_of_another_size_is_refused(synthetic_shards, tmp_path, capsys):
