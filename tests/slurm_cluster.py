@@ -30,16 +30,15 @@ def unavailable() -> str | None:
         return None
     if os.geteuid() != 0:
         return f"SLURM is not installed ({', '.join(missing)} missing) and installing needs root"
-    for command in (["apt-get", "install", "-y", "-q", *PACKAGES], ["apt-get", "update", "-q"]):
-        install = subprocess.run(
-            command,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            text=True,
-        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *PACKAGES]
+    # With stale or missing package lists the first install fails: update them, try again.
+    for commands in ([install], [["apt-get", "update", "-q"], install]):
+        for command in commands:
+            result = subprocess.run(command, env=env, capture_output=True, text=True)
         if all(shutil.which(p) for p in PROGRAMS):
             return None
-    return f"installing {' '.join(PACKAGES)} failed: {install.stderr.strip()[-300:]}"
+    return f"installing {' '.join(PACKAGES)} failed: {result.stderr.strip()[-300:]}"
 
 
 def free_port() -> int:

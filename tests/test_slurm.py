@@ -71,7 +71,7 @@ def test_two_machines_train_to_the_end(slurm, synthetic_shards, tmp_path):
     record = finished(slurm, job)
     text = log.read_text()
     assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", text
-    assert "2 machines x 1 per machine (cpu)" in text
+    assert "2 machines x 1 per machine (cpu), main 127.0.0.1:" in text  # the NodeAddr
     assert "machine rank 0 of 2" in text and "machine rank 1 of 2" in text
     assert "world size 2 (cpu)" in text
     assert record["Restarts"] == "0" and "requeue" not in text  # a finished run stays finished
