@@ -299,13 +299,22 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray], Fra
                 f"hold {frames.size} px frames"
             )
         outputs[label] = generate(backend, skeletons, frames.keypoints, args.batch)
-        report["models"][label] = {"model": spec, **score(outputs[label], frames, detector, lpips)}
+        scores = score(outputs[label], frames, detector, lpips)
+        report["models"][label] = {"model": spec, "weights": _weights(spec), **scores}
     if detector is not None:
         report["real"] = pose_scores(detect_poses(frames.images, detector), frames)
         report["real"]["flicker"] = 1.0
         detector.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report, outputs, frames
+
+
+def _weights(spec: str) -> str:
+    """What a model spec ran: a run folder or RUN/best resolved to its checkpoint folder."""
+    from ganmotion.training.checkpoint import checkpoint_folder
+
+    path = Path(spec)
+    return str(checkpoint_folder(path).resolve()) if path.is_dir() else spec
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ def test_compare_writes_the_report_table_and_contact_sheet(
     frames = load_frames(str(synthetic_shards), "val")
     assert report["frames"] == len(frames.keys) and report["split"] == "val"
     assert list(report["models"]) == ["nearest", "unet"]
+    assert report["models"]["unet"]["weights"] == str(model.resolve())
     for row in report["models"].values():
         assert 0 < row["ssim"] < 1 and row["psnr"] > 0 and row["l1"] > 0
         assert 0 <= row["pck@0.1"] <= 1 and 0 <= row["detected"] <= 1
