@@ -22,7 +22,8 @@ test: lint
 	$(BIN)/pytest -q
 
 # The whole product on a CPU, end to end: a target clip -> shards -> 2-process GAN training ->
-# ONNX -> the batched runner on a different motion -> side-by-side video and report.md.
+# ONNX (evaluated against nearest neighbour on held-out frames) -> the batched runner on a
+# different motion -> side-by-side video and report.md.
 # Without VIDEO: a synthetic target with exact keypoints. With VIDEO=target.mp4: MediaPipe.
 # SOURCE=dance.mp4 replaces the synthetic source motion.
 # DEMO_STEPS, DEMO_FRAMES, DEMO_SOURCE_FRAMES shorten it (the test suite runs it that way).
@@ -51,10 +52,12 @@ endif
 		--main_process_port $(DEMO_PORT) train/gan.py --config configs/gan_demo.yaml \
 		data.shards=$(OUT)/shards run.out_dir=$(OUT)/run $(if $(DEMO_STEPS),run.steps=$(DEMO_STEPS))
 	$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run --out $(OUT)/gen.onnx
+	$(BIN)/python -m ganmotion.eval --compare nearest gan=$(OUT)/gen.onnx --shards $(OUT)/shards \
+		--out $(OUT)/eval
 	$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) --model $(OUT)/gen.onnx \
 		--out $(OUT)/result.mp4 --side-by-side --summary-json $(OUT)/infer.json
 	$(BIN)/python -m ganmotion.report --run $(OUT)/run --infer $(OUT)/infer.json \
-		--out $(OUT)/report.md --file "target video=$(if $(VIDEO),$(VIDEO),$(OUT)/target.mp4)" \
+		--eval $(OUT)/eval --out $(OUT)/report.md --file "target video=$(if $(VIDEO),$(VIDEO),$(OUT)/target.mp4)" \
 		--file "shards=$(OUT)/shards" --file "training samples=$(OUT)/preview.png" \
 		--file "source motion=$(SOURCE_VIDEO)" --file "model=$(OUT)/gen.onnx" \
 		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4"

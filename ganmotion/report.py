@@ -1,10 +1,10 @@
 """The demo's report: what was made, how training went and how fast the runner was.
 
     python -m ganmotion.report --run demo_out/run --infer demo_out/infer.json \\
-        --out demo_out/report.md [--file "target video=demo_out/target.mp4" ...]
+        --eval demo_out/eval --out demo_out/report.md [--file "video=demo_out/target.mp4" ...]
 
-Reads the run's metrics.jsonl and status.json and the runner's --summary-json; writes a
-short Markdown report (atomically) and prints it.
+Reads the run's metrics.jsonl and status.json, the runner's --summary-json and, if given,
+the table of `ganmotion eval`; writes a short Markdown report (atomically) and prints it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,21 @@ def inference_lines(summary: dict) -> list[str]:
     ]
 
 
-def write_report(run: Path, infer: Path, out: Path, files: list[tuple[str, str]]) -> str:
+def quality_lines(evaluation: Path) -> list[str]:
+    """The table `ganmotion eval` wrote into `evaluation`/report.md, with its header line."""
+    try:
+        table = (evaluation / "report.md").read_text().strip()
+    except FileNotFoundError:
+        raise GanmotionError(f"{evaluation}/report.md: no such file") from None
+    return [table, "", f"(contact sheet: `{evaluation / 'contact_sheet.png'}`)"]
+
+
+def write_report(
+    run: Path, infer: Path, out: Path, files: list[tuple[str, str]], evaluation: Path | None
+) -> str:
+    quality = []
+    if evaluation is not None:
+        quality = ["## Quality on held-out frames", *quality_lines(evaluation), ""]
     text = "\n".join(
         [
             "# ganmotion demo",
@@ -75,6 +89,7 @@ def write_report(run: Path, infer: Path, out: Path, files: list[tuple[str, str]]
             "## Training",
             *training_lines(run),
             "",
+            *quality,
             "## Inference",
             *inference_lines(read_json(infer)),
             "",
@@ -90,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="the training run folder")
     parser.add_argument("--infer", type=Path, required=True, help="the runner's --summary-json")
+    parser.add_argument("--eval", type=Path, help="a `ganmotion eval --out` folder to include")
     parser.add_argument("--out", type=Path, required=True, help="the report (.md) to write")
     parser.add_argument(
         "--file", action="append", default=[], metavar="NAME=PATH", help="a file to list"
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             raise GanmotionError("--file takes NAME=PATH")
         if not (args.run / "metrics.jsonl").is_file():
             raise GanmotionError(f"{args.run}: not a training run (no metrics.jsonl)")
-        print(write_report(args.run, args.infer, args.out, files))
+        print(write_report(args.run, args.infer, args.out, files, args.eval))
     except GanmotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

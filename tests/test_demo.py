@@ -34,6 +34,8 @@ def test_make_demo_leaves_the_video_and_the_report(tmp_path):
     summary = json.loads((out / "infer.json").read_text())
     assert summary["frames"] == 40 and summary["frames_per_second"] > 0
     report = (out / "report.md").read_text()
-    for name in ("result.mp4", "gen.onnx", "preview.png", "source.mp4"):
+    for name in ("result.mp4", "gen.onnx", "preview.png", "source.mp4", "contact_sheet.png"):
         assert name in report
+    assert "## Quality on held-out frames" in report and "| nearest |" in report
+    assert "| gan |" in report and (out / "eval" / "report.json").is_file()
     assert (out / "gen.onnx").is_file() and (out / "gen.json").is_file()

@@ -22,10 +22,14 @@ def test_report_gives_losses_and_speed(tmp_path, capsys):
         "stage_frames_per_second": {"pose": 27.0, "generate": 31.0},
     }  # fmt: skip
     (tmp_path / "infer.json").write_text(json.dumps(summary))
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "report.md").write_text("45 frames\n\n| model | SSIM |\n| gan | 0.5 |\n")
     out = tmp_path / "report.md"
     assert main(["--run", str(run), "--infer", str(tmp_path / "infer.json"), "--out", str(out),
-                 "--file", "video=out.mp4"]) == 0  # fmt: skip
+                 "--file", "video=out.mp4", "--eval", str(evaluation)]) == 0  # fmt: skip
     text = out.read_text()
+    assert "## Quality on held-out frames\n45 frames\n\n| model | SSIM |\n| gan | 0.5 |" in text
     assert "0.500 at step 0 -> 0.200 at step 40" in text
     assert "generator/l1 6" in text and "critic/loss 0.05" in text
     assert "150 frames in 10.0 s = 15.0 frames/s" in text and "frames without pose: 2" in text
