@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -38,9 +37,10 @@ from tqdm import tqdm
 
 from ganmotion import metrics
 from ganmotion.data.manifest import load_manifest, shard_urls
-from ganmotion.data.stream import decode_sample, ordered_samples
+from ganmotion.data.stream import decoded_samples, to_uint8_images, to_unit_range
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.render import render_skeleton
+from ganmotion.video import temporary_path
 
 # Frames are upscaled to at least this size before pose detection: MediaPipe's person
 # detector misses people in small crops (it finds far fewer at 64 px than at 256 px).
@@ -65,21 +65,8 @@ class Frames:
 
 def load_frames(shards: str, split: str = "val", max_frames: int | None = None) -> Frames:
     """The samples of a split, sorted by (clip, frame); the first `max_frames` if given."""
-    manifest = load_manifest(shards)
-    urls = shard_urls(shards, split)
-    size = int(manifest["image_size"])
-    samples = []
-    for sample in ordered_samples(shards, split, urls):
-        try:
-            image, keypoints = decode_sample(sample)
-        except GanmotionError as error:
-            raise GanmotionError(f"{sample.get('__url__', shards)}: {error}") from None
-        if image.shape[:2] != (size, size):
-            raise GanmotionError(
-                f"{sample.get('__url__', shards)}: sample {sample['__key__']} is "
-                f"{image.shape[1]}x{image.shape[0]}, the manifest says {size}x{size}"
-            )
-        samples.append((sample["__key__"], image, keypoints))
+    size = int(load_manifest(shards)["image_size"])
+    samples = list(decoded_samples(shards, split, shard_urls(shards, split), size))
     if not samples:
         raise GanmotionError(f"{shards}: the {split} split has no samples")
     samples.sort(key=lambda s: _clip_frame(s[0]))
@@ -111,9 +98,7 @@ def generate(backend, skeletons: np.ndarray, keypoints: np.ndarray, batch: int) 
     for start in range(0, len(skeletons), batch):
         skeleton = torch.from_numpy(skeletons[start : start + batch]).permute(0, 3, 1, 2)
         points = torch.from_numpy(keypoints[start : start + batch].astype(np.float32))
-        images = backend(skeleton.float() / 127.5 - 1, points)
-        images = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        out.append(images.permute(0, 2, 3, 1).cpu().numpy())
+        out.append(to_uint8_images(backend(to_unit_range(skeleton), points)))
     return np.concatenate(out)
 
 
@@ -140,7 +125,7 @@ def score(
 ) -> dict:
     """Every metric of one generator's frames against the real ones."""
     result = {
-        "psnr": _finite_mean(metrics.psnr(generated, frames.images)),
+        "psnr": metrics.mean_psnr(metrics.psnr(generated, frames.images)),
         "ssim": float(metrics.ssim(generated, frames.images).mean()),
         "l1": float(metrics.l1(generated, frames.images).mean()),
         "lpips": float(lpips(generated, frames.images).mean()) if lpips is not None else None,
@@ -160,11 +145,6 @@ def pose_scores(detected: np.ndarray, frames: Frames) -> dict:
     jitters = [metrics.keypoint_jitter(r) for r in runs if len(r) >= 3]
     scores["jitter"] = float(np.nanmean(jitters)) if np.isfinite(jitters).any() else math.nan
     return scores
-
-
-def _finite_mean(values: np.ndarray, cap: float = 100.0) -> float:
-    """Mean PSNR with identical frames (inf dB) counted as `cap` dB."""
-    return float(np.minimum(values, cap).mean())
 
 
 # ----------------------------------------------------------------------- the report
@@ -220,9 +200,8 @@ def contact_sheet(
     sheet = np.full((size * len(rows), label_width + size * len(picks), 3), 255, np.uint8)
     for r, (name, images) in enumerate(rows.items()):
         top = r * size
-        scale = 0.5
         cv2.putText(
-            sheet, name, (6, top + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+            sheet, name, (6, top + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
             cv2.LINE_AA,
         )  # fmt: skip
         for c, index in enumerate(picks):
@@ -232,7 +211,7 @@ def contact_sheet(
 
 
 def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}{path.suffix}")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         tmp.rename(path)
@@ -259,7 +238,10 @@ def parse_model(spec: str) -> tuple[str, str]:
     return name, spec
 
 
-def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray], Frames]:
+def evaluate(
+    args: argparse.Namespace,
+) -> tuple[dict, dict[str, np.ndarray], Frames, np.ndarray]:
+    """The report, each model's output frames, the frames and the skeletons drawn from them."""
     from ganmotion.runtime.backends import load_backend
 
     models = [parse_model(s) for s in ([args.model] if args.model else []) + (args.compare or [])]
@@ -306,7 +288,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray], Fra
         report["real"]["flicker"] = 1.0
         detector.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
-    return report, outputs, frames
+    return report, outputs, frames, skeletons
 
 
 def _weights(spec: str) -> str:
@@ -357,10 +339,10 @@ def run(args: argparse.Namespace) -> dict:
         raise GanmotionError(f"--batch must be >= 1, got {args.batch}")
     if not args.out.parent.is_dir():
         raise GanmotionError(f"{args.out}: directory {args.out.parent} does not exist")
-    report, outputs, frames = evaluate(args)
+    report, outputs, frames, skeletons = evaluate(args)
     table = markdown_table(report)
     args.out.mkdir(exist_ok=True)
-    sheet = contact_sheet(frames, skeletons_of(frames), outputs, args.sheet_frames)
+    sheet = contact_sheet(frames, skeletons, outputs, args.sheet_frames)
     header = (
         f"{report['frames']} frames of {report['shards']} ({report['split']}: "
         f"{report['first_frame']} .. {report['last_frame']}), {report['image_size']} px"

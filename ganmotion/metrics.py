@@ -56,6 +56,16 @@ def psnr(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
         return (10 * np.log10(1 / mse.numpy())).astype(np.float64)
 
 
+# An image generated exactly has infinite PSNR; means over images count it as this many dB.
+PSNR_CAP_DB = 100.0
+
+
+def mean_psnr(values: np.ndarray) -> float:
+    """Mean of per-image PSNRs with each capped at PSNR_CAP_DB, so one exact image does not
+    make the mean infinite."""
+    return float(np.minimum(values, PSNR_CAP_DB).mean())
+
+
 def l1(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Mean absolute difference of each image pair (N,) on the [-1, 1] scale the models
     work in (what training logs as val/l1); uint8 (N, H, W, 3) in."""

@@ -185,6 +185,12 @@ def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(127.5).sub_(1.0)
 
 
+def to_uint8_images(batch: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) float in [-1, 1] on any device -> (B, H, W, 3) uint8 on the CPU."""
+    images = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
 class _Shuffle:
     """Pipeline stage: a shuffle buffer seeded per rank and worker when iteration starts (in
     the worker process, which a seed fixed when the pipeline was built would not know)."""
@@ -347,3 +353,23 @@ def ordered_samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
         raise GanmotionError(
             f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
         ) from None
+
+
+def decoded_samples(
+    shards: str, split: str, urls: list[str], size: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(key, image (size, size, 3) uint8, keypoints (33, 3)) of each sample of `urls` in
+    shard order; a sample that does not decode or is not size x size is an error naming its
+    shard."""
+    for sample in ordered_samples(shards, split, urls):
+        where = sample.get("__url__", shards)
+        try:
+            image, keypoints = decode_sample(sample)
+        except GanmotionError as error:
+            raise GanmotionError(f"{where}: {error}") from None
+        if image.shape[:2] != (size, size):
+            raise GanmotionError(
+                f"{where}: sample {sample['__key__']} is {image.shape[1]}x{image.shape[0]}, "
+                f"the manifest says {size}x{size}"
+            )
+        yield sample["__key__"], image, keypoints

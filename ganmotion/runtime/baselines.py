@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ganmotion.data.manifest import load_manifest, shard_urls
-from ganmotion.data.stream import decode_sample, ordered_samples
+from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError
 from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
 from ganmotion.models.generator import as_keypoints
@@ -102,20 +102,10 @@ def load_nearest(
     stride = 1 if max_frames is None else max(1, math.ceil(total / max_frames))
     images, poses = [], []
     expected = min(total, max_frames or total)
-    samples = ordered_samples(shards, split, urls)
-    for index, sample in enumerate(tqdm(samples, total=total, disable=None)):
+    samples = decoded_samples(shards, split, urls, size)
+    for index, (_, image, keypoints) in enumerate(tqdm(samples, total=total, disable=None)):
         if index % stride:
             continue
-        where = sample.get("__url__", shards)
-        try:
-            image, keypoints = decode_sample(sample)
-        except GanmotionError as error:
-            raise GanmotionError(f"{where}: {error}") from None
-        if image.shape[:2] != (size, size):
-            raise GanmotionError(
-                f"{where}: sample {sample['__key__']} is {image.shape[1]}x{image.shape[0]}, "
-                f"the manifest says {size}x{size}"
-            )
         images.append(np.ascontiguousarray(image.transpose(2, 0, 1)))  # (3, S, S) uint8
         poses.append(keypoints)
         if len(images) == expected:

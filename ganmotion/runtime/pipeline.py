@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ganmotion.data.stream import to_uint8_images, to_unit_range
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
@@ -240,13 +241,7 @@ def _as_batch(frames: list[Frame]) -> tuple[torch.Tensor, torch.Tensor]:
     """Skeletons (N, 3, S, S) float in [-1, 1] and keypoints (N, 33, 3) of rendered frames."""
     skeletons = torch.from_numpy(np.stack([f.skeleton for f in frames])).permute(0, 3, 1, 2)
     keypoints = torch.from_numpy(np.stack([f.keypoints for f in frames]).astype(np.float32))
-    return skeletons.float() / 127.5 - 1, keypoints
-
-
-def _to_images(batch: torch.Tensor) -> np.ndarray:
-    """(N, 3, S, S) float in [-1, 1] -> (N, S, S, 3) uint8."""
-    images = ((batch.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu().numpy()
+    return to_unit_range(skeletons), keypoints
 
 
 def no_pose_frame(size: int) -> np.ndarray:
@@ -473,7 +468,7 @@ class VideoPipeline:
         posed = [f for f in batch if f.skeleton is not None]
         if posed:
             skeletons, keypoints = _as_batch(posed)
-            images = _to_images(self.backend(skeletons, keypoints))
+            images = to_uint8_images(self.backend(skeletons, keypoints))
             for frame, image in zip(posed, images):
                 frame.generated = image
         for frame in batch:

@@ -37,7 +37,12 @@ from ganmotion import metrics
 from ganmotion.config import config_to_dict
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.preview import tile_rows
-from ganmotion.data.stream import TrainingBatch, TrainingStream, validation_batches
+from ganmotion.data.stream import (
+    TrainingBatch,
+    TrainingStream,
+    to_uint8_images,
+    validation_batches,
+)
 from ganmotion.errors import GanmotionError
 from ganmotion.losses import (
     PerceptualLoss,
@@ -60,9 +65,6 @@ from ganmotion.training.tracking import Tracker
 log = logging.getLogger(__name__)
 
 SAMPLE_GRID_SIZE = 4
-# Validation PSNR per image is capped here before the mean: an image generated exactly has
-# infinite PSNR and would make the mean infinite (as in ganmotion.eval).
-PSNR_CAP_DB = 100.0
 
 
 class Diverged(GanmotionError):
@@ -85,12 +87,6 @@ def lr_schedule(config: OptimConfig, total_steps: int):
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
-
-
-def as_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8, rounded as sample grids are."""
-    pixels = ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def adam(module: torch.nn.Module, config: OptimConfig) -> torch.optim.Adam:
@@ -454,12 +450,12 @@ class Trainer:
         for batch in self.val:
             generated = self.generate(batch, model)
             l1.append(F.l1_loss(generated, batch.image).item())
-            generated, real = as_uint8(generated), as_uint8(batch.image)
-            psnr.append(np.minimum(metrics.psnr(generated, real), PSNR_CAP_DB))
+            generated, real = to_uint8_images(generated), to_uint8_images(batch.image)
+            psnr.append(metrics.psnr(generated, real))
             ssim.append(metrics.ssim(generated, real))
         values = {
             "val/l1": sum(l1) / len(l1),
-            "val/psnr": float(np.concatenate(psnr).mean()),
+            "val/psnr": metrics.mean_psnr(np.concatenate(psnr)),
             "val/ssim": float(np.concatenate(ssim).mean()),
         }
         tracker.scalars(self.step, values)
