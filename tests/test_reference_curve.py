@@ -1,0 +1,81 @@
+"""Reference loss curves: each training objective, trained a few steps on the fixed synthetic
+clip, must log the losses it logged when the curves were recorded. A pure refactor of the
+training code reproduces them; a change that alters the maths, the order of random draws or
+the data does not, and must record new curves on purpose:
+
+    GANMOTION_RECORD_CURVES=1 .venv/bin/pytest tests/test_reference_curve.py
+
+Tolerance: relative 1e-3 with an absolute floor of 1e-5 per logged value. Same machine, same
+code: the values agree bit for bit. The slack is for other CPUs (oneDNN picks kernels by
+instruction set, which changes float rounding) and for sums whose order a refactor may change
+(e.g. accumulating losses as tensors instead of Python floats), amplified over a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from ganmotion.config import load_config
+from ganmotion.training.config import GanConfig, VanillaConfig
+from ganmotion.training.loop import Trainer
+from ganmotion.training.tracking import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+CURVES = Path(__file__).resolve().parent / "data" / "reference_curves.json"
+RECORD = os.environ.get("GANMOTION_RECORD_CURVES") == "1"
+RTOL, ATOL = 1e-3, 1e-5
+
+# name: (config class, config file, overrides)
+RUNS = {
+    "gan": (GanConfig, "gan_tiny.yaml", ["run.steps=8"]),
+    "gan_accumulation_2": (GanConfig, "gan_tiny.yaml", ["run.steps=4", "run.grad_accumulation=2"]),
+    "vanilla": (VanillaConfig, "vanilla_tiny.yaml", ["run.steps=8"]),
+    "mlp": (VanillaConfig, "mlp_tiny.yaml", ["run.steps=8"]),
+}
+# Timings and learning rates are not losses: left out of the comparison.
+IGNORED = {"step", "images_per_second"}
+
+
+def curve(kind, config_file: str, overrides: list[str], shards: Path, out: Path) -> list[dict]:
+    config = load_config(
+        kind,
+        ROOT / "configs" / config_file,
+        [
+            f"data.shards={shards}",
+            f"run.out_dir={out}",
+            "run.tensorboard=false",
+            "run.log_every=1",
+            "run.sample_every=4",
+            "run.checkpoint_every=1000",
+            *overrides,
+        ],
+    )
+    assert Trainer(config).run() == 0
+    return [
+        {"step": m["step"], **{k: v for k, v in m.items() if k not in IGNORED}}
+        for m in read_metrics(out)
+    ]
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_training_reproduces_the_reference_curve(name, synthetic_shards, tmp_path):
+    logged = curve(*RUNS[name], synthetic_shards, tmp_path)
+    if RECORD:
+        stored = json.loads(CURVES.read_text()) if CURVES.exists() else {}
+        stored[name] = logged
+        CURVES.parent.mkdir(exist_ok=True)
+        CURVES.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        pytest.skip(f"recorded {name} in {CURVES}")
+    reference = json.loads(CURVES.read_text())[name]
+    assert [m["step"] for m in logged] == [m["step"] for m in reference]
+    for ours, theirs in zip(logged, reference):
+        assert set(ours) == set(theirs), f"step {ours['step']}: logged keys differ"
+        for key, expected in theirs.items():
+            assert math.isclose(ours[key], expected, rel_tol=RTOL, abs_tol=ATOL), (
+                f"step {ours['step']} {key}: {ours[key]!r}, reference {expected!r}"
+            )
