@@ -1,9 +1,49 @@
-"""The one error type that crosses the library's edge.
+"""The one error type that crosses the library's edge, and the wrapper that reports it.
 
 Library code raises `GanmotionError` with a message a user can act on; each command-line
-entry point catches it, prints that one line and exits non-zero.
+entry point is wrapped in `command_line`, which prints that one line and exits non-zero.
 """
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec
+
+P = ParamSpec("P")
+
+EXIT_ERROR = 1  # a GanmotionError: bad input or environment
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports a process killed by it
 
 
 class GanmotionError(Exception):
     """A problem with the user's input or environment, explained in one line."""
+
+
+def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
+    """Wrap a command's `main` so that it returns an exit status instead of raising:
+
+    - `GanmotionError` -> `error: <message>` on stderr, status 1 (no traceback: the message
+      says what is wrong and with which file);
+    - `KeyboardInterrupt` -> `interrupted` on stderr, status 130;
+    - otherwise `main`'s own status (None counts as 0).
+
+    Other exceptions are bugs and keep their traceback; `SystemExit` (argparse's usage errors,
+    `--help`) passes through. Use as `@command_line` on `def main(argv=None) -> int`, and
+    `raise SystemExit(main())` under `if __name__ == "__main__"`.
+    """
+
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            status = main(*args, **kwargs)
+        except GanmotionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return 0 if status is None else status
+
+    return run

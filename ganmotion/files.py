@@ -1,0 +1,117 @@
+"""Output files that appear whole or not at all.
+
+Every command writes its outputs under a temporary sibling name and renames them into place
+when they are complete, so a crash, an error or Ctrl-C never leaves a half-written file where
+a user (or the next step of a pipeline) would take it for a finished one:
+
+    with atomic_write(out) as tmp:        # tmp: a Path beside `out`, same suffix
+        cv2.imwrite(str(tmp), image)      # any writer that takes a path
+    # here `out` is the complete file; on an exception `tmp` is gone and `out` untouched
+
+    with atomic_folder(shards, replace=True) as staging:
+        ...                               # fill `staging`; it becomes `shards` when complete
+
+The temporary name is hidden (`.name.partial-<pid>-<n>.suffix`): same folder, so the rename is
+atomic (one filesystem), and same suffix, so writers that choose a format by extension (OpenCV,
+PyAV) still do. Before the rename the data is flushed to disk (fsync), and after it the folder
+entry too, so after a power loss the final name holds either the old or the new content.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ganmotion.errors import GanmotionError
+
+_serial = itertools.count()  # two temporaries for one name in one process never collide
+
+
+def temporary_path(final: str | os.PathLike, tag: str = "partial") -> Path:
+    """A hidden sibling of `final` to write before renaming it into place: same folder, same
+    suffix, unique within this process (`.name.<tag>-<pid>-<n>.suffix`)."""
+    final = Path(final)
+    unique = f"{os.getpid()}-{next(_serial)}"
+    return final.with_name(f".{final.name}.{tag}-{unique}{final.suffix}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's data to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def commit_file(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Make the complete file `tmp` the file `final`: fsync it, rename it over `final`
+    (atomically replacing an existing file), fsync the folder."""
+    tmp, final = Path(tmp), Path(final)
+    _fsync(tmp)
+    os.replace(tmp, final)
+    _fsync(final.parent)
+
+
+@contextmanager
+def atomic_write(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write `final` to; commit it (see `commit_file`) when the block
+    exits normally. On an exception the temporary file is removed and `final`, if it existed,
+    is left as it was. The caller creates the file, with whatever writer it likes."""
+    final = Path(final)
+    tmp = temporary_path(final)
+    try:
+        yield tmp
+        commit_file(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already after a commit
+
+
+def commit_folder(staging: str | os.PathLike, final: str | os.PathLike, replace: bool) -> None:
+    """Make the complete folder `staging` the folder `final`: fsync every file and folder in
+    it, rename it to `final`, fsync the parent. An existing `final` is replaced (moved aside,
+    then deleted once the new folder is in place) only with `replace`; without, it is an
+    error and `staging` stays where it is."""
+    staging, final = Path(staging), Path(final)
+    for folder, _, names in os.walk(staging):
+        for name in names:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+    if not (final.exists() or final.is_symlink()):
+        os.rename(staging, final)
+    elif not replace:
+        raise GanmotionError(f"{final}: already exists")
+    else:
+        old = temporary_path(final, "old")
+        os.rename(final, old)
+        try:
+            os.rename(staging, final)
+        except BaseException:
+            os.rename(old, final)
+            raise
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    _fsync(final.parent)
+
+
+@contextmanager
+def atomic_folder(final: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to build `final` in; commit it (see
+    `commit_folder`: an existing `final` is replaced only with `replace`) when the block exits
+    normally. On an exception, the temporary folder is deleted and `final` left as it was."""
+    final = Path(final)
+    if not replace and (final.exists() or final.is_symlink()):  # before any work is done
+        raise GanmotionError(f"{final}: already exists")
+    staging = temporary_path(final)
+    staging.mkdir()
+    try:
+        yield staging
+        commit_folder(staging, final, replace)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a commit

@@ -1,0 +1,48 @@
+import argparse
+
+import pytest
+
+from ganmotion.errors import GanmotionError, command_line
+
+
+@command_line
+def _main(outcome: str = "ok") -> int | None:
+    """The wrapped command's docstring."""
+    if outcome == "error":
+        raise GanmotionError("clip.mp4: no such file")
+    if outcome == "interrupt":
+        raise KeyboardInterrupt
+    if outcome == "bug":
+        raise ValueError("a bug keeps its traceback")
+    if outcome == "usage":
+        argparse.ArgumentParser(prog="cmd").parse_args(["--nope"])
+    return None if outcome == "none" else 3
+
+
+def test_a_ganmotion_error_is_one_line_and_status_1(capsys):
+    assert _main("error") == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "error: clip.mp4: no such file\n")
+
+
+def test_ctrl_c_is_a_short_line_and_status_130(capsys):
+    assert _main("interrupt") == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_the_commands_own_status_passes_through():
+    assert _main() == 3
+    assert _main("none") == 0
+
+
+def test_bugs_and_usage_errors_are_not_swallowed():
+    with pytest.raises(ValueError):
+        _main("bug")
+    with pytest.raises(SystemExit) as exit_:
+        _main("usage")
+    assert exit_.value.code == 2
+
+
+def test_the_wrapper_keeps_the_commands_name_and_docstring():
+    assert _main.__name__ == "_main"
+    assert _main.__doc__ == "The wrapped command's docstring."
