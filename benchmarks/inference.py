@@ -15,8 +15,8 @@ library's backends (ganmotion.runtime), measured side by side in one run:
   torch bf16                  TorchBackend(precision="bf16"): torch.autocast (CPU: oneDNN bf16)
   torch bf16 channels_last    both
   torch.compile               TorchBackend(compile=True), default mode; compiling is untimed
-  onnxruntime fp32            OnnxRuntimeBackend on the ONNX from ganmotion.runtime.export
-  onnxruntime fp16 ONNX       the same ONNX through export.to_fp16 (norms/attention fp32), as
+  onnxruntime fp32            OnnxRuntimeBackend on the ONNX from ganmotion.export.onnx
+  onnxruntime fp16 ONNX       the same ONNX through onnx.to_fp16 (norms/attention fp32), as
                               built for TensorRT; on a CPU without fp16 kernels expect it slow
 
 The ONNX is exported once per size into a temporary folder (with the export's parity check).
@@ -58,9 +58,9 @@ import torch
 
 from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError
+from ganmotion.export.onnx import export_generator, relative_error, to_fp16
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
-from ganmotion.runtime.export import export_generator, relative_error, to_fp16
 from ganmotion.training.config import GanConfig
 
 HERE = Path(__file__).resolve().parent

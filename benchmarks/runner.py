@@ -50,12 +50,12 @@ import torch
 
 from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError
+from ganmotion.export.onnx import export_generator
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
 from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.retarget import body_stats, fixed_crop
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
-from ganmotion.runtime.export import export_generator
 from ganmotion.runtime.pipeline import RunnerConfig, RunSummary, VideoPipeline, no_pose_frame
 from ganmotion.training.config import GanConfig
 from ganmotion.video import VideoWriter, probe_video, read_frames

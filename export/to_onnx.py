@@ -3,7 +3,7 @@
 python export/to_onnx.py --checkpoint runs/gan/checkpoints/step-002000 --out gen.onnx [--raw]
 """
 
-from ganmotion.runtime.export import main
+from ganmotion.export.onnx import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,7 +12,7 @@ COMMANDS = {
     ),
     "preview": ("ganmotion.data.preview", "a grid of training samples drawn from shards"),
     "synth": ("ganmotion.data.synthetic", "write a synthetic clip with exact keypoints"),
-    "export": ("ganmotion.runtime.export", "a checkpoint's generator -> ONNX, parity-checked"),
+    "export": ("ganmotion.export.onnx", "a checkpoint's generator -> ONNX, parity-checked"),
     "infer": ("ganmotion.runtime.infer", "run a generator over a source video (batched)"),
     "eval": ("ganmotion.eval", "measure generators on held-out frames: quality, pose, flicker"),
 }

@@ -13,9 +13,9 @@ import torch
 from conftest import make_checkpoint
 
 from ganmotion.errors import GanmotionError
+from ganmotion.export.onnx import parity_batches, relative_error
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.runtime import TorchBackend
-from ganmotion.runtime.export import parity_batches, relative_error
 from ganmotion.training.checkpoint import load_generator
 
 SIZE = 64

@@ -17,11 +17,11 @@ import torch
 from ganmotion.config import load_config
 from ganmotion.data.synthetic import Motion, pose_at
 from ganmotion.errors import GanmotionError
+from ganmotion.export.onnx import export_checkpoint
 from ganmotion.models.baselines import MLPGenerator
 from ganmotion.models.generator import render_skeletons
 from ganmotion.runtime.backends import Backend, load_backend
 from ganmotion.runtime.baselines import KeypointBackend, load_nearest
-from ganmotion.runtime.export import export_checkpoint
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.loop import Trainer

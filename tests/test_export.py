@@ -21,11 +21,9 @@ from conftest import STEP, listing, make_checkpoint
 from onnx import TensorProto, helper
 
 from ganmotion.errors import GanmotionError
-from ganmotion.models.generator import SelfAttention
-from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
-from ganmotion.runtime import export as export_module
-from ganmotion.runtime import tensorrt as trt_module
-from ganmotion.runtime.export import (
+from ganmotion.export import onnx as export_module
+from ganmotion.export import tensorrt as trt_module
+from ganmotion.export.onnx import (
     PARITY_TOLERANCES,
     MatMulAttention,
     export_checkpoint,
@@ -33,6 +31,9 @@ from ganmotion.runtime.export import (
     relative_error,
     to_fp16,
 )
+from ganmotion.models.generator import SelfAttention
+from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
+from ganmotion.runtime.tensorrt import TENSORRT_MISSING
 from ganmotion.training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -279,7 +280,7 @@ def test_to_trt_without_tensorrt_says_how_to_get_it(onnx64, tmp_path):
         timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {trt_module.TENSORRT_MISSING}"
+    assert result.stderr.strip() == f"error: {TENSORRT_MISSING}"
     assert listing(tmp_path) == []
 
 

@@ -12,10 +12,10 @@ import torch
 from conftest import listing, make_checkpoint
 
 from ganmotion.errors import GanmotionError
+from ganmotion.export.onnx import export_checkpoint
 from ganmotion.pose.filters import OneEuroConfig, smooth_sequence
 from ganmotion.pose.retarget import body_stats
 from ganmotion.runtime import load_backend
-from ganmotion.runtime.export import export_checkpoint
 from ganmotion.runtime.infer import main as infer_main
 from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline, no_pose_frame
 from ganmotion.runtime.target import resolve_target

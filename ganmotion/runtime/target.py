@@ -14,6 +14,7 @@ from pathlib import Path
 from ganmotion.data.manifest import load_manifest
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.retarget import BodyStats, target_body
+from ganmotion.runtime.sidecar import read_sidecar
 
 
 def target_from_shards(shards: str) -> dict:
@@ -60,8 +61,6 @@ def resolve_target(model: str | Path, target_shards: str | None, size: int) -> B
 
         entry = checkpoint_target(checkpoint_folder(path))
     elif path.is_file():
-        from ganmotion.runtime.export import read_sidecar
-
         entry = (read_sidecar(path) or {}).get("target")
     if entry is None:
         raise GanmotionError(

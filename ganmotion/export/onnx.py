@@ -39,6 +39,7 @@ from torch import nn
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
 from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
+from ganmotion.runtime.sidecar import sidecar_path
 from ganmotion.runtime.target import checkpoint_target
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator, read_state
 from ganmotion.video import temporary_path
@@ -243,26 +244,6 @@ def to_fp16(model):
             keep_io_types=True,
             op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
         )
-
-
-def sidecar_path(model: Path) -> Path:
-    """Where a model's JSON sidecar lives: gen.onnx -> gen.json; an engine gen.plan ->
-    gen.plan.json, so that it never overwrites the sidecar of the ONNX it was built from."""
-    model = Path(model)
-    if model.suffix == ".onnx":
-        return model.with_suffix(".json")
-    return model.with_name(model.name + ".json")
-
-
-def read_sidecar(model: Path) -> dict | None:
-    """A model's sidecar as a dict, None when there is none."""
-    path = sidecar_path(model)
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GanmotionError(f"{path}: unreadable sidecar ({error})") from None
 
 
 def versions() -> dict:
