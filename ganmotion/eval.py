@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +37,9 @@ from tqdm import tqdm
 from ganmotion import metrics
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import decoded_samples, to_uint8_images, to_unit_range
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 from ganmotion.pose.render import render_skeleton
-from ganmotion.video import temporary_path
 
 # Frames are upscaled to at least this size before pose detection: MediaPipe's person
 # detector misses people in small crops (it finds far fewer at 64 px than at 256 px).
@@ -210,15 +209,6 @@ def contact_sheet(
     return sheet
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = temporary_path(path)
-    try:
-        write(tmp)
-        tmp.rename(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # ----------------------------------------------------------------------- evaluation
 
 
@@ -347,27 +337,25 @@ def run(args: argparse.Namespace) -> dict:
         f"{report['frames']} frames of {report['shards']} ({report['split']}: "
         f"{report['first_frame']} .. {report['last_frame']}), {report['image_size']} px"
     )
-    _write_atomically(
-        args.out / "report.json", lambda p: p.write_text(json.dumps(report, indent=2))
-    )
-    _write_atomically(args.out / "report.md", lambda p: p.write_text(f"{header}\n\n{table}\n"))
-    _write_atomically(args.out / "contact_sheet.png", lambda p: _write_png(p, sheet))
+    with atomic_write(args.out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    with atomic_write(args.out / "report.md") as tmp:
+        tmp.write_text(f"{header}\n\n{table}\n")
+    _write_png(args.out / "contact_sheet.png", sheet)
     print(f"{header}\n\n{table}\n\nwrote {args.out}/report.json, report.md, contact_sheet.png")
     return report
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise GanmotionError(f"{path}: cannot write the image")
+    with atomic_write(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise GanmotionError(f"{path}: cannot write the image")
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    run(args)
     return 0
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from ganmotion.errors import GanmotionError
-from ganmotion.video import temporary_path
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 
 
 def read_json(path: Path) -> dict:
@@ -95,12 +94,12 @@ def write_report(
             "",
         ]
     )
-    tmp = temporary_path(out)
-    tmp.write_text(text)
-    tmp.replace(out)
+    with atomic_write(out) as tmp:
+        tmp.write_text(text)
     return text
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="the training run folder")
@@ -111,16 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         "--file", action="append", default=[], metavar="NAME=PATH", help="a file to list"
     )
     args = parser.parse_args(argv)
-    try:
-        files = [tuple(item.split("=", 1)) for item in args.file]
-        if any(len(pair) != 2 for pair in files):
-            raise GanmotionError("--file takes NAME=PATH")
-        if not (args.run / "metrics.jsonl").is_file():
-            raise GanmotionError(f"{args.run}: not a training run (no metrics.jsonl)")
-        print(write_report(args.run, args.infer, args.out, files, args.eval))
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    files = [tuple(item.split("=", 1)) for item in args.file]
+    if any(len(pair) != 2 for pair in files):
+        raise GanmotionError("--file takes NAME=PATH")
+    if not (args.run / "metrics.jsonl").is_file():
+        raise GanmotionError(f"{args.run}: not a training run (no metrics.jsonl)")
+    print(write_report(args.run, args.infer, args.out, files, args.eval))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import cv2
 import numpy as np
 
 from ganmotion.errors import GanmotionError
+from ganmotion.files import atomic_write
+from ganmotion.files import temporary_path as temporary_path  # until runtime/ imports files
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,6 @@ def read_frames(
         capture.release()
 
 
-def temporary_path(final: Path) -> Path:
-    """A sibling path to write `final` to before renaming it into place (same filesystem)."""
-    return final.with_name(f".{final.name}.partial-{os.getpid()}{final.suffix}")
-
-
 class VideoWriter:
     """Writes RGB frames to an H.264 mp4 (yuv420p, plays everywhere), atomically.
 
@@ -126,15 +124,19 @@ class VideoWriter:
         self.fps = fps
         self.crf = crf
         self.preset = preset
-        self._tmp = temporary_path(self.path)
         self._container = None
         self._stream = None
+        self._close = ExitStack()
         self.frames_written = 0
 
     def __enter__(self) -> VideoWriter:
         import av  # heavy: imported only by code that writes video
 
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        with ExitStack() as stack:  # on an error here, the temporary file goes
+            tmp = stack.enter_context(atomic_write(self.path))
+            self._container = av.open(str(tmp), mode="w", format="mp4")
+            stack.callback(self._container.close)  # runs before atomic_write's rename
+            self._close = stack.pop_all()
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -167,16 +169,13 @@ class VideoWriter:
         self.frames_written += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None and self.frames_written == 0:
-                exc_type = GanmotionError
+        # Closing the container, then renaming the file into place or, after any error
+        # (the block's, an empty video, the encoder's flush), removing it.
+        if exc_type is not None:
+            self._close.__exit__(exc_type, exc, tb)
+            return
+        with self._close:
+            if self.frames_written == 0:
                 raise GanmotionError(f"{self.path}: no frames were written")
-            if self._stream is not None and exc_type is None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-        finally:
-            self._container.close()
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+            for packet in self._stream.encode():  # flush the encoder's delayed frames
+                self._container.mux(packet)

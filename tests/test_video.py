@@ -72,3 +72,13 @@ def test_probe_errors_name_the_file(tmp_path):
     text.write_text("this is not a video\n")
     with pytest.raises(GanmotionError, match="notes.mp4: not a readable video"):
         probe_video(text)
+
+
+def test_a_video_without_frames_is_an_error_and_leaves_the_old_file(tmp_path):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"old")
+    with pytest.raises(GanmotionError, match="no frames were written"):
+        with VideoWriter(path, fps=25):
+            pass
+    assert path.read_bytes() == b"old"
+    assert listing(tmp_path) == ["clip.mp4"]

@@ -18,8 +18,6 @@ import io
 import json
 import os
 import re
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,8 @@ from tqdm import tqdm
 
 from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
 from ganmotion.data.manifest import MANIFEST_NAME, MANIFEST_VERSION
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_folder
 from ganmotion.pose.detector import DetectorConfig, detect_video
 from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
@@ -241,10 +240,9 @@ def prepare(
     if len(splits["train"]) == 0:
         raise GanmotionError(f"{video}: too few frames with a person ({found.sum()}) to split")
 
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    # check_output_dir has decided that `out` may be replaced: it is absent, empty, or the
+    # user asked to overwrite it.
+    with atomic_folder(out, replace=True) as staging:
         shard_sets, decoded = write_shards(
             video, staging, keypoints, crops, splits, config, progress
         )
@@ -285,10 +283,6 @@ def prepare(
             },
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
     return PrepareSummary(
         frames_read=frames_read,
@@ -309,16 +303,6 @@ def _train_body(
         return body_stats(poses).to_json()
     except GanmotionError:
         return None
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = PrepareConfig(
@@ -377,13 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         jpeg_quality=args.jpeg_quality,
         workers=args.workers,
     )
-    try:
-        summary = prepare(
-            args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet
-        )
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet)
     print(summary.line())
     return 0
 

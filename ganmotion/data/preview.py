@@ -6,7 +6,6 @@ python -m ganmotion.data.preview --shards data/shards --out preview.png
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,8 @@ import torch
 
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import StreamConfig, TrainingStream
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 
 
 def tile_rows(*batches: torch.Tensor) -> np.ndarray:
@@ -45,12 +45,12 @@ def write_preview(
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: directory {out.parent} does not exist")
     grid = cv2.cvtColor(preview_grid(skeleton, image), cv2.COLOR_RGB2BGR)
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    if not cv2.imwrite(str(tmp), grid):
-        raise GanmotionError(f"{out}: could not write an image with this extension")
-    tmp.replace(out)
+    with atomic_write(out) as tmp:
+        if not cv2.imwrite(str(tmp), grid):
+            raise GanmotionError(f"{out}: could not write an image with this extension")
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ganmotion preview", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -66,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-augment", action="store_true", help="show samples without augmentation"
     )
     args = parser.parse_args(argv)
-    try:
-        write_preview(args.shards, args.out, args.split, args.count, args.size, not args.no_augment)
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    write_preview(args.shards, args.out, args.split, args.count, args.size, not args.no_augment)
     print(f"wrote {args.out} ({args.count} samples from {args.shards} {args.split})")
     return 0
 

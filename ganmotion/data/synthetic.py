@@ -20,7 +20,6 @@ import argparse
 import colorsys
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,9 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 from ganmotion.pose.schema import JOINT, NUM_JOINTS, has_person
-from ganmotion.video import VideoWriter, temporary_path
+from ganmotion.video import VideoWriter
 
 __all__ = [
     "Appearance",
@@ -737,18 +737,15 @@ def write_clip(
     keypoints = _clip_keypoints(frames, size, fps, motion_seed)
     appearance = Appearance.from_seed(appearance_seed)
     kp_path = keypoints_path_for(video_path)
-    kp_tmp = temporary_path(kp_path)
     try:
-        with open(kp_tmp, "wb") as f:
-            np.save(f, keypoints, allow_pickle=False)
-        with VideoWriter(video_path, fps) as writer:
-            for frame in _iter_frames(keypoints, appearance, size):
-                writer.write(frame)
-        os.replace(kp_tmp, kp_path)
+        with atomic_write(kp_path) as kp_tmp:  # renamed into place right after the video
+            with open(kp_tmp, "wb") as f:
+                np.save(f, keypoints, allow_pickle=False)
+            with VideoWriter(video_path, fps) as writer:
+                for frame in _iter_frames(keypoints, appearance, size):
+                    writer.write(frame)
     except OSError as e:
         raise GanmotionError(f"{video_path}: cannot write the clip: {e}") from e
-    finally:
-        kp_tmp.unlink(missing_ok=True)
     return video_path, kp_path
 
 
@@ -835,22 +832,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 on success, 1 on an error)."""
     args = _parser().parse_args(argv)
     start = time.perf_counter()
-    try:
-        video_path, kp_path = write_clip(
-            args.out,
-            frames=args.frames,
-            size=args.size,
-            fps=args.fps,
-            motion_seed=args.motion_seed,
-            appearance_seed=args.appearance_seed,
-        )
-    except GanmotionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    video_path, kp_path = write_clip(
+        args.out,
+        frames=args.frames,
+        size=args.size,
+        fps=args.fps,
+        motion_seed=args.motion_seed,
+        appearance_seed=args.appearance_seed,
+    )
     elapsed = time.perf_counter() - start
     print(
         f"wrote {video_path} ({args.frames} frames, {args.size}x{args.size}, "
