@@ -18,7 +18,6 @@ import numpy as np
 
 from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write
-from ganmotion.files import temporary_path as temporary_path  # until runtime/ imports files
 
 
 @dataclass(frozen=True)

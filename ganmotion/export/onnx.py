@@ -24,8 +24,6 @@ import copy
 import importlib.metadata
 import json
 import math
-import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -36,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
 from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
 from ganmotion.runtime.sidecar import sidecar_path
 from ganmotion.runtime.target import checkpoint_target
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator, read_state
-from ganmotion.video import temporary_path
 
 DEFAULT_OPSET = 20
 # The opsets torch 2.14's exporter writes itself; outside them it calls a version converter
@@ -323,53 +321,50 @@ def export_generator(
             f"generator takes {config.in_channels} input channels; skeleton images have 3"
         )
     sidecar = sidecar_path(out)
-    tmp, tmp_sidecar = temporary_path(out), temporary_path(sidecar)
+    tmp = out  # the temporary name, once there is one (errors name `out` instead)
     try:
-        proto = export_onnx(generator, tmp, opset)
-        check_onnx(tmp)
-        batches = parity_batches(config.size)
-        parity = check_parity(tmp, generator, batches, tolerances)
-        size = config.size
-        meta = {
-            "format": SIDECAR_FORMAT,
-            "model": out.name,
-            "input": {"name": INPUT_NAME, "shape": ["N", 3, size, size], "dtype": "float32"},
-            "output": {
-                "name": OUTPUT_NAME,
-                "shape": ["N", config.out_channels, size, size],
-                "dtype": "float32",
-            },
-            "size": size,
-            "normalisation": normalisation,
-            "channels": {"in": config.in_channels, "out": config.out_channels},
-            "architecture": {"class": type(generator).__name__, **asdict(config)},
-            "source": source or {},
-            **({"target": target} if target is not None else {}),
-            "opset": opset,
-            "precision": "fp32",
-            "parity": {
-                "definition": "max|onnxruntime - torch| / max|torch| per batch, CPU, fp32",
-                **{
-                    kind: {
-                        "max_relative_error": error,
-                        "tolerance": tolerances[kind],
-                        "frames": sum(len(b) for k, b in batches if k == kind),
-                    }
-                    for kind, error in parity.items()
+        # The inner block commits first: the ONNX is renamed into place, then its sidecar.
+        with atomic_write(sidecar) as tmp_sidecar, atomic_write(out) as tmp:
+            proto = export_onnx(generator, tmp, opset)
+            check_onnx(tmp)
+            batches = parity_batches(config.size)
+            parity = check_parity(tmp, generator, batches, tolerances)
+            size = config.size
+            meta = {
+                "format": SIDECAR_FORMAT,
+                "model": out.name,
+                "input": {"name": INPUT_NAME, "shape": ["N", 3, size, size], "dtype": "float32"},
+                "output": {
+                    "name": OUTPUT_NAME,
+                    "shape": ["N", config.out_channels, size, size],
+                    "dtype": "float32",
                 },
-            },
-            "versions": versions(),
-        }
-        tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, out)
-        os.replace(tmp_sidecar, sidecar)
+                "size": size,
+                "normalisation": normalisation,
+                "channels": {"in": config.in_channels, "out": config.out_channels},
+                "architecture": {"class": type(generator).__name__, **asdict(config)},
+                "source": source or {},
+                **({"target": target} if target is not None else {}),
+                "opset": opset,
+                "precision": "fp32",
+                "parity": {
+                    "definition": "max|onnxruntime - torch| / max|torch| per batch, CPU, fp32",
+                    **{
+                        kind: {
+                            "max_relative_error": error,
+                            "tolerance": tolerances[kind],
+                            "frames": sum(len(b) for k, b in batches if k == kind),
+                        }
+                        for kind, error in parity.items()
+                    },
+                },
+                "versions": versions(),
+            }
+            tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as error:
         raise GanmotionError(f"{out}: cannot write ({error})") from None
     except GanmotionError as error:  # name the file the user asked for, not the temporary one
         raise GanmotionError(str(error).replace(str(tmp), str(out))) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp_sidecar.unlink(missing_ok=True)
     nodes, size_bytes = len(proto.graph.node), out.stat().st_size
     seconds = time.perf_counter() - start
     return ExportSummary(out, nodes, size_bytes, opset, parity, tolerances, seconds)
@@ -422,12 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = export_checkpoint(args.checkpoint, args.out, ema=not args.raw, opset=args.opset)
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    summary = export_checkpoint(args.checkpoint, args.out, ema=not args.raw, opset=args.opset)
     print(summary.line())
     return 0

@@ -28,15 +28,14 @@ import argparse
 import importlib.util
 import json
 import math
-import os
-import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import (
     DEFAULT_OPSET,
     check_output,
@@ -45,10 +44,10 @@ from ganmotion.export.onnx import (
     relative_error,
     to_fp16,
 )
+from ganmotion.files import atomic_write
 from ganmotion.runtime.backends import ENGINE_SUFFIXES, INPUT_NAME, OnnxRuntimeBackend
 from ganmotion.runtime.sidecar import read_sidecar, sidecar_path
 from ganmotion.runtime.tensorrt import TensorRTBackend, import_tensorrt, require_cuda
-from ganmotion.video import temporary_path
 
 # fp16 weights and activations, or TF32 convolutions in an fp32 build (TensorRT's default on
 # Ampere and newer), carry ~10 mantissa bits: ~1e-3 relative per layer, a few 1e-3 at the
@@ -258,18 +257,14 @@ def verify_engine(
 
 
 def _write_all(targets: list[tuple[Path, bytes]]) -> None:
-    """Write every (path, data) under a temporary name, then rename them all into place."""
-    temps = [(temporary_path(path), path, data) for path, data in targets]
+    """Write every (path, data) under a temporary name, then rename them all into place, in
+    order; after an error, none of them."""
     try:
-        for tmp, _, data in temps:
-            tmp.write_bytes(data)
-        for tmp, path, _ in temps:
-            os.replace(tmp, path)
+        with ExitStack() as files:
+            for path, data in reversed(targets):  # the last block entered commits first
+                files.enter_context(atomic_write(path)).write_bytes(data)
     except OSError as error:
         raise GanmotionError(f"{error.filename}: cannot write ({error.strerror})") from None
-    finally:
-        for tmp, _, _ in temps:
-            tmp.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,27 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        # Everything cheap first: arguments, paths, TensorRT and a GPU; then export and build.
-        config = EngineConfig(
-            args.min_batch, args.opt_batch, args.max_batch, args.fp16, args.workspace_gb,
-            args.timing_cache, args.tolerance,
-        )  # fmt: skip
-        check_build_paths(args.onnx, args.out)
-        if args.checkpoint is not None and not (args.checkpoint / "state.json").is_file():
-            raise GanmotionError(f"{args.checkpoint}: not a checkpoint folder (no state.json)")
-        import_tensorrt()
-        require_cuda()
-        onnx_path = args.onnx
-        if onnx_path is None:
-            onnx_path = args.out.with_suffix(".onnx")
-            exported = export_checkpoint(args.checkpoint, onnx_path, not args.raw, args.opset)
-            print(exported.line())
-        summary = build_engine(onnx_path, args.out, config)
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # Everything cheap first: arguments, paths, TensorRT and a GPU; then export and build.
+    config = EngineConfig(
+        args.min_batch, args.opt_batch, args.max_batch, args.fp16, args.workspace_gb,
+        args.timing_cache, args.tolerance,
+    )  # fmt: skip
+    check_build_paths(args.onnx, args.out)
+    if args.checkpoint is not None and not (args.checkpoint / "state.json").is_file():
+        raise GanmotionError(f"{args.checkpoint}: not a checkpoint folder (no state.json)")
+    import_tensorrt()
+    require_cuda()
+    onnx_path = args.onnx
+    if onnx_path is None:
+        onnx_path = args.out.with_suffix(".onnx")
+        exported = export_checkpoint(args.checkpoint, onnx_path, not args.raw, args.opset)
+        print(exported.line())
+    summary = build_engine(onnx_path, args.out, config)
     print(summary.line())
     return 0

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import atomic_write
 from ganmotion.pose.filters import OneEuroConfig
-from ganmotion.video import temporary_path
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # TorchBackend.PRECISIONS, without importing torch
@@ -179,23 +178,19 @@ def load_poses(path: Path) -> np.ndarray:
 
 
 def save_poses(poses: np.ndarray, path: Path) -> None:
-    tmp = temporary_path(path)
-    with open(tmp, "wb") as file:
+    with atomic_write(path) as tmp, open(tmp, "wb") as file:
         np.save(file, poses)
-    tmp.replace(path)
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    summary = run(args)
     for line in summary.lines():
         print(line)
     if args.summary_json is not None:
-        args.summary_json.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+        with atomic_write(args.summary_json) as tmp:
+            tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return 0
 
 
