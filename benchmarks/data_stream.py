@@ -8,15 +8,16 @@
    median of `--repeats`; printed as ratios to the seed loader.
 2. prepare's frames/s with 1 and 2 pose-detection worker processes on the same video.
 
-Prints a table and writes JSON next to this file (results/data_stream.json).
+Prints a table and writes JSON next to this file (results/data_stream.json) with the machine
+(CPU model, flags, measured ceiling: benchmarks/common.py) and the exact command line. These
+rates get no share of the ceiling: decoding JPEGs, warping and drawing are not matrix work, so
+the matrix-product rate does not bound them; compare hosts through the CPU fields instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
-import platform
 import statistics
 import tarfile
 import tempfile
@@ -25,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import describe, machine, write_result  # this folder is on sys.path
 from PIL import Image, ImageDraw
 
 from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.stream import StreamConfig, TrainingStream
+from ganmotion.errors import command_line
 from ganmotion.pose.schema import LIMB_COLOURS, LIMBS
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +129,7 @@ def bench_prepare(video: Path, size: int, workdir: Path) -> dict:
     return results
 
 
+@command_line
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
@@ -135,6 +139,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "data_stream.json")
     args = parser.parse_args()
+    host = machine()  # before the load of the benchmark itself
+    print(describe(host), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -157,25 +163,19 @@ def main() -> None:
     for name, rate in prepare_fps.items():
         print(f"{name:<45} {rate:>10.1f}")
 
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "video": str(args.video),
-                "size": args.size,
-                "batch": args.batch,
-                "frames": frames,
-                "repeats": args.repeats,
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                "loaders_samples_per_s": loaders,
-                "prepare_frames_per_s": prepare_fps,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"\nwrote {args.out}")
+    print()
+    report = {
+        "machine": host,
+        "video": str(args.video),
+        "size": args.size,
+        "batch": args.batch,
+        "frames": frames,
+        "repeats": args.repeats,
+        "loaders_samples_per_s": loaders,
+        "prepare_frames_per_s": prepare_fps,
+    }
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

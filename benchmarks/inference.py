@@ -33,21 +33,22 @@ Memory: ~15 GiB peak at 512 px, batch 8. ONNX Runtime's CPU arena keeps each ses
 records the peak and the load average before and after, since other work on the machine slows
 every variant.
 
+Share of the ceiling (benchmarks/common.py): frames/s x the generator's counted FLOP per frame
+/ the machine's measured matrix-product rate in the variant's dtype (bf16 rows against bf16,
+the rest against fp32; the torch rows against `--device`'s own ceiling).
+
 Prints a table per size and writes JSON (results/inference_generator.json) with the machine
-and the exact command line. The video runner end to end: benchmarks/runner.py.
+(CPU model, flags, ceiling) and the exact command line. The video runner end to end:
+benchmarks/runner.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
 import resource
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,9 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from common import ceiling, count_flops, describe, machine, share, write_result  # this folder
 
 from ganmotion.config import load_config
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import export_generator, relative_error, to_fp16
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
@@ -144,8 +146,16 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def bench_size(size: int, args, workdir: Path) -> dict:
+def variant_ceiling(name: str, ceilings: dict[str, dict]) -> float:
+    """The GFLOP/s a variant is measured against: its device's, in its dtype."""
+    device = "cpu" if name.startswith("onnxruntime") else "device"
+    return ceilings[device]["bf16_gflops" if "bf16" in name else "fp32_gflops"]
+
+
+def bench_size(size: int, args, workdir: Path, ceilings: dict[str, dict]) -> dict:
     generator = build_generator(size)
+    with torch.no_grad():
+        flop_per_frame = count_flops(lambda: generator(torch.zeros(1, 3, size, size)))
     folder = workdir / f"onnx-{size}"
     folder.mkdir()
     print(f"{size}x{size}: exporting ONNX (fp32 and fp16) ...", flush=True)
@@ -206,8 +216,10 @@ def bench_size(size: int, args, workdir: Path) -> dict:
             results[row.name] = {"failure": row.failure}
             continue
         medians = {b: statistics.median(r) for b, r in runs[row.name].items()}
+        top = variant_ceiling(row.name, ceilings)
         results[row.name] = {
             "frames_per_s": {str(b): v for b, v in medians.items()},
+            "ceiling_share": {str(b): share(v, flop_per_frame, top) for b, v in medians.items()},
             f"vs_{REFERENCE.replace(' ', '_')}_batch_{args.batches[0]}": {
                 str(b): v / base for b, v in medians.items()
             },
@@ -220,6 +232,7 @@ def bench_size(size: int, args, workdir: Path) -> dict:
     return {
         "architecture": {**vars(load_config(GanConfig, CONFIG).generator), "size": size},
         "parameters": sum(p.numel() for p in generator.parameters()),
+        "gflop_per_frame": flop_per_frame / 1e9,
         "onnx_export_s": export_s,
         "variants": results,
     }
@@ -228,10 +241,11 @@ def bench_size(size: int, args, workdir: Path) -> dict:
 def print_table(size: int, result: dict, batches: list[int], repeats: int, frames: int) -> None:
     print(
         f"\n{size}x{size} generator ({CONFIG.relative_to(ROOT)} architecture, "
-        f"{result['parameters'] / 1e6:.1f} M parameters): frames/s (x vs {REFERENCE} batch "
-        f"{batches[0]}), median of {repeats}, >= {frames} frames per timing"
+        f"{result['parameters'] / 1e6:.1f} M parameters, {result['gflop_per_frame']:.1f} GFLOP "
+        f"per frame): frames/s (x vs {REFERENCE} batch {batches[0]}; share of the ceiling), "
+        f"median of {repeats}, >= {frames} frames per timing"
     )
-    header = "".join(f"{'batch ' + str(b):>17}" for b in batches)
+    header = "".join(f"{'batch ' + str(b):>23}" for b in batches)
     print(f"{'variant':<26}{header}{'error':>10}")
     ratio_key = f"vs_{REFERENCE.replace(' ', '_')}_batch_{batches[0]}"
     for name, row in result["variants"].items():
@@ -239,35 +253,15 @@ def print_table(size: int, result: dict, batches: list[int], repeats: int, frame
             print(f"{name:<26}  not run: {row['failure']}")
             continue
         cells = "".join(
-            f"{row['frames_per_s'][str(b)]:>9.2f} ({row[ratio_key][str(b)]:4.2f}x)" for b in batches
+            f"{row['frames_per_s'][str(b)]:>9.2f} ({row[ratio_key][str(b)]:4.2f}x)"
+            f"{row['ceiling_share'][str(b)]:>6.1%}"
+            for b in batches
         )
         print(f"{name:<26}{cells}{row['max_relative_error']:>10.1e}")
     compiled = result["variants"].get("torch.compile", {}).get("first_call_s")
     if compiled:
         firsts = ", ".join(f"batch {b}: {s:.0f} s" for b, s in compiled.items())
         print(f"torch.compile first calls (compiling, untimed): {firsts}")
-
-
-def machine() -> dict:
-    import onnxruntime
-
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        model = names[0].split(":", 1)[1].strip() if names else ""
-    return {
-        "platform": platform.platform(),
-        "cpu": model or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_native_fp16": TorchBackend.cpu_has_fp16(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
 
 
 def int_list(text: str) -> list[int]:
@@ -282,6 +276,7 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+@command_line
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int_list, default=[256, 512], help="256,512")
@@ -302,12 +297,16 @@ def main() -> None:
     if args.repeats < 1 or args.frames < 1:
         parser.error("--repeats and --frames must be >= 1")
 
+    host = machine()  # before the load of the benchmark itself
+    ceilings = {"cpu": host["ceiling"]}
+    ceilings["device"] = ceilings["cpu"] if args.device == "cpu" else ceiling(args.device)
+    print(describe(host), flush=True)
     load_before = os.getloadavg()
     started = time.perf_counter()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            results[str(size)] = bench_size(size, args, Path(tmp))
+            results[str(size)] = bench_size(size, args, Path(tmp), ceilings)
     seconds = time.perf_counter() - started
 
     for size in args.sizes:
@@ -321,9 +320,8 @@ def main() -> None:
     )
 
     report = {
-        "command": shlex.join(["python", *sys.argv]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": host,
+        "device_ceiling": ceilings["device"] if args.device != "cpu" else None,
         "settings": {
             "batches": args.batches,
             "repeats": args.repeats,
@@ -331,19 +329,16 @@ def main() -> None:
             "device": args.device,
             "reference": f"{REFERENCE} batch {args.batches[0]}",
             "error": "max|variant - torch eager fp32| / max|torch eager fp32|, warm-up batch",
+            "ceiling_share": "frames/s x GFLOP per frame / ceiling GFLOP/s of the variant's "
+            "dtype and device (benchmarks/common.py)",
         },
         "seconds": seconds,
         "peak_rss_gib": peak_gib,
         "load_average_1min": {"before": load_before[0], "after": load_after[0]},
         "generator": results,
     }
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except GanmotionError as error:
-        raise SystemExit(f"error: {error}") from None
+    raise SystemExit(main())

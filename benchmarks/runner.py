@@ -29,16 +29,19 @@ the repeats): the steady frames/s end to end, from the 60th frame written to the
 the end (what a long video sees; start-up is a few seconds: MediaPipe loading, pose processes
 starting, the runner's calibration on the first 30 poses), its ratio to the seed-style loop,
 the rate over the whole clip with start-up, the seconds to the first frame written, and each
-stage's busy time as frames/s (the smallest is the bottleneck).
-Writes results/runner.json with the machine and the exact command line.
+stage's busy time as frames/s (the smallest is the bottleneck), and the generator's share of
+the machine's ceiling (benchmarks/common.py): steady frames/s x the generator's counted FLOP per
+frame / the measured matrix-product rate in the variant's dtype (bf16 rows against bf16). End to
+end, that is the share of the CPU's matrix rate the generator gets while pose detection,
+decoding and encoding run beside it; the off-CPU rows compute nothing and get none.
+Writes results/runner.json with the machine (CPU model, flags, ceiling) and the exact command
+line.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -47,9 +50,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import count_flops, describe, machine, share, write_result  # this folder
 
 from ganmotion.config import load_config
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import export_generator
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
@@ -217,8 +221,12 @@ def trim(source: Path, frames: int, out: Path) -> Path:
     return out
 
 
-def bench_size(size: int, clip: Path, frames: int, repeats: int, workdir: Path) -> dict:
+def bench_size(
+    size: int, clip: Path, frames: int, repeats: int, workdir: Path, ceiling: dict
+) -> dict:
     generator = build_generator(size)
+    with torch.no_grad():
+        flop_per_frame = count_flops(lambda: generator(torch.zeros(1, 3, size, size)))
     onnx = workdir / f"gen{size}.onnx"
     export_generator(generator, onnx)
     variants = pipeline_variants(generator, onnx)
@@ -250,6 +258,10 @@ def bench_size(size: int, clip: Path, frames: int, repeats: int, workdir: Path) 
     for name, row in result.items():
         seed = SEED_OFF_CPU if "off-CPU" in name else SEED
         row["vs_seed"] = row["frames_per_s"] / result[seed]["frames_per_s"]
+        top = ceiling["bf16_gflops" if "bf16" in name else "fp32_gflops"]
+        computed = "off-CPU" not in name  # the stand-in sleeps: no matrix work to share
+        row["ceiling_share"] = share(row["frames_per_s"], flop_per_frame, top) if computed else None
+    result[SEED]["generator_gflop_per_frame"] = flop_per_frame / 1e9
     result[SEED_OFF_CPU]["generator_seconds_per_frame"] = off_cpu.seconds_per_frame
     return result
 
@@ -258,18 +270,20 @@ def print_table(size: int, result: dict, frames: int, repeats: int) -> None:
     print(
         f"\n{size}x{size}, {frames} frames, median of {repeats}: frames/s end to end, steady "
         f"(frames {STEADY_AFTER}..{frames - 1 - STEADY_BEFORE_END}) and over the whole clip "
-        "with start-up; then each stage's busy rate"
+        "with start-up; the generator's share of the ceiling; then each stage's busy rate"
     )
     stages = ("decode", "pose", "track", "generate", "encode")
     print(
-        f"{'variant':<28}{'steady':>8}{'vs seed':>9}{'whole':>8}{'1st (s)':>9}  "
+        f"{'variant':<28}{'steady':>8}{'vs seed':>9}{'whole':>8}{'1st (s)':>9}{'ceiling':>9}  "
         + "".join(f"{s:>9}" for s in stages)
     )
     for name, row in result.items():
         cells = "".join(f"{row['stage_frames_per_s'].get(s, float('nan')):>9.1f}" for s in stages)
+        fraction = "-" if row["ceiling_share"] is None else f"{row['ceiling_share']:.1%}"
         print(
             f"{name:<28}{row['frames_per_s']:>8.2f}{row['vs_seed']:>8.2f}x"
-            f"{row['whole_clip_frames_per_s']:>8.2f}{row['first_frame_s']:>9.2f}  {cells}"
+            f"{row['whole_clip_frames_per_s']:>8.2f}{row['first_frame_s']:>9.2f}{fraction:>9}  "
+            f"{cells}"
         )
 
 
@@ -281,6 +295,7 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+@command_line
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=SAMPLE, help="the clip (taichi2.mp4)")
@@ -294,14 +309,19 @@ def main() -> None:
     if args.frames < 1 or args.repeats < 1:
         parser.error("--frames and --repeats must be >= 1")
 
+    host = machine()  # before the load of the benchmark itself
+    print(describe(host), flush=True)
     load_before = os.getloadavg()
     started = time.perf_counter()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        clip = trim(args.source, args.frames, Path(tmp) / "clip.mp4")
+        workdir = Path(tmp)
+        clip = trim(args.source, args.frames, workdir / "clip.mp4")
         frames = probe_video(clip).frame_count
         for size in args.sizes:
-            results[str(size)] = bench_size(size, clip, frames, args.repeats, Path(tmp))
+            results[str(size)] = bench_size(
+                size, clip, frames, args.repeats, workdir, host["ceiling"]
+            )
     seconds = time.perf_counter() - started
     load_after = os.getloadavg()
     for size in args.sizes:
@@ -311,24 +331,18 @@ def main() -> None:
         f"{load_after[0]:.1f} after on {os.cpu_count()} cores"
     )
     report = {
-        "command": shlex.join(["python", *sys.argv]),
-        "date": time.strftime("%Y-%m-%d"),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "machine": host,
         "source": str(args.source),
         "frames": frames,
         "repeats": args.repeats,
         "seconds": seconds,
         "load_average_1min": {"before": load_before[0], "after": load_after[0]},
+        "ceiling_share": "steady frames/s x generator GFLOP per frame / ceiling GFLOP/s of the "
+        "variant's dtype (benchmarks/common.py); none for the off-CPU rows",
         "sizes": results,
     }
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except GanmotionError as error:
-        raise SystemExit(f"error: {error}") from None
+    raise SystemExit(main())

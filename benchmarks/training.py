@@ -31,21 +31,24 @@ For the Trainer it is its own `images_per_second` from metrics.jsonl: it times e
 outside the timed windows); the windows of the first `warmup` steps are skipped. The seed-style
 loop is timed the same way in this process: `warmup` steps untimed, then `steps` timed.
 
-Prints a table per size and writes JSON (results/training.json) with the machine and the exact
-command line. Without `--shards`, shards are made with `prepare` from ../shared/data/taichi2.mp4
-(or a synthetic clip when it is absent) at each size, in a temporary folder; with `--shards`,
-one folder serves every size and both loaders resize its crops.
+Share of the ceiling (benchmarks/common.py): images/s x FLOP per training image / the
+machine's measured matrix-product rate (bf16 rows against bf16, the rest against fp32). FLOP per
+image is counted once per size on one extra, untimed seed-style step (critic passes, gradient
+penalty, generator pass, all backwards) and charged to every variant: same models, same losses.
+
+Prints a table per size and writes JSON (results/training.json) with the machine (CPU model,
+flags, ceiling) and the exact command line. Without `--shards`, shards are made with `prepare`
+from ../shared/data/taichi2.mp4 (or a synthetic clip when it is absent) at each size, in a
+temporary folder; with `--shards`, one folder serves every size and both loaders resize its
+crops.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,12 +59,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from data_stream import SeedStyleFrames, unpack_to_files  # this folder is on sys.path
+from common import count_flops, describe, free_port, machine, share, write_result  # this folder
+from data_stream import SeedStyleFrames, unpack_to_files
 
 from ganmotion.config import load_config
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.synthetic import write_clip
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
 from ganmotion.losses import (
     critic_loss,
     generator_adversarial_loss,
@@ -151,8 +155,11 @@ def forever(loader):
         yield from loader
 
 
-def seed_style_images_per_second(config: GanConfig, files: Path, size: Size) -> float:
-    """The WGAN-GP step as a single-process course project writes it, fp32, no Accelerate."""
+def seed_style_images_per_second(
+    config: GanConfig, files: Path, size: Size, measure_flops: bool = False
+) -> tuple[float, float | None]:
+    """The WGAN-GP step as a single-process course project writes it, fp32, no Accelerate:
+    images/s, and with `measure_flops` the FLOP per image of one extra step (untimed)."""
     if config.loss.perceptual_weight > 0:
         raise GanmotionError("the seed-style loop here has no perceptual loss: set it to 0")
     torch.manual_seed(config.run.seed)  # the Trainer's initial weights
@@ -194,22 +201,18 @@ def seed_style_images_per_second(config: GanConfig, files: Path, size: Size) -> 
         g_opt.step()
         history.append(loss.item())
 
+    images_per_step = config.critic_steps * batch
+    flop_per_image = count_flops(step) / images_per_step if measure_flops else None
     for _ in range(size.warmup):
         step()
     started = time.perf_counter()
     for _ in range(size.steps):
         step()
     seconds = time.perf_counter() - started
-    return size.steps * config.critic_steps * batch / seconds
+    return size.steps * images_per_step / seconds, flop_per_image
 
 
 # ------------------------------------------------------------------ B, C: the Trainer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def trainer_command(variant: Variant, config_path: Path, overrides: list[str]) -> list[str]:
@@ -254,7 +257,9 @@ def trainer_images_per_second(
 # ------------------------------------------------------------------ the benchmark
 
 
-def bench_size(name: str, size: Size, shards: Path, rows: list[Variant], workdir: Path) -> dict:
+def bench_size(
+    name: str, size: Size, shards: Path, rows: list[Variant], workdir: Path, ceiling: dict
+) -> dict:
     log_every = math.gcd(size.warmup, size.steps)
     overrides = [
         f"data.shards={shards}",
@@ -275,12 +280,14 @@ def bench_size(name: str, size: Size, shards: Path, rows: list[Variant], workdir
 
     runs: dict[str, list[float]] = {row.name: [] for row in rows}
     launches = 0
+    flop_per_image = None
     for repeat in range(size.repeats):  # interleaved, so drift in machine load hits every variant
         for row in rows:
             started = time.perf_counter()
             if row.seed_style:
                 torch.set_num_threads(row.threads)
-                rate = seed_style_images_per_second(config, files, size)
+                rate, flops = seed_style_images_per_second(config, files, size, repeat == 0)
+                flop_per_image = flops or flop_per_image
             else:
                 launches += 1
                 out = workdir / f"run-{name}-{launches}"
@@ -296,13 +303,16 @@ def bench_size(name: str, size: Size, shards: Path, rows: list[Variant], workdir
     results = {}
     for row in rows:
         rate = statistics.median(runs[row.name])
+        precision = "fp32" if row.precision == "no" else row.precision
+        top = ceiling["bf16_gflops" if precision == "bf16" else "fp32_gflops"]
         results[row.name] = {
             "processes": row.processes,
             "threads_per_process": row.threads,
-            "precision": "fp32" if row.precision == "no" else row.precision,
+            "precision": precision,
             "images_per_s": rate,
             "images_per_s_per_process": rate / row.processes,
             "vs_seed_style": rate / seed,
+            "ceiling_share": share(rate, flop_per_image, top) if flop_per_image else None,
             "runs": runs[row.name],
         }
     two = next(r for r in rows if r.processes == 2)
@@ -333,6 +343,7 @@ def bench_size(name: str, size: Size, shards: Path, rows: list[Variant], workdir
         "warmup_steps": size.warmup,
         "timed_steps": size.steps,
         "repeats": size.repeats,
+        "gflop_per_image": flop_per_image / 1e9 if flop_per_image else None,
         "trainer_overrides": overrides,
         "two_process_command": shlex.join(
             ["ACCELERATE_USE_CPU=1", f"OMP_NUM_THREADS={two.threads}"]
@@ -352,35 +363,26 @@ def print_table(name: str, result: dict) -> None:
         f"\n{name}: {result['config']}, {result['image_size']}x{result['image_size']}, "
         f"batch {result['batch_per_process']} per process, critic_steps {result['critic_steps']}, "
         f"{result['timed_steps']} steps timed after {result['warmup_steps']}, "
-        f"median of {result['repeats']}"
+        f"median of {result['repeats']}, {result['gflop_per_image'] or float('nan'):.2f} GFLOP "
+        "per image"
     )
-    print(f"{'variant':<48} {'procs x threads':>15} {'images/s':>9} {'per proc':>9} {'vs A':>6}")
+    print(
+        f"{'variant':<48} {'procs x threads':>15} {'images/s':>9} {'per proc':>9} {'vs A':>6} "
+        f"{'ceiling':>8}"
+    )
     for variant, row in result["variants"].items():
         layout = f"{row['processes']} x {row['threads_per_process']}"
+        fraction = row["ceiling_share"]
         print(
             f"{variant:<48} {layout:>15} {rate(row['images_per_s']):>9} "
-            f"{rate(row['images_per_s_per_process']):>9} {row['vs_seed_style']:>5.2f}x"
+            f"{rate(row['images_per_s_per_process']):>9} {row['vs_seed_style']:>5.2f}x "
+            f"{'-' if fraction is None else f'{fraction:.1%}':>8}"
         )
     for label, ratio in result["scaling"].items():
         print(f"scaling, {label}: {ratio:.2f}x")
 
 
-def machine() -> dict:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        model = names[0].split(":", 1)[1].strip() if names else ""
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": model or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
+@command_line
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny", help=f"comma-separated, of {list(SIZES)}")
@@ -408,6 +410,8 @@ def main() -> None:
             args.steps or size.steps,
             args.repeats or size.repeats,
         )
+    host = machine()  # before the load of the benchmark itself
+    print(describe(host), flush=True)
     cores = os.cpu_count() or 1
     rows = variants(cores, args.bf16)
     started = time.perf_counter()
@@ -424,28 +428,23 @@ def main() -> None:
             made = make_shards(args.video, set(pixels.values()), workdir)
             shards = {name: made[pixels[name]] for name in sizes}
         for name, size in sizes.items():
-            results[name] = bench_size(name, size, shards[name], rows, workdir)
+            results[name] = bench_size(name, size, shards[name], rows, workdir, host["ceiling"])
     seconds = time.perf_counter() - started
 
     for name, result in results.items():
         print_table(name, result)
     print(f"\n{seconds:.0f} s in all")
 
-    args.out.parent.mkdir(exist_ok=True)
     report = {
-        "command": shlex.join(["python", *sys.argv]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": host,
         "shards": str(args.shards) if args.shards else f"prepare from {args.video}",
         "seconds": seconds,
+        "ceiling_share": "images/s x GFLOP per image (one seed-style step, counted) / ceiling "
+        "GFLOP/s of the variant's dtype (benchmarks/common.py)",
         "sizes": results,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except GanmotionError as error:
-        raise SystemExit(f"error: {error}") from None
+    raise SystemExit(main())
