@@ -3,8 +3,9 @@ started from a private folder (their own munge key, socket, slurm.conf, state an
 system installation is neither needed nor touched. Client commands find the cluster through
 SLURM_CONF in `LocalSlurm.env`.
 
-The Debian packages (slurmctld, slurmd, slurm-client, munge) are installed when missing and
-we are root; otherwise `unavailable()` says why and the tests skip.
+The tests install nothing: tests/setup_slurm.sh (run by `make test` before pytest) installs
+the Debian packages (slurmctld, slurmd, slurm-client, munge). Without them `unavailable()` says
+so, naming that script, and the tests skip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import subprocess
 import time
 from pathlib import Path
 
-PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+from conftest import free_port
+
+SETUP_SCRIPT = Path(__file__).with_name("setup_slurm.sh")
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
@@ -28,23 +31,11 @@ def unavailable() -> str | None:
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     if not missing:
         return None
-    if os.geteuid() != 0:
-        return f"SLURM is not installed ({', '.join(missing)} missing) and installing needs root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", *PACKAGES]
-    # With stale or missing package lists the first install fails: update them, try again.
-    for commands in ([install], [["apt-get", "update", "-q"], install]):
-        for command in commands:
-            result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if all(shutil.which(p) for p in PROGRAMS):
-            return None
-    return f"installing {' '.join(PACKAGES)} failed: {result.stderr.strip()[-300:]}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    setup = SETUP_SCRIPT.relative_to(SETUP_SCRIPT.parents[1])  # tests/setup_slurm.sh
+    return (
+        f"SLURM is not installed ({', '.join(missing)} missing): `sh {setup}` as root installs "
+        "it (`make test` runs it)"
+    )
 
 
 class LocalSlurm:
