@@ -25,14 +25,16 @@ activations, the optimiser and data loading are work too but are left out, so th
 the fraction of the machine's matrix-product rate that went into the model's matrix work.
 Two hosts that differ only in speed give the same share; a share that differs says the
 variant, not the host, changed. Caveats: the ceiling is measured once, at the start, and the
-load of a shared machine can change afterwards (each benchmark records the load average); a
-large square product is the easiest work there is, so small layers (the 64x64 config) reach
-a small share; and a library that computes 3x3 convolutions with fewer multiplications
-(Winograd) than the direct count could even show more than 100%. For training, every variant is charged the seed-style step's
-FLOP per image (same models and losses; a loop that skips work shows as a higher share, as
-its images/s is higher). The same ceiling (all cores) is used whatever threads a variant
-uses, so a 1-thread variant on 2 cores reaches at most about half. A rate that is not matrix
-work (JPEG decoding in the data benchmark, an off-CPU stand-in generator) gets no share.
+load of a shared machine can change afterwards (inference and runner record the load
+average); a large square product is the easiest work there is, so small layers (the 64x64
+config) reach a small share; and a library that computes 3x3 convolutions with fewer
+multiplications (Winograd) than the direct count could even show more than 100%.
+
+For training, every variant is charged the seed-style step's FLOP per image (same models and
+losses; a loop that skips work shows as a higher share, as its images/s is higher). The same
+ceiling (all cores) is used whatever threads a variant uses, so a 1-thread variant on 2 cores
+reaches at most about half. A rate that is not matrix work (JPEG decoding in the data
+benchmark, an off-CPU stand-in generator) gets no share.
 """
 
 from __future__ import annotations
