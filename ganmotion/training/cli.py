@@ -68,17 +68,16 @@ def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | 
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
         if args.dry_run:
             return 0
-        from ganmotion.training.loop import Trainer  # imports accelerate, torch: not for --help
+        # Both import accelerate, torch: not for --help.
+        from ganmotion.training import shutdown
+        from ganmotion.training.loop import Trainer
 
+        shutdown.import_before_process_group()
         trainer = Trainer(config, resume=args.resume)
+        group = shutdown.hold_process_group()
         status = trainer.run()
-        if trainer.engines is not None:
-            # Under DeepSpeed on CPU about 1 exit in 10 aborts in a C++ static destructor
-            # ("terminate called without an active exception", no Python frame) after
-            # everything is written; skip interpreter teardown so the exit status is ours.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+        del trainer  # the last references to the DDP wrappers (or DeepSpeed engines)
+        group.end()  # communication threads joined: the exit cannot abort (issue 12)
         return status
     except GanmotionError as error:
         print(f"error: {error}", file=sys.stderr)
