@@ -30,40 +30,57 @@ test: lint
 # Without VIDEO: a synthetic target with exact keypoints. With VIDEO=target.mp4: MediaPipe.
 # SOURCE=dance.mp4 replaces the synthetic source motion.
 # DEMO_STEPS, DEMO_FRAMES, DEMO_SOURCE_FRAMES shorten it (the test suite runs it that way).
+# Each step's output is shown and kept in $(OUT)/logs/<step>.log; a failing step stops the demo
+# with one line that names it and its log.
 DEMO_PORT ?= 29517
 DEMO_STEPS ?=
 DEMO_FRAMES ?= 450
 DEMO_SOURCE_FRAMES ?= 150
 SOURCE ?=
 SOURCE_VIDEO = $(if $(strip $(SOURCE)),$(SOURCE),$(OUT)/source.mp4)
+LOGS = $(OUT)/logs
+# $(call step,NAME,COMMAND): COMMAND's output to the terminal and to $(LOGS)/NAME.log (pipefail
+# keeps COMMAND's exit status through tee); on failure, one line naming the step and its log.
+step = echo "make demo: $(1) (log: $(LOGS)/$(1).log)"; \
+	set -o pipefail; { $(2); } 2>&1 | tee $(LOGS)/$(1).log || { status=$$?; \
+	echo "make demo: step '$(1)' failed (exit $$status); its log: $(LOGS)/$(1).log" >&2; \
+	exit $$status; }
+demo: SHELL := /bin/bash
 demo: $(STAMP)
-	mkdir -p $(OUT)
+	mkdir -p $(OUT) $(LOGS)
 ifeq ($(strip $(VIDEO)),)
-	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 --frames $(DEMO_FRAMES) --size 256
-	$(BIN)/python -m ganmotion.data.prepare --video $(OUT)/target.mp4 \
-		--keypoints $(OUT)/target.keypoints.npy --out $(OUT)/shards --size 128 --overwrite
+	@$(call step,synthetic,$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/target.mp4 \
+		--frames $(DEMO_FRAMES) --size 256)
+	@$(call step,prepare,$(BIN)/python -m ganmotion.data.prepare --video $(OUT)/target.mp4 \
+		--keypoints $(OUT)/target.keypoints.npy --out $(OUT)/shards --size 128 --overwrite)
 else
-	$(BIN)/python -m ganmotion.data.prepare --video $(VIDEO) --out $(OUT)/shards --size 128 --overwrite
+	@$(call step,prepare,$(BIN)/python -m ganmotion.data.prepare --video $(VIDEO) \
+		--out $(OUT)/shards --size 128 --overwrite)
 endif
-	$(BIN)/python -m ganmotion.data.preview --shards $(OUT)/shards --out $(OUT)/preview.png
+	@$(call step,preview,$(BIN)/python -m ganmotion.data.preview --shards $(OUT)/shards \
+		--out $(OUT)/preview.png)
 ifeq ($(strip $(SOURCE)),)
-	$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/source.mp4 --frames $(DEMO_SOURCE_FRAMES) \
-		--size 256 --motion-seed 7 --appearance-seed 3
+	@$(call step,source,$(BIN)/python -m ganmotion.data.synthetic --out $(OUT)/source.mp4 \
+		--frames $(DEMO_SOURCE_FRAMES) --size 256 --motion-seed 7 --appearance-seed 3)
 endif
 	rm -rf $(OUT)/run
-	ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(BIN)/accelerate launch --multi_gpu --num_processes 2 \
-		--main_process_port $(DEMO_PORT) train/gan.py --config configs/gan_demo.yaml \
-		data.shards=$(OUT)/shards run.out_dir=$(OUT)/run $(if $(DEMO_STEPS),run.steps=$(DEMO_STEPS))
-	$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run --out $(OUT)/gen.onnx
-	$(BIN)/python -m ganmotion.eval --compare nearest gan=$(OUT)/gen.onnx --shards $(OUT)/shards \
-		--out $(OUT)/eval
-	$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) --model $(OUT)/gen.onnx \
-		--out $(OUT)/result.mp4 --side-by-side --summary-json $(OUT)/infer.json
-	$(BIN)/python -m ganmotion.report --run $(OUT)/run --infer $(OUT)/infer.json \
-		--eval $(OUT)/eval --out $(OUT)/report.md --file "target video=$(if $(VIDEO),$(VIDEO),$(OUT)/target.mp4)" \
+	@$(call step,train,ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(BIN)/accelerate launch \
+		--multi_gpu --num_processes 2 --main_process_port $(DEMO_PORT) train/gan.py \
+		--config configs/gan_demo.yaml data.shards=$(OUT)/shards run.out_dir=$(OUT)/run \
+		$(if $(DEMO_STEPS),run.steps=$(DEMO_STEPS)))
+	@$(call step,export,$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run \
+		--out $(OUT)/gen.onnx)
+	@$(call step,eval,$(BIN)/python -m ganmotion.eval --compare nearest gan=$(OUT)/gen.onnx \
+		--shards $(OUT)/shards --out $(OUT)/eval)
+	@$(call step,infer,$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) \
+		--model $(OUT)/gen.onnx --out $(OUT)/result.mp4 --side-by-side \
+		--summary-json $(OUT)/infer.json)
+	@$(call step,report,$(BIN)/python -m ganmotion.report --run $(OUT)/run \
+		--infer $(OUT)/infer.json --eval $(OUT)/eval --out $(OUT)/report.md \
+		--file "target video=$(if $(VIDEO),$(VIDEO),$(OUT)/target.mp4)" \
 		--file "shards=$(OUT)/shards" --file "training samples=$(OUT)/preview.png" \
 		--file "source motion=$(SOURCE_VIDEO)" --file "model=$(OUT)/gen.onnx" \
-		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4"
+		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4")
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_stream.py

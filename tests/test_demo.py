@@ -1,5 +1,6 @@
 """`make demo`, shortened (fewer frames and training steps), end to end: it must leave the
-side-by-side video and a report that names its files, so the README's first command stays true.
+side-by-side video and a report that names its files, so the README's first command stays true;
+each step keeps a log, and a failing step says which it was and where its log is.
 """
 
 from __future__ import annotations
@@ -15,12 +16,32 @@ from conftest import free_port
 from ganmotion.video import probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
+# The demo's steps without VIDEO and SOURCE, each with its log in OUT/logs/<step>.log.
+STEPS = ("synthetic", "prepare", "preview", "source", "train", "export", "eval", "infer", "report")
+
+
+def needs_make() -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+
+
+def test_a_failing_demo_step_names_itself_and_its_log(tmp_path):
+    needs_make()
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "demo", f"OUT={out}", "VIDEO=/nonexistent.mp4"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    log = out / "logs" / "prepare.log"
+    assert f"make demo: step 'prepare' failed (exit 1); its log: {log}" in result.stderr
+    assert "/nonexistent.mp4" in log.read_text()  # the step's own error, kept
+    assert not (out / "logs" / "train.log").exists()  # the demo stopped there
 
 
 @pytest.mark.slow
 def test_make_demo_leaves_the_video_and_the_report(tmp_path):
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+    needs_make()
     out = tmp_path / "demo"
     result = subprocess.run(
         ["make", "-C", str(ROOT), "demo", f"OUT={out}", "DEMO_STEPS=4", "DEMO_FRAMES=120",
@@ -39,3 +60,5 @@ def test_make_demo_leaves_the_video_and_the_report(tmp_path):
     assert "## Quality on held-out frames" in report and "| nearest |" in report
     assert "| gan |" in report and (out / "eval" / "report.json").is_file()
     assert (out / "gen.onnx").is_file() and (out / "gen.json").is_file()
+    for step in STEPS:
+        assert (out / "logs" / f"{step}.log").stat().st_size > 0, step
