@@ -23,6 +23,68 @@ from ganmotion.errors import GanmotionError
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric config key accepts: low/high bounds, each included or not."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+def ranged(
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A dataclass field with a default and the range its value (or each item of a tuple
+    of numbers) must lie in; `check_ranges` and `load_config` enforce it. None passes."""
+    return dataclasses.field(
+        default=default, metadata={"range": Range(low, high, low_open, high_open)}
+    )
+
+
+def field_range(field: dataclasses.Field) -> Range | None:
+    return field.metadata.get("range")
+
+
+def check_ranges(instance: Any, prefix: str = "") -> None:
+    """Raise a GanmotionError naming the first field of a config dataclass whose value lies
+    outside its declared range: "batch_size must be >= 1, got 0" (`prefix` goes first)."""
+    values = {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+    _check_ranges(type(instance), values, prefix)
+
+
+def _check_ranges(cls: type, values: dict, prefix: str, where: str = "") -> None:
+    for field in dataclasses.fields(cls):
+        allowed, value = field_range(field), values.get(field.name)
+        if allowed is None or value is None:
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            if item != item or item not in allowed:  # NaN lies in no range
+                place = f"{where}: " if where else ""
+                raise GanmotionError(
+                    f"{place}{prefix}{field.name} must be {allowed}, got {value!r}"
+                )
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
     """Build a `cls` from a YAML file (optional) and `key.sub=value` overrides, in that order."""
     data: dict = {}
@@ -70,6 +132,8 @@ def from_dict(cls: type[T], data: dict, where: str = "config", prefix: str = "")
     values = {}
     for name, value in data.items():
         values[name] = _convert(hints[name], value, where, f"{prefix}{name}")
+    # Checked here too, not only in __post_init__, so that the message names the full key.
+    _check_ranges(cls, values, prefix, where)
     try:
         return cls(**values)
     except GanmotionError as error:

@@ -13,32 +13,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """Weights of the loss terms.
+class RegressionLossConfig:
+    """Weights of the reconstruction terms (the regression baseline's whole loss).
 
-    l1_weight: generator L1 to the real image (the seed's 50 with WGAN-GP).
-    gp_weight: gradient penalty lambda (10, as in Gulrajani et al.).
-    adversarial_weight: generator WGAN term (ignored by the vanilla trainer).
+    l1_weight: L1 to the real image (the seed's 50 with WGAN-GP).
     perceptual_weight: VGG16 feature loss; 0 turns it off.
     vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
         perceptual_weight > 0: weights cannot be downloaded at run time.
     """
 
-    l1_weight: float = 50.0
-    gp_weight: float = 10.0
-    adversarial_weight: float = 1.0
-    perceptual_weight: float = 0.0
+    l1_weight: float = ranged(50.0, 0)
+    perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
 
     def __post_init__(self):
+        check_ranges(self)
         if self.perceptual_weight > 0 and not self.vgg_weights:
             raise GanmotionError(
                 "loss.perceptual_weight > 0 needs loss.vgg_weights: a local VGG16 state dict"
             )
+
+
+@dataclass(frozen=True)
+class GanLossConfig(RegressionLossConfig):
+    """Weights of the WGAN-GP loss terms: the reconstruction terms, and
+
+    gp_weight: gradient penalty lambda (10, as in Gulrajani et al.).
+    adversarial_weight: the generator's Wasserstein term.
+    """
+
+    gp_weight: float = ranged(10.0, 0)
+    adversarial_weight: float = ranged(1.0, 0)
 
 
 Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -123,8 +123,8 @@ def test_exporting_an_mlp_checkpoint_is_a_one_line_error(mlp_checkpoint, tmp_pat
 
 
 def test_mlp_size_must_match_the_stream(synthetic_shards, tmp_path):
-    with pytest.raises(GanmotionError, match=r"mlp.size \(64\) must equal data.stream.size \(128"):
-        Trainer(mlp_tiny(synthetic_shards, tmp_path, "data.stream.size=128"))
+    with pytest.raises(GanmotionError, match=r"mlp.size \(64\) differs from data.stream.size"):
+        mlp_tiny(synthetic_shards, tmp_path, "data.stream.size=128", "mlp.size=64")
 
 
 def test_the_gan_config_has_no_model_choice():

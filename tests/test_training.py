@@ -20,7 +20,7 @@ from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.training import checkpoint as ckpt
-from ganmotion.training import loop
+from ganmotion.training import objectives
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.loop import Diverged, Trainer
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE
@@ -210,15 +210,15 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(synthetic_shards, tmp_p
     Trainer(tiny(synthetic_shards, tmp_path, "run.steps=2")).run()
     good = ckpt.latest_checkpoint(tmp_path / "checkpoints")
     before = weights(good)
-    monkeypatch.setattr(loop, "generator_adversarial_loss", lambda s: s.mean() * float("nan"))
+    monkeypatch.setattr(objectives, "generator_adversarial_loss", lambda s: s.mean() * float("nan"))
     trainer = Trainer(
         tiny(synthetic_shards, tmp_path, "run.steps=50", "run.max_bad_steps=3"), "latest"
     )
-    with pytest.raises(Diverged, match="3 steps in a row with non-finite losses") as error:
+    with pytest.raises(Diverged, match="3 steps in a row with non-finite gradients") as error:
         trainer.run()
     assert str(good) in str(error.value)
     # Nothing was applied: the generator is still the checkpoint's, and so is the checkpoint.
-    live = trainer.accelerator.unwrap_model(trainer.generator).state_dict()
+    live = trainer.objective.networks()["generator"].state_dict()
     assert all(torch.equal(live[k], v) for k, v in before.items())
     assert ckpt.latest_checkpoint(tmp_path / "checkpoints") == good
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "diverged"
@@ -227,16 +227,17 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(synthetic_shards, tmp_p
 def test_a_preemption_signal_saves_and_returns_the_requeue_status(
     synthetic_shards, tmp_path, monkeypatch
 ):
-    train_step = Trainer.train_step
-
-    def signalled_during_step_3(self, data):
-        if self.step == 2:
-            os.kill(os.getpid(), signal.SIGUSR1)
-        return train_step(self, data)
-
-    monkeypatch.setattr(Trainer, "train_step", signalled_during_step_3)
     config = tiny(synthetic_shards, tmp_path, "run.steps=100", "run.checkpoint_every=100")
-    assert Trainer(config).run() == REQUEUE_EXIT_CODE
+    trainer = Trainer(config)
+    train_step = trainer.objective.train_step
+
+    def signalled_during_step_3(data):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return train_step(data)
+
+    monkeypatch.setattr(trainer.objective, "train_step", signalled_during_step_3)
+    assert trainer.run() == REQUEUE_EXIT_CODE
     assert ckpt.latest_checkpoint(tmp_path / "checkpoints").name == "step-000003"
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
 
@@ -271,9 +272,11 @@ def test_a_shard_missing_from_its_directory_is_named(synthetic_shards, tmp_path)
         Trainer(tiny(copy, tmp_path / "run"))
 
 
-def test_image_size_must_match_the_generator(synthetic_shards, tmp_path):
-    with pytest.raises(GanmotionError, match=r"generator.size \(64\) must equal data.stream.size"):
-        Trainer(tiny(synthetic_shards, tmp_path, "data.stream.size=128"))
+def test_the_generator_takes_the_stream_size(synthetic_shards, tmp_path):
+    trainer = Trainer(tiny(synthetic_shards, tmp_path, "data.stream.size=128", "run.steps=1"))
+    assert trainer.run() == 0
+    state = json.loads((ckpt.step_dir(tmp_path / "checkpoints", 1) / "state.json").read_text())
+    assert state["image_size"] == state["architecture"]["generator"]["size"] == 128
 
 
 def test_resuming_with_another_architecture_is_refused(synthetic_shards, tmp_path):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.schema import FLIP_PERMUTATION, NUM_JOINTS
@@ -51,15 +52,18 @@ class StreamConfig:
     seed: base of every random choice; with the epoch, rank and worker it fixes the stream.
     """
 
-    size: int = 512
-    batch_size: int = 8
-    shuffle_buffer: int = 256
+    size: int = ranged(512, 16, 4096)
+    batch_size: int = ranged(8, 1, 4096)
+    shuffle_buffer: int = ranged(256, 1)
     augment: bool = True
-    max_scale: float = 0.1
-    max_shift: float = 0.05
-    flip_probability: float = 0.5
-    line_thickness: int | None = None
-    seed: int = 0
+    max_scale: float = ranged(0.1, 0, 1, high_open=True)
+    max_shift: float = ranged(0.05, 0, 1)
+    flip_probability: float = ranged(0.5, 0, 1)
+    line_thickness: int | None = ranged(None, 1, 64)
+    seed: int = ranged(0, 0)
+
+    def __post_init__(self):
+        check_ranges(self)
 
 
 def _seed(*parts: int) -> int:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import as_keypoints
 from ganmotion.pose.schema import REDUCED_JOINTS
@@ -37,22 +38,21 @@ def reduced_pose_vector(keypoints: torch.Tensor | np.ndarray, size: int) -> torc
 class MLPConfig:
     """The constructor arguments of `MLPGenerator`, validated when made.
 
-    size: side of the square images it draws (and of the images its keypoints are in).
+    size: side of the square images it draws (and of the images its keypoints are in). In
+        a training config it is data.stream.size (leave it out).
     hidden: width of the hidden layers.
     layers: number of linear layers, the last one included.
     base_size: side of the image the MLP makes before bilinear upsampling to `size`.
     """
 
-    size: int = 512
-    hidden: int = 1024
-    layers: int = 3
-    base_size: int = 64
+    size: int | None = ranged(None, 16, 4096)
+    hidden: int = ranged(1024, 1)
+    layers: int = ranged(3, 1, 64)
+    base_size: int = ranged(64, 1)
 
     def __post_init__(self) -> None:
-        for name in ("size", "hidden", "layers"):
-            if getattr(self, name) < 1:
-                raise GanmotionError(f"MLP generator {name}={getattr(self, name)}: must be >= 1")
-        if not 1 <= self.base_size <= self.size:
+        check_ranges(self, "mlp.")
+        if self.size is not None and self.base_size > self.size:
             raise GanmotionError(
                 f"MLP generator base_size={self.base_size}: must be in [1, {self.size}]"
             )
@@ -81,6 +81,11 @@ class MLPGenerator(nn.Module):
 
     @classmethod
     def from_config(cls, config: MLPConfig) -> MLPGenerator:
+        if config.size is None:
+            raise GanmotionError(
+                f"{cls.__name__}: size is not set (a training config takes it from "
+                "data.stream.size)"
+            )
         return cls(**asdict(config))
 
     def forward(self, pose_vector: torch.Tensor) -> torch.Tensor:

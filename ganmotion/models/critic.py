@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 
 NORMS = ("instance", "layer", "none")
@@ -31,16 +32,14 @@ class CriticConfig:
         the gradient penalty needs each sample's score to depend on that sample alone.
     """
 
-    in_channels: int = 6
-    base_channels: int = 64
-    depth: int = 3
-    max_channels: int = 512
+    in_channels: int = ranged(6, 2)
+    base_channels: int = ranged(64, 1)
+    depth: int = ranged(3, 1, 8)
+    max_channels: int = ranged(512, 1)
     norm: str = "instance"
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "base_channels", "depth"):
-            if getattr(self, name) < 1:
-                raise GanmotionError(f"critic {name}={getattr(self, name)}: must be >= 1")
+        check_ranges(self, "critic.")
         if self.max_channels < self.base_channels:
             raise GanmotionError(
                 f"critic max_channels={self.max_channels}: must be >= base_channels "
@@ -53,6 +52,10 @@ class CriticConfig:
             )
         if self.norm not in NORMS:
             raise GanmotionError(f"critic norm={self.norm!r}: must be one of {NORMS}")
+
+    def min_input_size(self) -> int:
+        """The smallest side that leaves a 1x1 score grid (each 4x4 stride-1 conv trims 1)."""
+        return 3 * 2**self.depth
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -98,8 +101,7 @@ class PatchCritic(nn.Module):
         return cls(**asdict(config))
 
     def min_input_size(self) -> int:
-        """The smallest side that leaves a 1x1 score grid (each 4x4 stride-1 conv trims 1)."""
-        return 3 * 2**self.config.depth
+        return self.config.min_input_size()
 
     def forward(self, skeleton: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         if skeleton.ndim != 4 or image.ndim != 4 or skeleton.shape[2:] != image.shape[2:]:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.schema import NUM_JOINTS
@@ -38,22 +39,20 @@ class GeneratorConfig:
     norm: "instance", "batch" or "group" (GroupNorm with up to 32 groups).
     attention: self-attention over all positions of the bottleneck.
     size: side of the square images `generate` draws and returns; `forward` takes any size
-        that fits the depth.
+        that fits the depth. In a training config it is data.stream.size (leave it out).
     """
 
-    in_channels: int = 3
-    out_channels: int = 3
-    base_channels: int = 32
-    depth: int = 5
-    max_channels: int = 256
+    in_channels: int = ranged(3, 1)
+    out_channels: int = ranged(3, 1)
+    base_channels: int = ranged(32, 1)
+    depth: int = ranged(5, 1, 10)
+    max_channels: int = ranged(256, 1)
     norm: str = "instance"
     attention: bool = True
-    size: int = 512
+    size: int | None = ranged(None, 16, 4096)
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "out_channels", "base_channels", "depth", "size"):
-            if getattr(self, name) < 1:
-                raise GanmotionError(f"generator {name}={getattr(self, name)}: must be >= 1")
+        check_ranges(self, "generator.")
         if self.max_channels < self.base_channels:
             raise GanmotionError(
                 f"generator max_channels={self.max_channels}: must be >= base_channels "
@@ -61,7 +60,8 @@ class GeneratorConfig:
             )
         if self.norm not in NORMS:
             raise GanmotionError(f"generator norm={self.norm!r}: must be one of {NORMS}")
-        check_size_fits_depth(self.size, self.size, self.depth)
+        if self.size is not None:
+            check_size_fits_depth(self.size, self.size, self.depth)
 
 
 def check_size_fits_depth(height: int, width: int, depth: int) -> None:
@@ -178,6 +178,11 @@ class UNetGenerator(nn.Module):
 
     @classmethod
     def from_config(cls, config: GeneratorConfig) -> UNetGenerator:
+        if config.size is None:
+            raise GanmotionError(
+                f"{cls.__name__}: size is not set (a training config takes it from "
+                "data.stream.size)"
+            )
         return cls(**asdict(config))
 
     def check_input_size(self, height: int, width: int) -> None:

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ganmotion.errors import GanmotionError
+from ganmotion.files import atomic_write, commit_folder
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
 from ganmotion.models.generator import GeneratorConfig, UNetGenerator
 
@@ -175,12 +176,37 @@ def load_tensors(path: Path) -> dict:
         raise GanmotionError(f"{path}: not a readable weights-only torch file ({error})") from None
 
 
+def fresh_folder(folder: Path) -> None:
+    """An empty folder at `folder` (what an interrupted save left there is removed)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def check_resumable(checkpoint: Path, state: dict, trainer: str, architecture: dict) -> None:
+    """Raise unless a checkpoint's state.json was written by the same kind of trainer with
+    the same architecture (each differing argument named)."""
+    if state.get("trainer") != trainer:
+        raise GanmotionError(
+            f"{checkpoint}: a {state.get('trainer')} checkpoint, cannot resume a {trainer} run"
+        )
+    theirs = state.get("architecture", {})
+    for name, ours in architecture.items():
+        saved = theirs.get(name, {})
+        different = sorted(k for k in ours if saved.get(k) != ours[k])
+        if different:
+            shown = ", ".join(f"{k} {saved.get(k)!r} vs {ours[k]!r}" for k in different)
+            raise GanmotionError(
+                f"{checkpoint}: {name} architecture differs from this config ({shown})"
+            )
+
+
 def finish(root: Path, step: int) -> Path:
     """Rename the partial folder of `step` to its final name: the checkpoint is complete."""
     final = step_dir(root, step)
-    if final.exists():  # the same step saved again (e.g. preempted right after a save)
-        shutil.rmtree(final)
-    partial_dir(root, step).rename(final)
+    # Replaces the same step saved before (e.g. preempted right after a save) only once the
+    # new folder is in place: there is never a moment without a complete checkpoint.
+    commit_folder(partial_dir(root, step), final, replace=True)
     return final
 
 
@@ -218,9 +244,8 @@ def write_best(run_dir: Path, checkpoint: Path, metric: str, value: float) -> di
     target = os.path.relpath(checkpoint, run_dir)  # relative: the run folder can move
     step = int(read_state(checkpoint)["step"])
     best = {"metric": metric, "value": value, "step": step, "checkpoint": target}
-    tmp = run_dir / ".best.json.partial"
-    tmp.write_text(json.dumps(best, indent=2))
-    os.replace(tmp, run_dir / "best.json")
+    with atomic_write(run_dir / "best.json") as tmp:
+        tmp.write_text(json.dumps(best, indent=2))
     link = run_dir / ".best.partial"
     link.unlink(missing_ok=True)  # left by an interrupted write
     os.symlink(target, link)

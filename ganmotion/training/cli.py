@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import yaml
 
 from ganmotion.config import config_to_dict, load_config
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, command_line
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE
 
@@ -55,30 +54,27 @@ def config_value(config: GanConfig | VanillaConfig, dotted: str) -> str:
     )
 
 
+@command_line
 def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | None = None) -> int:
     description = (config_class.__doc__ or "").splitlines()[0]
     args = build_parser(description).parse_args(argv)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    try:
-        config = load_config(config_class, args.config, args.overrides)
-        if args.get:
-            print(config_value(config, args.get))
-            return 0
-        if is_main:
-            print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
-        if args.dry_run:
-            return 0
-        # Both import accelerate, torch: not for --help.
-        from ganmotion.training import shutdown
-        from ganmotion.training.loop import Trainer
+    config = load_config(config_class, args.config, args.overrides)
+    if args.get:
+        print(config_value(config, args.get))
+        return 0
+    if is_main:
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+    if args.dry_run:
+        return 0
+    # Both import accelerate, torch: not for --help.
+    from ganmotion.training import shutdown
+    from ganmotion.training.loop import Trainer
 
-        shutdown.import_before_process_group()
-        trainer = Trainer(config, resume=args.resume)
-        group = shutdown.hold_process_group()
-        status = trainer.run()
-        del trainer  # the last references to the DDP wrappers (or DeepSpeed engines)
-        group.end()  # communication threads joined: the exit cannot abort (issue 12)
-        return status
-    except GanmotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    shutdown.import_before_process_group()
+    trainer = Trainer(config, resume=args.resume)
+    group = shutdown.hold_process_group()
+    status = trainer.run()
+    del trainer  # the last references to the DDP wrappers (or DeepSpeed engines)
+    group.end()  # communication threads joined: the exit cannot abort (issue 12)
+    return status

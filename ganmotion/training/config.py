@@ -6,12 +6,14 @@ YAML files in `configs/` are instances of `GanConfig` (train/gan.py) or `Vanilla
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ganmotion.config import check_ranges, ranged
 from ganmotion.data.stream import StreamConfig
 from ganmotion.errors import GanmotionError
-from ganmotion.losses import LossConfig
+from ganmotion.losses import GanLossConfig, RegressionLossConfig
 from ganmotion.models.baselines import MLPConfig
 from ganmotion.models.critic import CriticConfig
 from ganmotion.models.generator import GeneratorConfig
@@ -29,16 +31,13 @@ class DataConfig:
     """
 
     shards: str = "data/shards"
-    workers: int = 0
-    batches_per_epoch: int = 1000
-    val_batches: int = 2
+    workers: int = ranged(0, 0, 64)
+    batches_per_epoch: int = ranged(1000, 1)
+    val_batches: int = ranged(2, 1)
     stream: StreamConfig = field(default_factory=StreamConfig)
 
     def __post_init__(self):
-        if self.val_batches < 1 or self.batches_per_epoch < 1 or self.workers < 0:
-            raise GanmotionError(
-                "data: val_batches and batches_per_epoch must be >= 1, workers >= 0"
-            )
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,14 @@ class OptimConfig:
     schedule: after warm-up, "constant", or "linear"/"cosine" decay to 0 at the last step.
     """
 
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+    lr: float = ranged(1e-4, 0, 1, low_open=True)
+    betas: tuple[float, float] = ranged((0.5, 0.999), 0, 1, high_open=True)
+    weight_decay: float = ranged(0.0, 0)
+    warmup_steps: int = ranged(0, 0)
     schedule: Literal["constant", "linear", "cosine"] = "constant"
 
     def __post_init__(self):
-        if self.lr <= 0 or self.warmup_steps < 0:
-            raise GanmotionError(f"optimiser: lr must be > 0 and warmup_steps >= 0, got {self}")
+        check_ranges(self)
 
 
 # The validation metrics that can choose the best checkpoint: whether higher is better.
@@ -90,25 +88,21 @@ class RunConfig:
     """
 
     out_dir: str = "runs/gan"
-    steps: int = 10_000
-    seed: int = 0
+    steps: int = ranged(10_000, 1)
+    seed: int = ranged(0, 0)
     precision: Literal["no", "bf16", "fp16"] = "no"
-    grad_accumulation: int = 1
-    ema_decay: float = 0.999
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    sample_every: int = 500
+    grad_accumulation: int = ranged(1, 1)
+    ema_decay: float = ranged(0.999, 0, 1, high_open=True)
+    checkpoint_every: int = ranged(1000, 1)
+    keep_checkpoints: int = ranged(3, 1)
+    log_every: int = ranged(50, 1)
+    sample_every: int = ranged(500, 1)
     best_metric: str | None = "val/ssim"
-    max_bad_steps: int = 10
+    max_bad_steps: int = ranged(10, 1)
     tensorboard: bool = True
 
     def __post_init__(self):
-        for name in ("steps", "grad_accumulation", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise GanmotionError(f"run.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise GanmotionError(f"run.ema_decay must be in [0, 1), got {self.ema_decay}")
+        check_ranges(self)
         if self.best_metric not in (*BEST_METRICS, "none", "", None):
             raise GanmotionError(
                 "run.best_metric must be val/ssim, val/psnr, val/l1 or none, "
@@ -121,22 +115,45 @@ class RunConfig:
         return self.best_metric in BEST_METRICS
 
 
+def take_image_size(config: GanConfig | VanillaConfig, section: str) -> None:
+    """Give a network section of a training config its image size from data.stream.size,
+    where the size is declared once; a section that states another size is an error."""
+    size, network = config.data.stream.size, getattr(config, section)
+    if network.size is not None and network.size != size:
+        raise GanmotionError(
+            f"{section}.size ({network.size}) differs from data.stream.size ({size}): the "
+            f"image size is declared once, in data.stream.size; remove {section}.size"
+        )
+    object.__setattr__(config, section, dataclasses.replace(network, size=size))
+
+
 @dataclass(frozen=True)
 class VanillaConfig:
     """The regression baseline: generator alone, L1 (+ optional perceptual) loss.
 
     model: "unet" trains the U-Net (`generator`) from skeleton images; "mlp" trains the
-        seed's MLP (`mlp`) from the reduced pose vector of the keypoints.
+        seed's MLP (`mlp`) from the reduced pose vector of the keypoints. The section of the
+        other model must be left out.
     mlp: the MLP's constructor arguments; used when model is "mlp".
+    loss: reconstruction terms only (the GAN's gp_weight and adversarial_weight are errors).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: Literal["unet", "mlp"] = "unet"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    loss: RegressionLossConfig = field(default_factory=RegressionLossConfig)
     generator_optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        used, unused = ("mlp", "generator") if self.model == "mlp" else ("generator", "mlp")
+        if getattr(self, unused) != type(getattr(self, unused))():
+            raise GanmotionError(
+                f"{unused}: set, but model is {self.model!r}, which trains `{used}`: remove "
+                f"the {unused} section (or set model: {'unet' if unused == 'generator' else 'mlp'})"
+            )
+        take_image_size(self, used)
 
 
 @dataclass(frozen=True)
@@ -149,12 +166,18 @@ class GanConfig:
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    loss: GanLossConfig = field(default_factory=GanLossConfig)
     generator_optim: OptimConfig = field(default_factory=OptimConfig)
     critic_optim: OptimConfig = field(default_factory=OptimConfig)
-    critic_steps: int = 5
+    critic_steps: int = ranged(5, 1, 100)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
-        if self.critic_steps < 1:
-            raise GanmotionError(f"critic_steps must be >= 1, got {self.critic_steps}")
+        check_ranges(self)
+        take_image_size(self, "generator")
+        size, smallest = self.data.stream.size, self.critic.min_input_size()
+        if size < smallest:
+            raise GanmotionError(
+                f"data.stream.size {size} is below the minimum {smallest} of a depth-"
+                f"{self.critic.depth} critic: lower critic.depth or raise the size"
+            )

@@ -5,17 +5,17 @@
 
 Accelerate's DeepSpeed integration holds one engine per Accelerator, and a GAN needs two. So
 when `accelerate launch` asks for DeepSpeed, the Trainer keeps a plain Accelerator for
-processes, devices, collectives and autocast, and `ZeroEngines` builds one engine per network
+processes, devices, collectives and autocast, and `ZeroUpdates` builds one engine per network
 with `deepspeed.initialize`, from the launch's DeepSpeed config (read by Accelerate's own
 `DeepSpeedPlugin`). What changes against DDP:
 
-- The critic's loss (real, fake and the gradient penalty) runs through the raw critic module,
-  then `engine.backward` / `engine.step`: the engine's forward hooks fire inside the penalty's
-  `autograd.grad` and ZeRO-2 fails there. Where DDP backwards the penalty on its own first
-  (unreduced), the engine gets one backward of the whole loss per micro-batch, the pattern
-  DeepSpeed is built for: it reduces inside `engine.backward` (ZeRO-2 as each gradient is
-  computed), with no way to hold one backward's gradients back. The generator's adversarial
-  term uses the frozen raw critic, as under DDP.
+- Forwards run through the raw modules, then `engine.backward` / `engine.step`: the engine's
+  forward hooks fire inside the penalty's `autograd.grad` and ZeRO-2 fails there. Where DDP
+  backwards the penalty on its own first (unreduced), the engine gets one backward of the
+  whole critic loss per micro-batch, the pattern DeepSpeed is built for: it reduces inside
+  `engine.backward` (ZeRO-2 as each gradient is computed), with no way to hold one
+  backward's gradients back. The generator's adversarial term uses the frozen raw critic,
+  as under DDP.
 - Gradient accumulation, the learning-rate schedule's step and dropping a step whose gradients
   are not finite are done by the engines.
 - Mixed precision stays the run's torch autocast (run.precision "no" or "bf16"), as under
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -154,61 +154,99 @@ def _broadcast_scalars_as_vectors(engine_class):
         engine_class._broadcast_model = broadcast
 
 
-class ZeroEngines:
-    """One DeepSpeed engine per network, e.g. {"generator": ..., "critic": ...}.
+class ZeroUpdates:
+    """`Updates` (updates.py) through one DeepSpeed engine per network, e.g. {"generator": ...,
+    "critic": ...}. The engines own the optimisers and step their schedules.
 
-    `networks` maps a name to (module, optimizer, lr schedule); the schedule is stepped by the
-    engine at each applied optimiser step.
+    Forwards run the raw modules (`module` is `raw`): the engine's hooks break the gradient
+    penalty's `autograd.grad`, and ZeRO-1/2 reduce gradients in `engine.backward` whichever
+    way the forward went. A partial loss is kept and added to the network's next full loss,
+    since an engine cannot hold one backward's gradients back from reduction.
     """
 
     def __init__(
         self,
-        networks: dict[str, tuple[nn.Module, torch.optim.Optimizer, object]],
+        accelerator: Accelerator,
+        networks: dict,
         batch_size: int,
         grad_accumulation: int,
-        world_size: int,
     ):
+        from ganmotion.training.optim import optimiser
+
         deepspeed = _deepspeed()
-        config = engine_config(batch_size, grad_accumulation, world_size)
+        config = engine_config(batch_size, grad_accumulation, accelerator.num_processes)
+        self.accelerator = accelerator
         self.zero_stage = config["zero_optimization"]["stage"]
-        self.engines = {}
+        self.engines, self.schedules, self.modules = {}, {}, {}
+        self.held: dict[str, torch.Tensor] = {}
         with _broadcast_scalars_as_vectors(deepspeed.DeepSpeedEngine):
-            for name, (module, optimizer, schedule) in networks.items():
+            for name, network in networks.items():
+                adam, schedule = optimiser(network)
                 engine, *_ = deepspeed.initialize(
-                    model=module,
-                    optimizer=optimizer,
+                    model=network.module,
+                    optimizer=adam,
                     lr_scheduler=schedule,
                     config=copy.deepcopy(config),
                 )
-                self.engines[name] = engine
+                self.engines[name], self.schedules[name] = engine, schedule
+                self.modules[name] = network.module
 
-    def __getitem__(self, name: str):
-        return self.engines[name]
+    def module(self, name: str) -> nn.Module:
+        return self.modules[name]
 
-    def backward_and_step(self, name: str, loss: torch.Tensor) -> bool:
-        """Backward, then step at the end of an accumulation group; whether the optimiser
-        step was applied (not between boundaries, not when a gradient was non-finite)."""
+    def raw(self, name: str) -> nn.Module:
+        return self.modules[name]
+
+    def accumulate(self):
+        return nullcontext()  # the engines count micro-batches themselves
+
+    def unreduced(self, name: str):
+        return nullcontext()
+
+    def backward_partial(self, name: str, loss: torch.Tensor) -> None:
+        self.held[name] = loss if name not in self.held else self.held[name] + loss
+
+    def backward_and_step(self, name: str, loss: torch.Tensor) -> bool | None:
         engine = self.engines[name]
-        engine.backward(loss)
-        engine.step()
-        return engine.was_step_applied()
+        held = self.held.pop(name, None)
+        engine.backward(loss if held is None else loss + held)
+        boundary = engine.is_gradient_accumulation_boundary()
+        engine.step()  # also drops a group whose gradient norm is not finite
+        return engine.was_step_applied() if boundary else None
 
-    def save(self, folder: Path, rank: int) -> None:
+    def loss_scale(self) -> float:
+        return 1.0  # fp16 is refused under DeepSpeed here (plain_accelerator)
+
+    def learning_rates(self) -> dict[str, float]:
+        return {f"lr/{name}": s.get_last_lr()[0] for name, s in self.schedules.items()}
+
+    def state_dict(self) -> dict:
+        """The schedules (the optimiser states are per-rank partitions, `save_partitions`)."""
+        state = {name: {} for name in self.engines}
+        state.update({f"{n}_schedule": s.state_dict() for n, s in self.schedules.items()})
+        return {**state, "scaler": {}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, schedule in self.schedules.items():
+            schedule.load_state_dict(state[f"{name}_schedule"])
+
+    def save_partitions(self, folder: Path, rank: int) -> None:
         """This rank's optimiser partitions (every rank must call it)."""
         states = {name: engine.optimizer.state_dict() for name, engine in self.engines.items()}
         torch.save(states, partition_file(folder, rank))
 
-    def load(self, folder: Path, rank: int, world_size: int, saved_world_size: int) -> None:
-        """Restore this rank's optimiser partitions; call after loading the module weights."""
+    def load_partitions(self, folder: Path, rank: int, world_size: int, saved: int) -> None:
+        """Restore this rank's optimiser partitions; call after loading the module weights
+        (ZeRO's fp32 copies are refreshed from them)."""
         path = partition_file(folder, rank)
         if not path.is_file():
             raise GanmotionError(
                 f"{folder}: no {path.name}: this checkpoint was not saved under DeepSpeed ZeRO; "
                 "resume it with configs/accelerate/ddp.yaml"
             )
-        if saved_world_size != world_size:
+        if saved != world_size:
             raise GanmotionError(
-                f"{folder}: saved by {saved_world_size} DeepSpeed processes, resumed on "
+                f"{folder}: saved by {saved} DeepSpeed processes, resumed on "
                 f"{world_size}: ZeRO optimiser partitions need the same number"
             )
         try:

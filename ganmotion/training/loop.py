@@ -1,35 +1,28 @@
-"""The training loop: conditional WGAN-GP (GanConfig) or the L1 regression baseline
-(VanillaConfig: the U-Net, or the seed's MLP), one or many processes through Accelerate.
+"""The run loop: steps, logging, validation, checkpoints, preemption and status, for any
+training objective (objectives.py), in one or many processes through Accelerate.
 
-One step is one generator optimiser step. With n = critic_steps and A = grad_accumulation,
-a step reads n * A micro-batches: the critic trains on every one (stepping every A), the
-generator on the last A, all inside one `accelerator.accumulate(generator, critic)` block per
-micro-batch, so gradient sync and optimiser steps line up for both networks:
+    trainer = Trainer(config, resume="auto")
+    status = trainer.run()       # 0 finished, REQUEUE_EXIT_CODE preempted (checkpoint saved)
 
-    critic phase     fake = G(skeleton); gradient penalty at interpolates (own forward and
-                     backward, unreduced), then the Wasserstein loss on [real, fake], whose
-                     backward reduces both: loss = fake - real + gp_weight * penalty
-    generator phase  scores from the frozen raw critic; loss = adversarial + L1 (+ perceptual)
-    then             EMA update, log, validation (and samples), checkpoint (also when the
-                     validation is the best so far by run.best_metric), preemption check
+Each step: the objective's step (its optimiser updates and EMA); every `run.log_every` steps
+the mean losses (the only host read of them); every `run.sample_every` a validation of the
+EMA generator (and a sample grid); a checkpoint when due, when the validation is the best so
+far by `run.best_metric`, at the end, and when a preemption signal arrived on any rank.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
@@ -44,23 +37,13 @@ from ganmotion.data.stream import (
     validation_batches,
 )
 from ganmotion.errors import GanmotionError
-from ganmotion.losses import (
-    PerceptualLoss,
-    critic_loss,
-    generator_adversarial_loss,
-    interpolate,
-    penalty_at,
-    vgg16_features,
-)
-from ganmotion.models.baselines import MLPGenerator, reduced_pose_vector
-from ganmotion.models.critic import PatchCritic
-from ganmotion.models.generator import UNetGenerator
+from ganmotion.files import atomic_write
 from ganmotion.training import checkpoint as ckpt
-from ganmotion.training import deepspeed as zero
-from ganmotion.training.config import BEST_METRICS, GanConfig, OptimConfig, VanillaConfig
-from ganmotion.training.ema import EMA
+from ganmotion.training.config import BEST_METRICS, GanConfig, VanillaConfig
+from ganmotion.training.objectives import Losses, make_objective
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
 from ganmotion.training.tracking import Tracker
+from ganmotion.training.updates import make_accelerator
 
 log = logging.getLogger(__name__)
 
@@ -68,31 +51,33 @@ SAMPLE_GRID_SIZE = 4
 
 
 class Diverged(GanmotionError):
-    """Non-finite losses for `max_bad_steps` steps in a row."""
+    """Non-finite gradients for `max_bad_steps` steps in a row."""
 
 
-def lr_schedule(config: OptimConfig, total_steps: int):
-    """Multiplier of the peak learning rate after `step` optimiser steps."""
+class LossWindow:
+    """Per-step mean losses summed over a logging window, on the device until read."""
 
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.schedule == "constant":
-            return 1.0
-        progress = min(
-            1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-        )
-        if config.schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    def __init__(self) -> None:
+        self.sums: Losses = {}
+        self.steps = 0  # steps in the window, applied or not (for images/s)
+        self.finite_steps = 0  # steps whose losses are in the sums
+        self.started = time.perf_counter()
 
-    return factor
+    def add(self, losses: Losses, finite: bool) -> None:
+        self.steps += 1
+        if not finite:
+            return
+        self.finite_steps += 1
+        for name, value in losses.items():
+            value = value.double()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
 
-
-def adam(module: torch.nn.Module, config: OptimConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        module.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    def means(self) -> dict[str, float]:
+        """The window's mean losses: one host read of them all."""
+        if not self.sums:
+            return {}
+        values = torch.stack(list(self.sums.values())).div(self.finite_steps).tolist()
+        return dict(zip(self.sums, values))
 
 
 class Trainer:
@@ -106,83 +91,21 @@ class Trainer:
 
     def __init__(self, config: GanConfig | VanillaConfig, resume: str | None = None):
         self.config = config
-        self.gan = isinstance(config, GanConfig)
-        self.mlp = not self.gan and config.model == "mlp"
         run = config.run
         self.run_dir = Path(run.out_dir)
         self.checkpoints = self.run_dir / "checkpoints"
-        self.engines = None  # DeepSpeed ZeRO engines, when launched with a DeepSpeed config
-        if zero.requested():
-            self.accelerator = zero.plain_accelerator(run.precision)
-        else:
-            self.accelerator = Accelerator(
-                mixed_precision=run.precision, gradient_accumulation_steps=run.grad_accumulation
-            )
-        acc = self.accelerator
+        self.accelerator = acc = make_accelerator(run)
         # The critic's last conv weight is (1, C, 4, 4); the gradient that the penalty's
         # double backward gives it has another (meaningless) stride on that size-1 dim than
         # DDP's bucket view, and DDP warns on every run. The copy into the bucket is correct.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
-        self.micro_per_step = (config.critic_steps if self.gan else 1) * run.grad_accumulation
 
-        size = config.data.stream.size
-        section = "mlp" if self.mlp else "generator"
-        if getattr(config, section).size != size:
-            raise GanmotionError(
-                f"{section}.size ({getattr(config, section).size}) must equal "
-                f"data.stream.size ({size})"
-            )
         manifest = load_manifest(config.data.shards)
-        self.train_urls = shard_urls(config.data.shards, "train")
-        val_split = "val" if "val" in manifest["splits"] else "train"
-        self.val_urls = shard_urls(config.data.shards, val_split)
+        train_urls = shard_urls(config.data.shards, "train")
+        val_urls = shard_urls(config.data.shards, "val" if "val" in manifest["splits"] else "train")
 
         set_seed(run.seed)  # identical initial weights on every rank
-        if self.mlp:
-            generator = MLPGenerator.from_config(config.mlp)
-        else:
-            generator = UNetGenerator.from_config(config.generator)
-            generator.check_input_size(size, size)
-        critic = PatchCritic.from_config(config.critic) if self.gan else None
-        if critic is not None and size < critic.min_input_size():
-            raise GanmotionError(
-                f"image size {size} is below the critic's minimum {critic.min_input_size()} "
-                f"for depth {config.critic.depth}"
-            )
-        self.perceptual = None
-        if config.loss.perceptual_weight > 0:
-            features = vgg16_features(config.loss.vgg_weights)
-            self.perceptual = PerceptualLoss(features).to(acc.device)
-
-        g_opt = adam(generator, config.generator_optim)
-        self.g_schedule = torch.optim.lr_scheduler.LambdaLR(
-            g_opt, lr_schedule(config.generator_optim, run.steps)
-        )
-        if self.gan:
-            c_opt = adam(critic, config.critic_optim)
-            self.c_schedule = torch.optim.lr_scheduler.LambdaLR(
-                c_opt, lr_schedule(config.critic_optim, run.steps * config.critic_steps)
-            )
-        if zero.requested():  # the engines own the optimisers and step the schedules
-            networks = {"generator": (generator, g_opt, self.g_schedule)}
-            if self.gan:
-                networks["critic"] = (critic, c_opt, self.c_schedule)
-            else:
-                self.c_schedule = None
-            self.engines = zero.ZeroEngines(
-                networks, config.data.stream.batch_size, run.grad_accumulation, acc.num_processes
-            )
-            self.generator = self.engines["generator"]
-            self.critic = self.engines["critic"] if self.gan else None
-            self.g_opt = self.c_opt = None
-        elif self.gan:
-            self.generator, self.critic, self.g_opt, self.c_opt = acc.prepare(
-                generator, critic, g_opt, c_opt
-            )
-        else:
-            self.generator, self.g_opt = acc.prepare(generator, g_opt)
-            self.critic = self.c_opt = self.c_schedule = None
-        self.ema = EMA(acc.unwrap_model(self.generator), run.ema_decay)
+        self.objective = make_objective(config, acc)
 
         self.step = 0
         # The best value of run.best_metric so far: what a validation must beat to become
@@ -196,22 +119,16 @@ class Trainer:
                 self.best_value = recorded["value"]
         else:
             torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
+        data = config.data
         self.stream = TrainingStream(
-            self.train_urls,
-            config.data.stream,
-            config.data.batches_per_epoch,
-            config.data.workers,
-            device=acc.device,
+            train_urls, data.stream, data.batches_per_epoch, data.workers, device=acc.device
         )
         self.val = []
         if acc.is_main_process:
             self.val = [
                 TrainingBatch(*(t.to(acc.device) for t in batch))
-                for batch in validation_batches(
-                    self.val_urls, config.data.stream, config.data.val_batches
-                )
+                for batch in validation_batches(val_urls, data.stream, data.val_batches)
             ]
-        self.bad_in_group = {"critic": False, "generator": False}
 
     # ----------------------------------------------------------------- the loop
 
@@ -219,199 +136,84 @@ class Trainer:
         acc, run = self.accelerator, self.config.run
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(
-                json.dumps(config_to_dict(self.config), indent=2)
-            )
+            with atomic_write(self.run_dir / "config.json") as tmp:
+                tmp.write_text(json.dumps(config_to_dict(self.config), indent=2))
         acc.wait_for_everyone()
         tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard)
         preemption = PreemptionFlag()
         self.write_status("running")
         acc.print(
-            f"{'gan' if self.gan else 'vanilla'} training in {self.run_dir}: world size "
+            f"{self.objective.name} training in {self.run_dir}: world size "
             f"{acc.num_processes} ({acc.device.type}), step {self.step} of {run.steps}"
         )
         try:
-            if self.step == 0:
-                self.evaluate(tracker)
-            data = self.batches(self.step * self.micro_per_step)
-            bar = tqdm(
-                total=run.steps, initial=self.step, disable=not acc.is_main_process, unit="step"
-            )
-            bad_in_a_row, window, started = 0, defaultdict(list), time.perf_counter()
-            while self.step < run.steps:
-                losses, finite = self.train_step(data)
-                self.step += 1
-                bar.update()
-                bad_in_a_row = 0 if finite else bad_in_a_row + 1
-                if not finite:
-                    log.warning("step %d: non-finite loss, update skipped (%s)", self.step, losses)
-                    if bad_in_a_row >= run.max_bad_steps:
-                        raise Diverged(
-                            f"{self.run_dir}: {bad_in_a_row} steps in a row with non-finite "
-                            f"losses (step {self.step}); stopped. Last good checkpoint: "
-                            f"{ckpt.latest_checkpoint(self.checkpoints) or 'none'}"
-                        )
-                else:
-                    for name, value in losses.items():
-                        window[name].append(value)
-                if self.step % run.log_every == 0 or self.step == run.steps:
-                    seconds = time.perf_counter() - started
-                    self.log_losses(tracker, window, seconds)
-                    bar.set_postfix({k: f"{sum(v) / len(v):.3g}" for k, v in window.items()})
-                    window, started = defaultdict(list), time.perf_counter()
-                new_best = False
-                if self.step % run.sample_every == 0 or self.step == run.steps:
-                    new_best = self.is_new_best(self.evaluate(tracker))
-                saved = new_best or self.step % run.checkpoint_every == 0 or self.step == run.steps
-                if saved:
-                    self.save(best=new_best)
-                if self.any_rank(preemption.requested):
-                    if not saved:
-                        self.save()
-                    self.write_status("preempted", requeue=True)
-                    acc.print(f"preempted at step {self.step}: checkpoint saved, exit to requeue")
-                    return REQUEUE_EXIT_CODE
-            bar.close()
-            self.write_status("finished")
-            return 0
+            status = self.train(tracker, preemption)
+            self.write_status(*status)
+            return REQUEUE_EXIT_CODE if status[0] == "preempted" else 0
         except Diverged:
             self.write_status("diverged")
             raise
         finally:
+            # (The process group outlives the Trainer: see shutdown.py for how it ends.)
             preemption.restore()
             tracker.close()
-            # Tear the process group down before interpreter exit: left to atexit, a
-            # communication thread can be destroyed while joinable and abort the process
-            # ("terminate called without an active exception"), seen under DeepSpeed.
-            acc.end_training()
 
-    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[dict[str, float], bool]:
-        """One generator optimiser step (n critic steps first); returns mean losses and
-        whether every loss on every rank was finite (if not, nothing was applied)."""
-        acc = self.accelerator
-        accumulation = self.config.run.grad_accumulation
-        sums: dict[str, float] = defaultdict(float)
-        finite = True
-        models = (self.generator, self.critic) if self.gan else (self.generator,)
-        for micro in range(self.micro_per_step):
-            batch = next(data)
-            generator_turn = micro >= self.micro_per_step - accumulation
-            with acc.accumulate(*models):
-                fake = None
-                if generator_turn:
-                    with acc.autocast():
-                        fake = self.generate(batch)
-                if self.gan:
-                    for name, value in self.critic_phase(batch, fake).items():
-                        sums[name] += value
-                if generator_turn:
-                    for name, value in self.generator_phase(batch, fake).items():
-                        sums[name] += value
-            finite &= all(math.isfinite(v) for v in sums.values())
-        counts = {"critic": self.micro_per_step, "generator": accumulation}
-        means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
-        return means, self.all_ranks(finite)
-
-    def generate(
-        self, batch: TrainingBatch, generator: torch.nn.Module | None = None
-    ) -> torch.Tensor:
-        """Images (B, 3, S, S) in [-1, 1] for a batch, by `generator` (default: the live one).
-        The U-Net draws from the skeleton images, the MLP from the keypoints alone."""
-        generator = self.generator if generator is None else generator
-        if self.mlp:
-            return generator(reduced_pose_vector(batch.keypoints, self.config.mlp.size))
-        return generator(batch.skeleton)
-
-    def critic_phase(self, batch: TrainingBatch, fake: torch.Tensor | None) -> dict[str, float]:
-        acc, gp_weight = self.accelerator, self.config.loss.gp_weight
-        if fake is None:
-            with torch.no_grad(), acc.autocast():
-                fake = self.generate(batch)
-        fake = fake.detach().to(batch.image.dtype)
-        # Under DeepSpeed the raw module: the engine's hooks break the penalty's autograd.grad
-        # (the engine still reduces and steps, in backward_and_step).
-        critic = self.critic if self.engines is None else acc.unwrap_model(self.critic)
-
-        # Gradient penalty, in a critic forward of its own: its double backward then runs
-        # through N samples, not through all 3N of one forward over [real, fake, interpolate].
-        # Forward and backward inside no_sync (DDP prepares no reduction for them): the
-        # penalty's gradients stay local in .grad until the Wasserstein backward below.
-        mixed = interpolate(batch.image, fake)
-        with acc.no_sync(critic):
-            with acc.autocast():
-                mixed_scores = critic(batch.skeleton, mixed)
-            penalty = penalty_at(mixed_scores, mixed, self.loss_scale())
-            if self.engines is None:
-                self.backward(gp_weight * penalty, "critic")
-
-        # Wasserstein loss on [real, fake]. DDP's backward all-reduces the accumulated .grad,
-        # the penalty's included: one reduction. A DeepSpeed engine reduces inside its own
-        # backward and cannot hold gradients back, so it gets the whole loss in one backward.
-        with acc.autocast():
-            scores = critic(batch.skeleton.repeat(2, 1, 1, 1), torch.cat([batch.image, fake]))
-        real_scores, fake_scores = scores.chunk(2)
-        wasserstein = critic_loss(real_scores, fake_scores)
-        loss = wasserstein + gp_weight * penalty
-        last = wasserstein if self.engines is None else loss
-        self.backward_and_step(last, "critic", self.c_opt, self.c_schedule)
-        return {
-            "critic/loss": loss.item(),
-            "critic/gap": -wasserstein.item(),
-            "critic/gradient_penalty": penalty.item(),
-        }
-
-    def generator_phase(self, batch: TrainingBatch, fake: torch.Tensor) -> dict[str, float]:
-        acc, loss_config = self.accelerator, self.config.loss
-        terms = {}
-        with acc.autocast():
-            terms["l1"] = F.l1_loss(fake.float(), batch.image) * loss_config.l1_weight
-            if self.perceptual is not None:
-                terms["perceptual"] = (
-                    self.perceptual(fake, batch.image) * loss_config.perceptual_weight
+    def train(self, tracker: Tracker, preemption: PreemptionFlag) -> tuple[str, bool]:
+        """Steps to the end, or to a preemption; the final (state, requeue) for status.json."""
+        run = self.config.run
+        if self.step == 0:
+            self.validate(tracker)
+        data = self.batches(self.step * self.objective.micro_batches)
+        bar = tqdm(
+            total=run.steps,
+            initial=self.step,
+            disable=not self.accelerator.is_main_process,
+            unit="step",
+        )
+        window, bad_in_a_row = LossWindow(), 0
+        while self.step < run.steps:
+            losses, finite = self.objective.train_step(data)
+            self.step += 1
+            bar.update()
+            window.add(losses, finite)
+            bad_in_a_row = 0 if finite else bad_in_a_row + 1
+            if not finite:
+                self.skipped(bad_in_a_row)
+            if self.step % run.log_every == 0 or self.step == run.steps:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in self.log(tracker, window).items()})
+                window = LossWindow()
+            saved = self.validate_and_save(tracker)
+            if self.any_rank(preemption.requested):
+                if not saved:
+                    self.save()
+                self.accelerator.print(
+                    f"preempted at step {self.step}: checkpoint saved, exit to requeue"
                 )
-            if self.gan:
-                # The raw critic, frozen: its DDP wrapper would expect gradients for its
-                # parameters (and DeepSpeed's engine would reduce them) in this backward.
-                critic = acc.unwrap_model(self.critic).requires_grad_(False)
-                scores = critic(batch.skeleton, fake)
-                terms["adversarial"] = (
-                    generator_adversarial_loss(scores) * loss_config.adversarial_weight
-                )
-        loss = sum(terms.values())
-        applied = self.backward_and_step(loss, "generator", self.g_opt, self.g_schedule)
-        if self.gan:
-            acc.unwrap_model(self.critic).requires_grad_(True)
-        if applied:
-            self.ema.update(acc.unwrap_model(self.generator))
-        return {
-            "generator/loss": loss.item(),
-            **{f"generator/{k}": v.item() for k, v in terms.items()},
-        }
+                return "preempted", True
+        bar.close()
+        return "finished", False
 
-    def backward(self, loss: torch.Tensor, name: str) -> None:
-        """Backward without a step (DDP, not DeepSpeed); a non-finite loss marks this rank's
-        accumulation group bad, and the step at its end is then skipped on every rank."""
-        self.bad_in_group[name] |= not bool(torch.isfinite(loss))
-        self.accelerator.backward(loss)
+    def skipped(self, bad_in_a_row: int) -> None:
+        """A step whose gradients were not finite was dropped; too many in a row stop the run."""
+        log.warning("step %d: non-finite gradients, update skipped", self.step)
+        if bad_in_a_row >= self.config.run.max_bad_steps:
+            raise Diverged(
+                f"{self.run_dir}: {bad_in_a_row} steps in a row with non-finite gradients "
+                f"(step {self.step}); stopped. Last good checkpoint: "
+                f"{ckpt.latest_checkpoint(self.checkpoints) or 'none'}"
+            )
 
-    def backward_and_step(self, loss, name: str, optimizer, schedule) -> bool:
-        """Backward; at the end of an accumulation group, step unless a loss in the group
-        (on any rank) was not finite, in which case the group's gradients are dropped.
-        Returns whether an optimiser step was applied. (DeepSpeed's engines do the same
-        themselves, dropping a group whose gradient norm is not finite.)"""
-        if self.engines is not None:
-            return self.engines.backward_and_step(name, loss)
-        self.backward(loss, name)
-        applied = False
-        if self.accelerator.sync_gradients:
-            # Every rank is here at the same micro-batch: one check of the whole group.
-            applied = self.all_ranks(not self.bad_in_group[name])
-            if applied:
-                optimizer.step()
-                schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            self.bad_in_group[name] = False
-        return applied
+    def validate_and_save(self, tracker: Tracker) -> bool:
+        """Validate when due, then save when due or when that validation is the best so far;
+        whether a checkpoint was saved. Every rank calls this (saving is collective)."""
+        run, last = self.config.run, self.step == self.config.run.steps
+        new_best = False
+        if self.step % run.sample_every == 0 or last:
+            new_best = self.is_new_best(self.validate(tracker))
+        saved = new_best or self.step % run.checkpoint_every == 0 or last
+        if saved:
+            self.save(best=new_best)
+        return saved
 
     # ------------------------------------------------------------- pieces
 
@@ -428,10 +230,6 @@ class Trainer:
                 yield batch
             epoch += 1
 
-    def loss_scale(self) -> float:
-        scaler = self.accelerator.scaler
-        return scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
-
     def all_ranks(self, value: bool) -> bool:
         flag = torch.tensor([1.0 if value else 0.0], device=self.accelerator.device)
         return bool(self.accelerator.gather(flag).min() > 0)
@@ -440,15 +238,15 @@ class Trainer:
         return not self.all_ranks(not value)
 
     @torch.no_grad()
-    def evaluate(self, tracker: Tracker) -> dict[str, float]:
+    def validate(self, tracker: Tracker) -> dict[str, float]:
         """Validation L1 (on [-1, 1]), PSNR (dB) and SSIM of the EMA generator, logged and
         returned, and a (skeleton, real, generated) grid. Main process only: {} elsewhere."""
         if not self.accelerator.is_main_process:
             return {}
-        model = self.ema.model
+        model, draw = self.objective.ema.model, self.objective.draw
         l1, psnr, ssim = [], [], []
         for batch in self.val:
-            generated = self.generate(batch, model)
+            generated = draw(model, batch)
             l1.append(F.l1_loss(generated, batch.image).item())
             generated, real = to_uint8_images(generated), to_uint8_images(batch.image)
             psnr.append(metrics.psnr(generated, real))
@@ -460,7 +258,7 @@ class Trainer:
         }
         tracker.scalars(self.step, values)
         shown = TrainingBatch(*(t[:SAMPLE_GRID_SIZE] for t in self.val[0]))
-        grid = tile_rows(shown.skeleton, shown.image, self.generate(shown, model))
+        grid = tile_rows(shown.skeleton, shown.image, draw(model, shown))
         tracker.image(self.step, "val", grid)
         return values
 
@@ -480,18 +278,24 @@ class Trainer:
             self.best_value = value
         return self.any_rank(better)
 
-    def log_losses(self, tracker: Tracker, window: dict[str, list[float]], seconds: float) -> None:
-        acc = self.accelerator
-        steps = max(len(v) for v in window.values()) if window else 0
-        values = {name: sum(v) / len(v) for name, v in window.items()}
-        values["lr/generator"] = self.g_schedule.get_last_lr()[0]
-        if self.gan:
-            values["lr/critic"] = self.c_schedule.get_last_lr()[0]
+    def log(self, tracker: Tracker, window: LossWindow) -> dict[str, float]:
+        """Log a window's mean losses, learning rates and images/s; returns the losses."""
+        acc, config = self.accelerator, self.config
+        seconds = time.perf_counter() - window.started
+        losses = window.means()
         images = (
-            steps * self.micro_per_step * self.config.data.stream.batch_size * acc.num_processes
+            window.steps
+            * self.objective.micro_batches
+            * config.data.stream.batch_size
+            * acc.num_processes
         )
-        values["images_per_second"] = images / max(seconds, 1e-9)
+        values = {
+            **losses,
+            **self.objective.updates.learning_rates(),
+            "images_per_second": images / max(seconds, 1e-9),
+        }
         tracker.scalars(self.step, values)
+        return losses
 
     def write_status(self, state: str, requeue: bool = False) -> None:
         if not self.accelerator.is_main_process:
@@ -503,31 +307,10 @@ class Trainer:
             "requeue": requeue,
             "checkpoint": str(latest) if latest else None,
         }
-        tmp = self.run_dir / ".status.json.partial"
-        tmp.write_text(json.dumps(status, indent=2))
-        tmp.rename(self.run_dir / "status.json")
+        with atomic_write(self.run_dir / "status.json") as tmp:
+            tmp.write_text(json.dumps(status, indent=2))
 
     # ------------------------------------------------------------- checkpoints
-
-    def architecture(self) -> dict:
-        if self.mlp:
-            arch = {"generator": {"class": "MLPGenerator", **dataclasses.asdict(self.config.mlp)}}
-        else:
-            generator = dataclasses.asdict(self.config.generator)
-            arch = {"generator": {"class": "UNetGenerator", **generator}}
-        if self.gan:
-            arch["critic"] = {"class": "PatchCritic", **dataclasses.asdict(self.config.critic)}
-        return arch
-
-    def weight_checksum(self) -> torch.Tensor:
-        """A float64 sum of all weights this rank trains, shape (1,)."""
-        models = [self.generator, self.critic] if self.gan else [self.generator]
-        total = sum(
-            p.detach().double().sum()
-            for m in models
-            for p in self.accelerator.unwrap_model(m).parameters()
-        )
-        return total.reshape(1).to(self.accelerator.device)
 
     def save(self, best: bool = False) -> Path:
         """A checkpoint of this step (collective: every rank calls it); with `best`, also
@@ -535,43 +318,13 @@ class Trainer:
         acc, root = self.accelerator, self.checkpoints
         partial = ckpt.partial_dir(root, self.step)
         if acc.is_main_process:
-            if partial.exists():
-                import shutil
-
-                shutil.rmtree(partial)
-            partial.mkdir(parents=True)
+            ckpt.fresh_folder(partial)
         acc.wait_for_everyone()
         ckpt.save_tensors(ckpt.rng_state(), partial / f"rng-rank{acc.process_index:05d}.pt")
-        if self.engines is not None:  # each rank's ZeRO partition of the optimiser states
-            self.engines.save(partial, acc.process_index)
+        self.objective.updates.save_partitions(partial, acc.process_index)
         replicas = acc.gather(self.weight_checksum()).tolist()
         if acc.is_main_process:
-            ckpt.save_weights(acc.unwrap_model(self.generator), partial / "generator.safetensors")
-            ckpt.save_weights(self.ema.model, partial / "generator_ema.safetensors")
-            optimizers = {
-                "generator": self.g_opt.state_dict() if self.g_opt is not None else {},
-                "generator_schedule": self.g_schedule.state_dict(),
-                "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
-            }
-            if self.gan:
-                ckpt.save_weights(acc.unwrap_model(self.critic), partial / "critic.safetensors")
-                optimizers["critic"] = self.c_opt.state_dict() if self.c_opt is not None else {}
-                optimizers["critic_schedule"] = self.c_schedule.state_dict()
-            ckpt.save_tensors(optimizers, partial / "optimizers.pt")
-            state = {
-                "format": ckpt.FORMAT_VERSION,
-                "trainer": "gan" if self.gan else "vanilla",
-                "step": self.step,
-                "micro_batches": self.step * self.micro_per_step,
-                "world_size": acc.num_processes,
-                # One number per rank: equal when the replicas hold the same weights (DDP).
-                "replica_checksums": replicas,
-                "image_size": self.config.data.stream.size,
-                "normalisation": "[-1, 1]",
-                "architecture": self.architecture(),
-                "config": config_to_dict(self.config),
-            }
-            (partial / "state.json").write_text(json.dumps(state, indent=2))
+            self.write_checkpoint_files(partial, replicas)
         acc.wait_for_everyone()
         final = ckpt.step_dir(root, self.step)
         if acc.is_main_process:
@@ -586,47 +339,49 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
+    def write_checkpoint_files(self, folder: Path, replicas: list[float]) -> None:
+        """What the main process writes into a checkpoint folder: weights, optimiser states
+        and state.json."""
+        objective, acc = self.objective, self.accelerator
+        for name, module in objective.networks().items():
+            ckpt.save_weights(module, folder / f"{name}.safetensors")
+        ckpt.save_weights(objective.ema.model, folder / "generator_ema.safetensors")
+        ckpt.save_tensors(objective.updates.state_dict(), folder / "optimizers.pt")
+        state = {
+            "format": ckpt.FORMAT_VERSION,
+            "trainer": objective.name,
+            "step": self.step,
+            "micro_batches": self.step * objective.micro_batches,
+            "world_size": acc.num_processes,
+            # One number per rank: equal when the replicas hold the same weights (DDP).
+            "replica_checksums": replicas,
+            "image_size": self.config.data.stream.size,
+            "normalisation": "[-1, 1]",
+            "architecture": objective.architecture(),
+            "config": config_to_dict(self.config),
+        }
+        (folder / "state.json").write_text(json.dumps(state, indent=2))
+
+    def weight_checksum(self) -> torch.Tensor:
+        """A float64 sum of all weights this rank trains, shape (1,)."""
+        networks = self.objective.networks().values()
+        total = sum(p.detach().double().sum() for m in networks for p in m.parameters())
+        return total.reshape(1).to(self.accelerator.device)
+
     def load(self, checkpoint: Path) -> None:
-        acc = self.accelerator
+        acc, objective = self.accelerator, self.objective
         acc.wait_for_everyone()
         state = ckpt.read_state(checkpoint)
-        if self.engines is None and zero.has_partitions(checkpoint):
-            raise GanmotionError(
-                f"{checkpoint}: saved under DeepSpeed ZeRO (optimiser states partitioned per "
-                "rank): resume with the DeepSpeed accelerate config it was trained with"
-            )
-        trainer = "gan" if self.gan else "vanilla"
-        if state.get("trainer") != trainer:
-            raise GanmotionError(
-                f"{checkpoint}: a {state.get('trainer')} checkpoint, cannot resume a {trainer} run"
-            )
-        theirs, ours = state.get("architecture", {}), self.architecture()
-        for name in ours:
-            different = sorted(
-                k for k in ours[name] if theirs.get(name, {}).get(k) != ours[name][k]
-            )
-            if different:
-                shown = ", ".join(
-                    f"{k} {theirs.get(name, {}).get(k)!r} vs {ours[name][k]!r}" for k in different
-                )
-                raise GanmotionError(
-                    f"{checkpoint}: {name} architecture differs from this config ({shown})"
-                )
-        ckpt.load_weights(acc.unwrap_model(self.generator), checkpoint / "generator.safetensors")
-        ckpt.load_weights(self.ema.model, checkpoint / "generator_ema.safetensors")
-        optimizers = ckpt.load_tensors(checkpoint / "optimizers.pt")
-        if self.g_opt is not None:
-            self.g_opt.load_state_dict(optimizers["generator"])
-        self.g_schedule.load_state_dict(optimizers["generator_schedule"])
-        if self.gan:
-            ckpt.load_weights(acc.unwrap_model(self.critic), checkpoint / "critic.safetensors")
-            if self.c_opt is not None:
-                self.c_opt.load_state_dict(optimizers["critic"])
-            self.c_schedule.load_state_dict(optimizers["critic_schedule"])
-        if self.engines is not None:  # after the weights: ZeRO's fp32 copies are its own
-            self.engines.load(checkpoint, acc.process_index, acc.num_processes, state["world_size"])
-        if acc.scaler is not None and optimizers["scaler"]:
-            acc.scaler.load_state_dict(optimizers["scaler"])
+        ckpt.check_resumable(checkpoint, state, objective.name, objective.architecture())
+        for name, module in objective.networks().items():
+            ckpt.load_weights(module, checkpoint / f"{name}.safetensors")
+        ckpt.load_weights(objective.ema.model, checkpoint / "generator_ema.safetensors")
+        objective.updates.load_state_dict(ckpt.load_tensors(checkpoint / "optimizers.pt"))
+        # After the weights: ZeRO's fp32 master copies are refreshed from them.
+        saved_world_size = int(state.get("world_size", 1))
+        objective.updates.load_partitions(
+            checkpoint, acc.process_index, acc.num_processes, saved_world_size
+        )
         rng = checkpoint / f"rng-rank{acc.process_index:05d}.pt"
         if not rng.is_file():  # resumed on more ranks than saved: fresh noise for the new ones
             torch.manual_seed(self.config.run.seed + 1 + acc.process_index)

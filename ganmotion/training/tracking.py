@@ -9,6 +9,9 @@ from pathlib import Path
 
 import cv2
 
+from ganmotion.errors import GanmotionError
+from ganmotion.files import atomic_write
+
 
 class Tracker:
     def __init__(self, run_dir: Path, active: bool, tensorboard: bool):
@@ -38,9 +41,9 @@ class Tracker:
         folder = self.run_dir / "samples"
         folder.mkdir(exist_ok=True)
         final = folder / f"{name}-{step:06d}.png"
-        tmp = folder / f".{final.name}.partial.png"
-        cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        tmp.rename(final)
+        with atomic_write(final) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+                raise GanmotionError(f"{final}: cannot write the sample grid")
         if self.writer:
             self.writer.add_image(name, grid, step, dataformats="HWC")
 

@@ -1,0 +1,289 @@
+"""Training objectives: what one step of the generator is, for each kind of run.
+
+    WganGpStep      conditional WGAN-GP (GanConfig): per step `critic_steps` critic updates,
+                    each with its gradient penalty, then one generator update, then EMA
+    RegressionStep  the regression baseline (VanillaConfig): L1 (+ perceptual) of the U-Net
+                    from skeletons, or of the seed's MLP from keypoints, then EMA
+
+Each owns its networks, hands backward-and-step to `Updates` (DDP or DeepSpeed ZeRO, see
+updates.py), and returns its losses as tensors: nothing here waits for the host, except the
+one decision per optimiser step of whether its gradients were finite. The run loop (loop.py)
+sees only the `Objective` interface.
+
+With n = critic_steps and A = run.grad_accumulation, a GAN step reads n * A micro-batches:
+the critic trains on every one (stepping every A), the generator on the last A, both inside
+one `accumulate` block per micro-batch so that gradient sync lines up for both networks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch import nn
+
+from ganmotion.data.stream import TrainingBatch
+from ganmotion.losses import (
+    PerceptualLoss,
+    critic_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+    vgg16_features,
+)
+from ganmotion.models.baselines import MLPGenerator, reduced_pose_vector
+from ganmotion.models.critic import PatchCritic
+from ganmotion.models.generator import UNetGenerator
+from ganmotion.training.config import GanConfig, VanillaConfig
+from ganmotion.training.ema import EMA
+from ganmotion.training.optim import Network
+from ganmotion.training.updates import Updates, make_updates
+
+Losses = dict[str, torch.Tensor]  # "critic/gap": 0-dim float32 tensor on the device
+
+
+class LossSums:
+    """Sums of named loss terms over a step's micro-batches, kept on the device."""
+
+    def __init__(self) -> None:
+        self.sums: Losses = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, network: str, terms: Losses) -> None:
+        for name, value in terms.items():
+            key = f"{network}/{name}"
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> Losses:
+        return {key: total / self.counts[key] for key, total in self.sums.items()}
+
+
+class Objective:
+    """What the run loop drives. Subclasses build `networks` and `updates` and implement
+    `train_step`; `generator` and `ema` are the trained generator and its average."""
+
+    name: str  # state.json's "trainer"
+    micro_batches: int  # micro-batches one step reads (for resume and images/s)
+    updates: Updates
+    ema: EMA
+
+    def __init__(self, config: GanConfig | VanillaConfig, accelerator: Accelerator):
+        self.config = config
+        self.accelerator = accelerator
+
+    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
+        """One generator optimiser step; returns the mean losses (tensors) and whether
+        every optimiser step in it was applied (gradients finite on every rank)."""
+        raise NotImplementedError
+
+    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+        """Images (B, 3, S, S) in [-1, 1] that `generator` draws for a batch."""
+        raise NotImplementedError
+
+    def generate(self, batch: TrainingBatch) -> torch.Tensor:
+        """The live generator's images for a batch, through its DDP wrapper."""
+        return self.draw(self.updates.module("generator"), batch)
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The bare trained networks by weight-file name (generator, critic, ...)."""
+        raise NotImplementedError
+
+    def architecture(self) -> dict:
+        """state.json's architecture: each network's class and constructor arguments."""
+        raise NotImplementedError
+
+    def update_ema(self) -> None:
+        self.ema.update(self.updates.raw("generator"))
+
+    def autocast(self, module: nn.Module) -> Callable[..., torch.Tensor]:
+        """`module` as a function whose forward runs under the run's autocast."""
+
+        def forward(*inputs: torch.Tensor) -> torch.Tensor:
+            with self.accelerator.autocast():
+                return module(*inputs)
+
+        return forward
+
+    def reconstruction_terms(self, fake: torch.Tensor, real: torch.Tensor) -> Losses:
+        """Weighted L1 (and perceptual) distance of generated to real images (under autocast)."""
+        loss = self.config.loss
+        terms = {"l1": F.l1_loss(fake.float(), real) * loss.l1_weight}
+        if self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(fake, real) * loss.perceptual_weight
+        return terms
+
+    def _perceptual(self) -> PerceptualLoss | None:
+        loss = self.config.loss
+        if loss.perceptual_weight <= 0:
+            return None
+        return PerceptualLoss(vgg16_features(loss.vgg_weights)).to(self.accelerator.device)
+
+
+class WganGpStep(Objective):
+    """Conditional WGAN-GP with L1 (+ perceptual): a U-Net generator and a patch critic.
+
+    critic phase      loss_C = E[C(s, fake)] - E[C(s, real)] + gp_weight * penalty,
+                      penalty = E[(||grad_x C(s, x)||_2 - 1)^2] at interpolates x
+    generator phase   loss_G = -adversarial_weight * E[C(s, G(s))] + L1 (+ perceptual)
+    EMA               after each applied generator step
+    """
+
+    name = "gan"
+
+    def __init__(self, config: GanConfig, accelerator: Accelerator):
+        super().__init__(config, accelerator)
+        run = config.run
+        self.micro_batches = config.critic_steps * run.grad_accumulation
+        generator = UNetGenerator.from_config(config.generator)
+        critic = PatchCritic.from_config(config.critic)
+        self.perceptual = self._perceptual()
+        networks = {
+            "generator": Network(generator, config.generator_optim, run.steps),
+            "critic": Network(critic, config.critic_optim, run.steps * config.critic_steps),
+        }
+        self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
+        self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
+
+    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+        return generator(batch.skeleton)
+
+    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
+        sums, applied = LossSums(), []
+        generator_from = self.micro_batches - self.config.run.grad_accumulation
+        for micro in range(self.micro_batches):
+            batch = next(data)
+            with self.updates.accumulate():
+                fake = None
+                if micro >= generator_from:
+                    with self.accelerator.autocast():
+                        fake = self.generate(batch)
+                applied.append(self.critic_phase(batch, fake, sums))
+                if fake is not None:
+                    applied.append(self.generator_phase(batch, fake, sums))
+        if applied[-1]:
+            self.update_ema()
+        return sums.means(), all(a for a in applied if a is not None)
+
+    def critic_phase(
+        self, batch: TrainingBatch, fake: torch.Tensor | None, sums: LossSums
+    ) -> bool | None:
+        if fake is None:  # a critic-only micro-batch: the generator is not trained on it
+            with torch.no_grad(), self.accelerator.autocast():
+                fake = self.generate(batch)
+        fake = fake.detach().to(batch.image.dtype)
+        critic, gp_weight = self.updates.module("critic"), self.config.loss.gp_weight
+
+        # The penalty in a critic forward of its own: its double backward then runs through
+        # N samples, not all 3N of one forward over [real, fake, interpolates]; its gradients
+        # are not reduced until the Wasserstein backward below (one reduction in all).
+        with self.updates.unreduced("critic"):
+            penalty = gradient_penalty(
+                self.autocast(critic),
+                batch.skeleton,
+                batch.image,
+                fake,
+                self.updates.loss_scale(),
+            )
+            self.updates.backward_partial("critic", gp_weight * penalty)
+
+        with self.accelerator.autocast():
+            scores = critic(batch.skeleton.repeat(2, 1, 1, 1), torch.cat([batch.image, fake]))
+        real_scores, fake_scores = scores.chunk(2)
+        wasserstein = critic_loss(real_scores, fake_scores)
+        applied = self.updates.backward_and_step("critic", wasserstein)
+        sums.add(
+            "critic",
+            {
+                "loss": wasserstein + gp_weight * penalty,
+                "gap": -wasserstein,
+                "gradient_penalty": penalty,
+            },
+        )
+        return applied
+
+    def generator_phase(self, batch: TrainingBatch, fake: torch.Tensor, sums: LossSums) -> bool:
+        # The bare critic, frozen: its DDP wrapper would expect gradients for its parameters
+        # in this backward (and a DeepSpeed engine would reduce them).
+        critic = self.updates.raw("critic").requires_grad_(False)
+        with self.accelerator.autocast():
+            terms = self.reconstruction_terms(fake, batch.image)
+            scores = critic(batch.skeleton, fake)
+            adversarial = generator_adversarial_loss(scores) * self.config.loss.adversarial_weight
+            terms["adversarial"] = adversarial
+        loss = sum(terms.values())
+        applied = self.updates.backward_and_step("generator", loss)
+        critic.requires_grad_(True)
+        sums.add("generator", {"loss": loss, **terms})
+        return applied
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.updates.raw("generator"), "critic": self.updates.raw("critic")}
+
+    def architecture(self) -> dict:
+        config = self.config
+        return {
+            "generator": {"class": "UNetGenerator", **dataclasses.asdict(config.generator)},
+            "critic": {"class": "PatchCritic", **dataclasses.asdict(config.critic)},
+        }
+
+
+class RegressionStep(Objective):
+    """The regression baseline: loss = L1 (+ perceptual) of generated to real, then EMA.
+    model "unet" draws from skeleton images, "mlp" (the seed's) from keypoints alone."""
+
+    name = "vanilla"
+
+    def __init__(self, config: VanillaConfig, accelerator: Accelerator):
+        super().__init__(config, accelerator)
+        run = config.run
+        self.micro_batches = run.grad_accumulation
+        self.mlp = config.model == "mlp"
+        if self.mlp:
+            generator = MLPGenerator.from_config(config.mlp)
+        else:
+            generator = UNetGenerator.from_config(config.generator)
+        self.perceptual = self._perceptual()
+        networks = {"generator": Network(generator, config.generator_optim, run.steps)}
+        self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
+        self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
+
+    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+        if self.mlp:
+            return generator(reduced_pose_vector(batch.keypoints, self.config.mlp.size))
+        return generator(batch.skeleton)
+
+    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
+        sums, applied = LossSums(), None
+        for _ in range(self.micro_batches):
+            batch = next(data)
+            with self.updates.accumulate():
+                with self.accelerator.autocast():
+                    fake = self.generate(batch)
+                    terms = self.reconstruction_terms(fake, batch.image)
+                loss = sum(terms.values())
+                applied = self.updates.backward_and_step("generator", loss)
+                sums.add("generator", {"loss": loss, **terms})
+        if applied:
+            self.update_ema()
+        return sums.means(), bool(applied)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.updates.raw("generator")}
+
+    def architecture(self) -> dict:
+        if self.mlp:
+            kind, arguments = "MLPGenerator", self.config.mlp
+        else:
+            kind, arguments = "UNetGenerator", self.config.generator
+        return {"generator": {"class": kind, **dataclasses.asdict(arguments)}}
+
+
+def make_objective(config: GanConfig | VanillaConfig, accelerator: Accelerator) -> Objective:
+    """The objective a config describes (its networks are built from the current RNG state)."""
+    if isinstance(config, GanConfig):
+        return WganGpStep(config, accelerator)
+    return RegressionStep(config, accelerator)
