@@ -129,6 +129,14 @@ def from_dict(cls: type[T], data: dict, where: str = "config", prefix: str = "")
         raise GanmotionError(
             f"{where}: unknown key {prefix}{unknown[0]} (valid keys here: {', '.join(fields)})"
         )
+    required = [
+        name
+        for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise GanmotionError(f"{where}: missing key {prefix}{missing[0]}")
     values = {}
     for name, value in data.items():
         values[name] = _convert(hints[name], value, where, f"{prefix}{name}")
@@ -164,6 +172,14 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
             choices = ", ".join(map(str, typing.get_args(hint)))
             raise GanmotionError(f"{where}: {key} must be one of {choices}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise GanmotionError(f"{where}: {key} must be a mapping, got {value!r}")
+        key_type, value_type = typing.get_args(hint)
+        return {
+            _convert(key_type, k, where, key): _convert(value_type, v, where, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise GanmotionError(f"{where}: {key} must be a list, got {value!r}")

@@ -64,7 +64,7 @@ class Frames:
 
 def load_frames(shards: str, split: str = "val", max_frames: int | None = None) -> Frames:
     """The samples of a split, sorted by (clip, frame); the first `max_frames` if given."""
-    size = int(load_manifest(shards)["image_size"])
+    size = load_manifest(shards).image_size
     samples = list(decoded_samples(shards, split, shard_urls(shards, split), size))
     if not samples:
         raise GanmotionError(f"{shards}: the {split} split has no samples")

@@ -81,7 +81,7 @@ def test_taichi_validation_range_is_contiguous_and_after_training(taichi_shards)
 
 def test_taichi_manifest_records_a_plausible_training_body(taichi_shards):
     manifest = json.loads((taichi_shards / "manifest.json").read_text())
-    body = target_body(manifest, str(taichi_shards))
+    body = target_body(manifest["body"], str(taichi_shards))
     assert body.frames >= 0.9 * manifest["splits"]["train"]["samples"]
     # Crop pixels of a 128 px crop fitted around the whole body with a 15% margin.
     assert 0.5 * 128 < body.height < 128
@@ -115,7 +115,7 @@ def test_manifest_body_is_the_body_of_the_training_poses(synthetic_shards):
         np.load(io.BytesIO(splits["train"][key]["pose.npy"])) for key in sorted(splits["train"])
     ]
     assert manifest["manifest_version"] == 1
-    assert target_body(manifest, "manifest.json") == body_stats(np.stack(poses))
+    assert target_body(manifest["body"], "manifest.json") == body_stats(np.stack(poses))
 
 
 # --- bad input: one-line errors, nothing left behind -----------------------------------------

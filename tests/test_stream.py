@@ -175,7 +175,7 @@ def test_shards_stream_over_http(http_root):
     manifest = load_manifest(http_root)
     urls = shard_urls(http_root)
     assert urls[0].startswith("http://127.0.0.1")
-    stream = TrainingStream(urls, StreamConfig(size=manifest["image_size"], batch_size=4), 3)
+    stream = TrainingStream(urls, StreamConfig(size=manifest.image_size, batch_size=4), 3)
     assert [tuple(s.shape) for s, _, _ in stream] == [(4, 3, 64, 64)] * 3
 
 

@@ -9,19 +9,112 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+from ganmotion.config import config_to_dict, from_dict, ranged
 from ganmotion.errors import GanmotionError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 
+@dataclass(frozen=True)
+class ShardEntry:
+    """One tar of a split: its file name beside manifest.json and its sample count."""
+
+    name: str
+    samples: int = ranged(0, 0)
+
+
+@dataclass(frozen=True)
+class SplitEntry:
+    """One split: the contiguous source frames [start, end) it was cut from, its samples."""
+
+    frame_range: tuple[int, int]
+    samples: int = ranged(0, 0)
+    shards: tuple[ShardEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """The video the shards were prepared from, and where its keypoints came from."""
+
+    video: str
+    sha256: str
+    width: int = ranged(0, 1)
+    height: int = ranged(0, 1)
+    fps: float = ranged(0.0, 0, low_open=True)
+    keypoints: str = "mediapipe-pose"  # or "given" (a keypoints file)
+
+
+@dataclass(frozen=True)
+class FrameCounts:
+    read: int = ranged(0, 0)
+    kept: int = ranged(0, 0)
+    skipped_no_person: int = ranged(0, 0)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `prepare` wrote: manifest.json, read back typed (DESIGN.md, "Shards").
+
+    image_size: side of the square crops in the shards.
+    crop_policy: the crop settings (`CropPolicy.to_json()`).
+    body: the training poses' body statistics (`BodyStats.to_json()`), the target that
+        retargeting maps onto; None when no training frame shows a whole body.
+    splits: "train" and (usually) "val", in the order written.
+    """
+
+    manifest_version: int
+    keypoint_schema: str
+    image_size: int
+    source: SourceVideo
+    frames: FrameCounts
+    crop_policy: dict
+    body: dict | None
+    splits: dict[str, SplitEntry]
+    jpeg_quality: int = ranged(95, 1, 100)
+
+    def __post_init__(self):
+        if not 16 <= self.image_size <= 4096:
+            raise GanmotionError(f"image_size must be in [16, 4096], got {self.image_size}")
+
+    def to_json(self) -> dict:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> Manifest:
+        """A manifest from parsed JSON; anything missing or mistyped is a one-line error
+        that names `where` and the key."""
+        if not isinstance(data, dict):
+            raise GanmotionError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        if data.get("manifest_version") != MANIFEST_VERSION:
+            raise GanmotionError(
+                f"{where}: manifest version {data.get('manifest_version')!r} is not "
+                f"{MANIFEST_VERSION}; prepare the shards again with this ganmotion"
+            )
+        try:
+            manifest = from_dict(cls, data, where)
+        except GanmotionError as error:
+            if ": missing key " not in str(error):
+                raise
+            raise GanmotionError(f"{error}; prepare the shards again with this ganmotion") from None
+        if not manifest.splits.get("train") or not manifest.splits["train"].shards:
+            raise GanmotionError(f"{where}: no train split with shards")
+        return manifest
+
+    @property
+    def validation_split(self) -> str:
+        """The held-out split: "val", or "train" for shards prepared without one."""
+        return "val" if "val" in self.splits and self.splits["val"].shards else "train"
+
+
 def _is_url(root: str) -> bool:
     return root.startswith(("http://", "https://"))
 
 
-def load_manifest(root: str | os.PathLike) -> dict:
+def load_manifest(root: str | os.PathLike) -> Manifest:
     """Read `manifest.json` of a shard root (directory or URL)."""
     root = str(root)
     location = f"{root.rstrip('/')}/{MANIFEST_NAME}"
@@ -35,30 +128,24 @@ def load_manifest(root: str | os.PathLike) -> dict:
         raise GanmotionError(
             f"{location}: no such file (is {root} a prepared shard directory?)"
         ) from None
-    except OSError as error:
-        raise GanmotionError(f"{location}: cannot read ({error})") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise GanmotionError(f"{location}: cannot read ({error})") from None
     try:
-        manifest = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise GanmotionError(f"{location}: not valid JSON ({error})") from error
-    if manifest.get("manifest_version") != MANIFEST_VERSION:
-        raise GanmotionError(
-            f"{location}: manifest version {manifest.get('manifest_version')!r} is not "
-            f"{MANIFEST_VERSION}; prepare the shards again with this ganmotion"
-        )
-    return manifest
+        raise GanmotionError(f"{location}: not valid JSON ({error})") from None
+    return Manifest.from_json(data, location)
 
 
 def shard_urls(root: str | os.PathLike, split: str = "train") -> list[str]:
     """URLs (or paths) of the shards of one split, in order."""
-    manifest = load_manifest(root)
-    splits = manifest["splits"]
-    if split not in splits or not splits[split]["shards"]:
+    splits = load_manifest(root).splits
+    if split not in splits or not splits[split].shards:
         raise GanmotionError(
             f"{root}: has no '{split}' split (splits: {', '.join(splits) or 'none'})"
         )
     base = str(root).rstrip("/")
-    urls = [f"{base}/{shard['name']}" for shard in splits[split]["shards"]]
+    urls = [f"{base}/{shard.name}" for shard in splits[split].shards]
     if not _is_url(base):  # a resampled stream would retry a missing shard forever
         for url in urls:
             if not Path(url).is_file():

@@ -27,7 +27,15 @@ import numpy as np
 from tqdm import tqdm
 
 from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
-from ganmotion.data.manifest import MANIFEST_NAME, MANIFEST_VERSION
+from ganmotion.data.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    FrameCounts,
+    Manifest,
+    ShardEntry,
+    SourceVideo,
+    SplitEntry,
+)
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_folder
 from ganmotion.pose.detector import DetectorConfig, detect_video
@@ -253,36 +261,34 @@ def prepare(
             )
         np.save(staging / "keypoints.npy", keypoints, allow_pickle=False)
         np.save(staging / "crops.npy", crops.astype(np.float32), allow_pickle=False)
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "keypoint_schema": SCHEMA_VERSION,
-            "image_size": config.size,
-            "source": {
-                "video": str(video),
-                "sha256": file_sha256(video),
-                "width": info.width,
-                "height": info.height,
-                "fps": info.fps,
-                "keypoints": "given" if keypoints_file is not None else "mediapipe-pose",
-            },
-            "frames": {
-                "read": frames_read,
-                "kept": int(found.sum()),
-                "skipped_no_person": int((~found).sum()),
-            },
-            "crop_policy": config.crop.to_json(),
-            "body": _train_body(keypoints, crops, splits["train"], config.size),
-            "jpeg_quality": config.jpeg_quality,
-            "splits": {
-                name: {
-                    "frame_range": [int(frames[0]), int(frames[-1]) + 1],
-                    "samples": int(len(frames)),
-                    "shards": shard_sets[name].shards,
-                }
+        manifest = Manifest(
+            manifest_version=MANIFEST_VERSION,
+            keypoint_schema=SCHEMA_VERSION,
+            image_size=config.size,
+            source=SourceVideo(
+                video=str(video),
+                sha256=file_sha256(video),
+                width=info.width,
+                height=info.height,
+                fps=info.fps,
+                keypoints="given" if keypoints_file is not None else "mediapipe-pose",
+            ),
+            frames=FrameCounts(
+                read=frames_read, kept=int(found.sum()), skipped_no_person=int((~found).sum())
+            ),
+            crop_policy=config.crop.to_json(),
+            body=_train_body(keypoints, crops, splits["train"], config.size),
+            jpeg_quality=config.jpeg_quality,
+            splits={
+                name: SplitEntry(
+                    frame_range=(int(frames[0]), int(frames[-1]) + 1),
+                    samples=int(len(frames)),
+                    shards=tuple(ShardEntry(**shard) for shard in shard_sets[name].shards),
+                )
                 for name, frames in splits.items()
             },
-        }
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        )
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
 
     return PrepareSummary(
         frames_read=frames_read,

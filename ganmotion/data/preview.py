@@ -35,7 +35,7 @@ def write_preview(
 ) -> None:
     manifest = load_manifest(shards)
     config = StreamConfig(
-        size=size or manifest["image_size"],
+        size=size or manifest.image_size,
         batch_size=count,
         augment=augment,
         shuffle_buffer=4 * count,

@@ -132,20 +132,15 @@ def fixed_crop(stats: BodyStats, size: int, margin: float = 0.15) -> PoseMapping
     return PoseMapping(scale, stats.feet, (size / 2, size - margin * stats.height * scale))
 
 
-def target_body(manifest: dict, where: str) -> BodyStats:
-    """The target's body statistics recorded by `prepare` in a shard manifest (`where` names
-    it in errors)."""
-    if "body" not in manifest:
-        raise GanmotionError(
-            f"{where}: the manifest has no body statistics (made by an older ganmotion); "
-            "prepare the shards again to retarget onto this target"
-        )
-    if manifest["body"] is None:
+def target_body(body: dict | None, where: str) -> BodyStats:
+    """The target's body statistics that `prepare` recorded in a shard manifest (its `body`
+    entry; `where` names the manifest in errors)."""
+    if body is None:
         raise GanmotionError(
             f"{where}: the training video shows no whole body (legs down to the ankles), so "
             "poses cannot be retargeted onto it; run with retargeting off"
         )
     try:
-        return BodyStats.from_json(manifest["body"])
+        return BodyStats.from_json(body)
     except (KeyError, TypeError, ValueError) as error:
         raise GanmotionError(f"{where}: malformed 'body' entry in the manifest ({error})") from None

@@ -97,8 +97,8 @@ def load_nearest(
         raise GanmotionError(f"max_frames must be >= 1, got {max_frames}")
     manifest = load_manifest(shards)
     urls = shard_urls(shards, split)
-    size = int(manifest["image_size"])
-    total = int(manifest["splits"][split]["samples"])
+    size = manifest.image_size
+    total = manifest.splits[split].samples
     stride = 1 if max_frames is None else max(1, math.ceil(total / max_frames))
     images, poses = [], []
     expected = min(total, max_frames or total)

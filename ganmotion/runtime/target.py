@@ -21,8 +21,8 @@ def target_from_shards(shards: str) -> dict:
     """The sidecar entry for a shard root: {"shards", "image_size", "body"}."""
     manifest = load_manifest(shards)
     where = f"{str(shards).rstrip('/')}/manifest.json"
-    body = target_body(manifest, where)
-    return {"shards": str(shards), "image_size": manifest["image_size"], "body": body.to_json()}
+    body = target_body(manifest.body, where)
+    return {"shards": str(shards), "image_size": manifest.image_size, "body": body.to_json()}
 
 
 def checkpoint_target(checkpoint: Path) -> dict | None:

@@ -102,7 +102,7 @@ class Trainer:
 
         manifest = load_manifest(config.data.shards)
         train_urls = shard_urls(config.data.shards, "train")
-        val_urls = shard_urls(config.data.shards, "val" if "val" in manifest["splits"] else "train")
+        val_urls = shard_urls(config.data.shards, manifest.validation_split)
 
         set_seed(run.seed)  # identical initial weights on every rank
         self.objective = make_objective(config, acc)
