@@ -33,6 +33,7 @@ from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.stream import StreamConfig, TrainingStream
 from ganmotion.errors import command_line
+from ganmotion.images import to_unit_range
 from ganmotion.pose.schema import LIMB_COLOURS, LIMBS
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +64,7 @@ class SeedStyleFrames(torch.utils.data.Dataset):
                     fill=colour,
                     width=max(1, self.size // 128),
                 )
-        to_tensor = lambda im: torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
+        to_tensor = lambda im: to_unit_range(torch.from_numpy(np.asarray(im)).permute(2, 0, 1))  # noqa: E731
         return to_tensor(skeleton), to_tensor(image)
 
 

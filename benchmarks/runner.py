@@ -55,6 +55,7 @@ from common import count_flops, describe, machine, share, write_result  # this f
 from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import export_generator
+from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
 from ganmotion.pose.render import render_skeleton
@@ -191,10 +192,9 @@ def seconds_per_frame(generator: UNetGenerator, size: int, calls: int = 10) -> f
 
 
 def generate_one(generator: torch.nn.Module, skeleton: np.ndarray) -> np.ndarray:
-    batch = torch.from_numpy(skeleton).permute(2, 0, 1)[None].float() / 127.5 - 1
+    batch = to_unit_range(torch.from_numpy(skeleton).permute(2, 0, 1)[None])
     with torch.no_grad():
-        output = generator(batch)[0]
-    return ((output.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        return to_uint8_images(generator(batch))[0]
 
 
 def pipeline_variants(generator: UNetGenerator, onnx: Path) -> dict:

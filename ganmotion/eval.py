@@ -36,9 +36,10 @@ from tqdm import tqdm
 
 from ganmotion import metrics
 from ganmotion.data.manifest import load_manifest, shard_urls
-from ganmotion.data.stream import decoded_samples, to_uint8_images, to_unit_range
+from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
+from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.render import render_skeleton
 
 # Frames are upscaled to at least this size before pose detection: MediaPipe's person

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_unit_range
 from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
 
 
@@ -37,15 +38,20 @@ def keypoint_jitter(keypoints: np.ndarray, min_visibility: float = 0.5) -> float
 # ----------------------------------------------------------------- reconstruction
 
 
-def _unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) images -> float64 (N, 3, H, W) in [0, 1]."""
+def _channels_first(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images -> uint8 (N, 3, H, W), or a ValueError naming what they are."""
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
             f"expected uint8 images (N, H, W, 3), got {images.dtype} {tuple(images.shape)}"
         )
-    return images.permute(0, 3, 1, 2).to(torch.float64) / 255
+    return images.permute(0, 3, 1, 2)
+
+
+def _unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images -> float64 (N, 3, H, W) in [0, 1]."""
+    return _channels_first(images).to(torch.float64) / 255
 
 
 def psnr(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -230,7 +236,8 @@ class LPIPS:
         out = []
         with torch.inference_mode():
             for start in range(0, len(generated), chunk):
-                x = _unit(generated[start : start + chunk]).float().to(self.device) * 2 - 1
-                y = _unit(real[start : start + chunk]).float().to(self.device) * 2 - 1
+                x = to_unit_range(_channels_first(generated[start : start + chunk]))
+                y = to_unit_range(_channels_first(real[start : start + chunk]))
+                x, y = x.to(self.device), y.to(self.device)
                 out.append(self.model(x, y).flatten().cpu().double())
         return torch.cat(out).numpy() if out else np.zeros(0)

@@ -16,13 +16,13 @@ from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import StreamConfig, TrainingStream
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
+from ganmotion.images import to_uint8_images
 
 
 def tile_rows(*batches: torch.Tensor) -> np.ndarray:
     """One row per batch ((B, 3, H, W) in [-1, 1]), samples side by side, as RGB uint8."""
     rows = [torch.cat(list(batch.detach().float().cpu()), dim=2) for batch in batches]
-    grid = torch.cat(rows, dim=1).permute(1, 2, 0)
-    return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    return to_uint8_images(torch.cat(rows, dim=1)[None])[0]
 
 
 def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:

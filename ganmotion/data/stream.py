@@ -31,6 +31,7 @@ import webdataset as wds
 
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_unit_range
 from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.schema import FLIP_PERMUTATION, NUM_JOINTS
 
@@ -182,17 +183,6 @@ def transform_sample(
     if flip:
         moved = moved[FLIP_PERMUTATION]
     return out, moved
-
-
-def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float32 in [-1, 1]."""
-    return batch.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8_images(batch: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) float in [-1, 1] on any device -> (B, H, W, 3) uint8 on the CPU."""
-    images = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class _Shuffle:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_unit_range
 from ganmotion.models.generator import as_keypoints
 from ganmotion.pose.schema import REDUCED_JOINTS
 
@@ -159,5 +160,5 @@ class NearestNeighbourGenerator(nn.Module):
         """Keypoints (N, 33, 3) in pixels of a size x size image -> (N, 3, size, size), [-1, 1]."""
         picked = self.images[self.nearest(keypoints)]
         if picked.dtype == torch.uint8:
-            return picked.float() / 127.5 - 1
+            return to_unit_range(picked)
         return picked.float()

@@ -21,6 +21,7 @@ from torch import nn
 
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_unit_range
 from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.schema import NUM_JOINTS
 
@@ -93,7 +94,7 @@ def render_skeletons(keypoints: torch.Tensor | np.ndarray, size: int) -> torch.T
     frames = np.zeros((len(points), size, size, 3), np.uint8)
     for frame, keypoints_ in zip(frames, points):
         frame[:] = render_skeleton(keypoints_, size)
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return to_unit_range(torch.from_numpy(frames).permute(0, 3, 1, 2))
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ganmotion.data.stream import to_uint8_images, to_unit_range
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
 from ganmotion.pose.render import render_skeleton

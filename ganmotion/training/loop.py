@@ -30,14 +30,10 @@ from ganmotion import metrics
 from ganmotion.config import config_to_dict
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.preview import tile_rows
-from ganmotion.data.stream import (
-    TrainingBatch,
-    TrainingStream,
-    to_uint8_images,
-    validation_batches,
-)
+from ganmotion.data.stream import TrainingBatch, TrainingStream, validation_batches
 from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write
+from ganmotion.images import to_uint8_images
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training.config import BEST_METRICS, GanConfig, VanillaConfig
 from ganmotion.training.objectives import Losses, make_objective
