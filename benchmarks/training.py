@@ -46,6 +46,7 @@ crops.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import shlex
@@ -109,9 +110,12 @@ class Variant:
     threads: int  # per process
     precision: str = "no"
     seed_style: bool = False
+    tree: Path | None = None  # another checkout's trainer (--baseline-tree); None: this one
 
 
-def variants(cores: int, bf16: bool) -> list[Variant]:
+def variants(cores: int, bf16: bool, baseline: Path | None = None) -> list[Variant]:
+    """The rows of a size's table; with `baseline`, each Trainer row also runs that
+    checkout's trainer, next to ours in the same interleaved repeats."""
     half = max(1, cores // 2)
     rows = [
         Variant("A  seed-style loop (PIL files, fp32)", 1, cores, seed_style=True),
@@ -123,7 +127,14 @@ def variants(cores: int, bf16: bool) -> list[Variant]:
         Variant(f"B1 ganmotion Trainer, 1 process, {half} thread(s)", 1, half),
         Variant("C  ganmotion Trainer, 2 processes", 2, half),
     ]
-    return rows
+    if baseline is None:
+        return rows
+    twins = [
+        dataclasses.replace(row, name=f"{row.name} [baseline]", tree=baseline)
+        for row in rows
+        if not row.seed_style
+    ]
+    return rows + twins
 
 
 # ------------------------------------------------------------------ data
@@ -216,7 +227,10 @@ def seed_style_images_per_second(
 
 
 def trainer_command(variant: Variant, config_path: Path, overrides: list[str]) -> list[str]:
-    args = [str(TRAIN_SCRIPT), "--config", str(config_path), *overrides]
+    if variant.tree is not None:  # the same config file, as that checkout has it
+        config_path = variant.tree / config_path.relative_to(ROOT)
+    script = TRAIN_SCRIPT if variant.tree is None else variant.tree / "train" / "gan.py"
+    args = [str(script), "--config", str(config_path), *overrides]
     if variant.processes == 1:
         return [sys.executable, *args]
     accelerate = str(Path(sys.executable).parent / "accelerate")
@@ -237,6 +251,9 @@ def trainer_images_per_second(
         "OMP_NUM_THREADS": str(variant.threads),
         "MKL_NUM_THREADS": str(variant.threads),
     }
+    if variant.tree is not None:  # its own ganmotion package, ahead of the installed one
+        paths = [str(variant.tree), env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     command = trainer_command(variant, config_path, overrides)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -327,6 +344,12 @@ def bench_size(
     one_all = next(
         r for r in rows if r.processes == 1 and r.precision == "no" and not r.seed_style
     )  # the first such row: B, every core
+    versus_baseline = {
+        row.name: results[row.name]["images_per_s"]
+        / results[f"{row.name} [baseline]"]["images_per_s"]
+        for row in rows
+        if f"{row.name} [baseline]" in results
+    }
     scaling = {
         "2 processes vs 1 process at the same threads per process": (
             results[two.name]["images_per_s"] / results[one_same_threads.name]["images_per_s"]
@@ -351,6 +374,7 @@ def bench_size(
         ).replace(f"{ROOT}/", ""),
         "variants": results,
         "scaling": scaling,
+        "versus_baseline": versus_baseline,
     }
 
 
@@ -367,19 +391,21 @@ def print_table(name: str, result: dict) -> None:
         "per image"
     )
     print(
-        f"{'variant':<48} {'procs x threads':>15} {'images/s':>9} {'per proc':>9} {'vs A':>6} "
+        f"{'variant':<58} {'procs x threads':>15} {'images/s':>9} {'per proc':>9} {'vs A':>6} "
         f"{'ceiling':>8}"
     )
     for variant, row in result["variants"].items():
         layout = f"{row['processes']} x {row['threads_per_process']}"
         fraction = row["ceiling_share"]
         print(
-            f"{variant:<48} {layout:>15} {rate(row['images_per_s']):>9} "
+            f"{variant:<58} {layout:>15} {rate(row['images_per_s']):>9} "
             f"{rate(row['images_per_s_per_process']):>9} {row['vs_seed_style']:>5.2f}x "
             f"{'-' if fraction is None else f'{fraction:.1%}':>8}"
         )
     for label, ratio in result["scaling"].items():
         print(f"scaling, {label}: {ratio:.2f}x")
+    for label, ratio in result.get("versus_baseline", {}).items():
+        print(f"this tree vs the baseline tree, {label.strip()}: {ratio:.2f}x")
 
 
 @command_line
@@ -394,6 +420,12 @@ def main() -> None:
     parser.add_argument("--batch-512", type=int, default=SIZES["512"].batch)
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16 row")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "training.json")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/before REV`): its trainer runs "
+        "beside this one's, interleaved, as the '[baseline]' rows",
+    )
     args = parser.parse_args()
     names = args.sizes.split(",")
     unknown = [n for n in names if n not in SIZES]
@@ -413,7 +445,8 @@ def main() -> None:
     host = machine()  # before the load of the benchmark itself
     print(describe(host), flush=True)
     cores = os.cpu_count() or 1
-    rows = variants(cores, args.bf16)
+    baseline = args.baseline_tree.resolve() if args.baseline_tree else None
+    rows = variants(cores, args.bf16, baseline)
     started = time.perf_counter()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -438,6 +471,7 @@ def main() -> None:
     report = {
         "machine": host,
         "shards": str(args.shards) if args.shards else f"prepare from {args.video}",
+        "baseline_tree": str(baseline) if baseline else None,
         "seconds": seconds,
         "ceiling_share": "images/s x GFLOP per image (one seed-style step, counted) / ceiling "
         "GFLOP/s of the variant's dtype (benchmarks/common.py)",
