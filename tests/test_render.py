@@ -1,7 +1,11 @@
-import numpy as np
+import json
 
-from ganmotion.pose.render import render_skeleton
-from ganmotion.pose.schema import JOINT, LIMB_COLOURS, LIMBS
+import numpy as np
+import pytest
+
+from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import SkeletonStyle, render_skeleton
+from ganmotion.pose.schema import COLOURS_VERSION, JOINT, LIMB_COLOURS, LIMBS
 
 
 def _standing(size: int) -> np.ndarray:
@@ -44,3 +48,66 @@ def test_far_off_keypoints_do_not_break_drawing():
     keypoints = _standing(64)
     keypoints[5, :2] = (1e9, -1e9)
     assert render_skeleton(keypoints, 64).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(("size", "thickness", "radius"), [(64, 1, 2), (256, 2, 3), (512, 4, 5)])
+def test_the_default_style_draws_what_models_were_always_given(size, thickness, radius):
+    style = SkeletonStyle.for_size(size)
+    assert style == SkeletonStyle(size, thickness, radius, COLOURS_VERSION)
+    keypoints = _standing(size)
+    np.testing.assert_array_equal(style.render(keypoints), render_skeleton(keypoints, size))
+
+
+def test_a_style_draws_its_own_limb_width_and_joint_radius():
+    keypoints = _standing(64)
+    thin, thick = SkeletonStyle.for_size(64), SkeletonStyle.for_size(64, thickness=3)
+    assert thick.joint_radius == 4
+    assert (thick.render(keypoints).any(-1)).sum() > (thin.render(keypoints).any(-1)).sum()
+    dots = SkeletonStyle.for_size(64, thickness=3, joint_radius=6)
+    assert not np.array_equal(dots.render(keypoints), thick.render(keypoints))
+    assert dots.render(None).shape == (64, 64, 3)
+
+
+def test_a_style_round_trips_through_json():
+    style = SkeletonStyle.for_size(128, thickness=3, joint_radius=2)
+    entry = json.loads(json.dumps(style.to_dict()))
+    assert entry == {"size": 128, "thickness": 3, "joint_radius": 2, "colours": COLOURS_VERSION}
+    assert SkeletonStyle.from_dict(entry) == style
+
+
+GOOD = {"size": 64, "thickness": 3, "joint_radius": 4, "colours": COLOURS_VERSION}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ([64, 3, 4, 1], "expected a mapping of size, thickness, joint_radius, colours"),
+        ({k: v for k, v in GOOD.items() if k != "thickness"}, "missing thickness"),
+        ({**GOOD, "width": 3}, "unknown width"),
+        ({**GOOD, "thickness": 0}, "thickness must be an integer >= 1, got 0"),
+        ({**GOOD, "thickness": 2.5}, "thickness must be an integer >= 1, got 2.5"),
+        ({**GOOD, "thickness": True}, "thickness must be an integer >= 1, got True"),
+        ({**GOOD, "size": "64"}, "size must be an integer >= 1, got '64'"),
+        ({**GOOD, "joint_radius": -1}, "joint_radius must be an integer >= 0, got -1"),
+        (
+            {**GOOD, "colours": 99},
+            f"colours version 99 is not this ganmotion's ({COLOURS_VERSION})",
+        ),
+    ],
+)
+def test_a_bad_style_is_one_line_naming_where_and_what(entry, message):
+    with pytest.raises(GanmotionError) as raised:
+        SkeletonStyle.from_dict(entry, "run/state.json: skeleton")
+    text = str(raised.value)
+    assert text.startswith("run/state.json: skeleton: ") and message in text and "\n" not in text
+
+
+def test_a_style_made_in_code_is_checked_too():
+    with pytest.raises(GanmotionError, match="^skeleton style: thickness must be"):
+        SkeletonStyle.for_size(64, thickness=0)
+
+
+def test_a_style_for_another_size_than_the_model_is_refused():
+    SkeletonStyle.for_size(64).check_size(64, "gen.json")
+    with pytest.raises(GanmotionError, match=r"^gen.json: skeletons drawn at 64 px for a model "):
+        SkeletonStyle.for_size(64).check_size(128, "gen.json")

@@ -87,6 +87,9 @@ def _hsv_palette(n: int, saturation: float, value: float) -> tuple[tuple[int, in
 # horizontal flip swaps joints and does not only mirror pixels.
 LIMB_COLOURS: tuple[tuple[int, int, int], ...] = _hsv_palette(len(LIMBS), 1.0, 1.0)
 JOINT_COLOURS: tuple[tuple[int, int, int], ...] = _hsv_palette(NUM_JOINTS, 0.6, 1.0)
+# The version of the two palettes above, saved with every model in its skeleton style: a
+# model trained on one palette must not be fed another. Bump it when a colour changes.
+COLOURS_VERSION = 1
 
 
 def flip_keypoints(keypoints: np.ndarray, width: float) -> np.ndarray:
