@@ -58,7 +58,7 @@ from ganmotion.export.onnx import export_generator
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
-from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import body_stats, fixed_crop
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
 from ganmotion.runtime.pipeline import RunnerConfig, RunSummary, VideoPipeline, no_pose_frame
@@ -99,6 +99,7 @@ def seed_loop(source: Path, generator: torch.nn.Module, size: int, out: Path) ->
     started = clock()
     written: list[float] = []
     frames, mapping = read_frames(source), None
+    skeleton = SkeletonStyle.for_size(size)  # the runner's too: both draw the same skeletons
     with (
         PoseDetector(DetectorConfig(static_image_mode=False)) as detect,
         VideoWriter(out, probe_video(source).fps) as writer,
@@ -114,8 +115,8 @@ def seed_loop(source: Path, generator: torch.nn.Module, size: int, out: Path) ->
                 timed("encode", writer.write, no_pose_frame(size))
                 written.append(clock() - started)
                 continue
-            skeleton = timed("track", render_skeleton, mapping(pose), size)
-            generated = timed("generate", generate_one, generator, skeleton)
+            drawn = timed("track", skeleton.render, mapping(pose))
+            generated = timed("generate", generate_one, generator, drawn)
             timed("encode", writer.write, generated)
             written.append(clock() - started)
     return {"seconds": clock() - started, "stage_seconds": dict(busy), "written": written}
@@ -174,6 +175,7 @@ class OffCpuBackend:
 
     def __init__(self, generator: OffCpuGenerator):
         self.generator, self.size = generator, generator.size
+        self.skeleton = SkeletonStyle.for_size(generator.size)
 
     def __call__(self, skeleton: torch.Tensor, keypoints=None) -> torch.Tensor:
         return self.generator(skeleton)

@@ -5,7 +5,8 @@
         --shards data/shards --out eval/
 
 For every frame of the split (by default `val`, the contiguous held-out range) the skeleton
-drawn from its keypoints goes in, and the output is compared with the real frame:
+drawn from its keypoints goes in (in each model's own skeleton style, the one it was trained
+on), and the output is compared with the real frame:
 
 - reconstruction: PSNR, SSIM, L1 and, given a local AlexNet weights file, LPIPS;
 - pose accuracy: MediaPipe runs on each generated frame and its keypoints are compared with
@@ -40,7 +41,7 @@ from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
 from ganmotion.images import to_uint8_images, to_unit_range
-from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.render import SkeletonStyle
 
 # Frames are upscaled to at least this size before pose detection: MediaPipe's person
 # detector misses people in small crops (it finds far fewer at 64 px than at 256 px).
@@ -87,9 +88,10 @@ def _clip_frame(key: str) -> tuple[str, int]:
     return clip, int(frame) if frame.isdigit() else -1
 
 
-def skeletons_of(frames: Frames) -> np.ndarray:
-    """The skeleton images the generators see, drawn as the training loader draws them."""
-    return np.stack([render_skeleton(k, frames.size) for k in frames.keypoints])
+def skeletons_of(frames: Frames, skeleton: SkeletonStyle) -> np.ndarray:
+    """The skeleton images (N, S, S, 3) uint8 a model sees for the frames, drawn in its style
+    (`backend.skeleton`), as its training stream drew them."""
+    return np.stack([skeleton.render(k) for k in frames.keypoints])
 
 
 def generate(backend, skeletons: np.ndarray, keypoints: np.ndarray, batch: int) -> np.ndarray:
@@ -232,7 +234,8 @@ def parse_model(spec: str) -> tuple[str, str]:
 def evaluate(
     args: argparse.Namespace,
 ) -> tuple[dict, dict[str, np.ndarray], Frames, np.ndarray]:
-    """The report, each model's output frames, the frames and the skeletons drawn from them."""
+    """The report, each model's output frames, the frames and the skeletons drawn from them
+    (in the first model's style)."""
     from ganmotion.runtime.backends import load_backend
 
     models = [parse_model(s) for s in ([args.model] if args.model else []) + (args.compare or [])]
@@ -253,7 +256,7 @@ def evaluate(
         from ganmotion.pose.detector import DetectorConfig, PoseDetector
 
         detector = PoseDetector(DetectorConfig(static_image_mode=True))
-    skeletons = skeletons_of(frames)
+    drawn: dict[SkeletonStyle, np.ndarray] = {}  # models trained alike share their inputs
     report = {
         "shards": str(args.shards),
         "split": args.split,
@@ -271,15 +274,23 @@ def evaluate(
                 f"{spec}: generates {backend.size} px images, the shards at {args.shards} "
                 f"hold {frames.size} px frames"
             )
-        outputs[label] = generate(backend, skeletons, frames.keypoints, args.batch)
+        style = backend.skeleton
+        if style not in drawn:
+            drawn[style] = skeletons_of(frames, style)
+        outputs[label] = generate(backend, drawn[style], frames.keypoints, args.batch)
         scores = score(outputs[label], frames, detector, lpips)
-        report["models"][label] = {"model": spec, "weights": _weights(spec), **scores}
+        report["models"][label] = {
+            "model": spec,
+            "weights": _weights(spec),
+            "skeleton": style.to_dict(),
+            **scores,
+        }
     if detector is not None:
         report["real"] = pose_scores(detect_poses(frames.images, detector), frames)
         report["real"]["flicker"] = 1.0
         detector.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
-    return report, outputs, frames, skeletons
+    return report, outputs, frames, next(iter(drawn.values()))
 
 
 def _weights(spec: str) -> str:

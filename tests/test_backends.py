@@ -15,6 +15,7 @@ from conftest import make_checkpoint
 from ganmotion.errors import GanmotionError
 from ganmotion.export.onnx import parity_batches, relative_error
 from ganmotion.models.generator import UNetGenerator
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime import TorchBackend
 from ganmotion.training.checkpoint import load_generator
 
@@ -35,7 +36,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batches() -> list[tuple[str, torch.Tensor]]:
-    return parity_batches(SIZE)
+    return parity_batches(SkeletonStyle.for_size(SIZE))
 
 
 def _reference(checkpoint, batches, device: str) -> list[torch.Tensor]:
@@ -165,3 +166,47 @@ def test_torch_options_for_an_exported_model_are_refused(tmp_path):
     onnx.write_bytes(b"")  # refused before it is read
     with pytest.raises(GanmotionError, match="precision only apply to the torch backend"):
         load_backend(onnx, torch_options={"precision": "bf16"})
+
+
+# ----------------------------------------------------------------- skeleton style
+
+
+def _edit_state(checkpoint, **changes):
+    import json
+
+    state = json.loads((checkpoint / "state.json").read_text())
+    state.update(changes)
+    (checkpoint / "state.json").write_text(json.dumps(state))
+
+
+def test_a_checkpoint_draws_in_the_style_its_state_names(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "checkpoints", SIZE)
+    _edit_state(checkpoint, skeleton=SkeletonStyle.for_size(SIZE, thickness=3).to_dict())
+    assert load_generator(checkpoint).skeleton == SkeletonStyle(SIZE, 3, 4)
+    assert TorchBackend.load(checkpoint, "cpu").skeleton == SkeletonStyle(SIZE, 3, 4)
+
+
+def test_an_older_checkpoint_without_a_style_draws_as_its_training_config_did(
+    checkpoint, tmp_path, caplog
+):
+    # make_checkpoint writes what runs wrote before styles were saved: no skeleton entry
+    assert TorchBackend.load(checkpoint, "cpu").skeleton == SkeletonStyle.for_size(SIZE)
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    older = make_checkpoint(tmp_path / "checkpoints", SIZE)
+    _edit_state(older, config={"data": {"stream": {"size": SIZE, "line_thickness": 3}}})
+    assert load_generator(older).skeleton == SkeletonStyle.for_size(SIZE, thickness=3)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (SkeletonStyle.for_size(128).to_dict(), "skeletons drawn at 128 px for a model of 64 px"),
+        ({"size": SIZE, "thickness": 0, "joint_radius": 1, "colours": 1}, "thickness must be"),
+    ],
+)
+def test_a_bad_style_in_state_json_is_one_line_naming_the_file(tmp_path, entry, message):
+    checkpoint = make_checkpoint(tmp_path / "checkpoints", SIZE)
+    _edit_state(checkpoint, skeleton=entry)
+    with pytest.raises(GanmotionError, match="state.json: skeleton: ") as raised:
+        load_generator(checkpoint)
+    assert message in str(raised.value) and "\n" not in str(raised.value)

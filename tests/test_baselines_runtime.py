@@ -20,6 +20,7 @@ from ganmotion.errors import GanmotionError
 from ganmotion.export.onnx import export_checkpoint
 from ganmotion.models.baselines import MLPGenerator
 from ganmotion.models.generator import render_skeletons
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.backends import Backend, load_backend
 from ganmotion.runtime.baselines import KeypointBackend, load_nearest
 from ganmotion.training import checkpoint as ckpt
@@ -92,8 +93,10 @@ def test_an_mlp_checkpoint_runs_as_a_keypoint_backend(mlp_checkpoint):
     backend = load_backend(mlp_checkpoint, device="cpu")
     assert isinstance(backend, KeypointBackend) and isinstance(backend, Backend)
     assert (backend.name, backend.size, backend.needs_keypoints) == ("mlp", 64, True)
+    state = json.loads((mlp_checkpoint / "state.json").read_text())
+    assert backend.skeleton.to_dict() == state["skeleton"]  # what its training stream drew
     keypoints = poses(4)
-    images = backend(render_skeletons(keypoints, 64), keypoints)
+    images = backend(render_skeletons(keypoints, backend.skeleton), keypoints)
     assert images.shape == (4, 3, 64, 64) and images.dtype == torch.float32
     assert images.device == torch.device("cpu")
     direct = ckpt.load_generator(mlp_checkpoint).generate(keypoints)
@@ -164,9 +167,10 @@ def training_samples(shards: Path, count: int) -> tuple[torch.Tensor, torch.Tens
 def test_nearest_returns_the_training_image_of_a_training_pose(synthetic_shards):
     backend = load_backend("nearest", shards=str(synthetic_shards), device="cpu")
     assert (backend.name, backend.size, backend.needs_keypoints) == ("nearest", 64, True)
+    assert backend.skeleton == SkeletonStyle.for_size(64)  # the shards' image size
     assert backend.model.images.dtype == torch.uint8
     keypoints, images = training_samples(synthetic_shards, 5)
-    out = backend(render_skeletons(keypoints, 64), keypoints)
+    out = backend(render_skeletons(keypoints, backend.skeleton), keypoints)
     assert out.dtype == torch.float32 and out.is_contiguous()
     assert torch.equal(out, images.float() / 127.5 - 1)
 
@@ -194,7 +198,7 @@ def test_nearest_on_a_folder_without_shards_names_it(tmp_path):
 
 def test_keypoint_backends_need_keypoints(mlp_checkpoint):
     backend = load_backend(mlp_checkpoint, device="cpu")
-    skeletons = render_skeletons(poses(2), 64)
+    skeletons = render_skeletons(poses(2), backend.skeleton)
     with pytest.raises(GanmotionError, match="the mlp baseline draws from keypoints"):
         backend(skeletons)
     with pytest.raises(GanmotionError, match=r"keypoints must be \(N, 33, 3\), got \(2, 13, 3\)"):

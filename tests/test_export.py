@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from ganmotion.export.onnx import (
     to_fp16,
 )
 from ganmotion.models.generator import SelfAttention
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
 from ganmotion.runtime.tensorrt import TENSORRT_MISSING
 from ganmotion.training import checkpoint as ckpt
@@ -110,6 +112,7 @@ def test_sidecar_describes_the_model(exported):
     state = json.loads((checkpoint / "state.json").read_text())
     size = state["image_size"]
     assert meta["size"] == size and meta["normalisation"] == "[-1, 1]"
+    assert meta["skeleton"] == SkeletonStyle.for_size(size).to_dict()
     assert meta["input"] == {"name": "skeleton", "shape": ["N", 3, size, size], "dtype": "float32"}
     assert meta["output"]["name"] == "image"
     assert meta["channels"] == {"in": 3, "out": 3}
@@ -133,7 +136,7 @@ def test_the_cli_exports_the_live_generator_with_raw(onnx64, tmp_path, capsys):
     assert json.loads(out.with_suffix(".json").read_text())["source"]["weights"] == (
         "generator.safetensors"
     )
-    skeleton = parity_batches(64)[1][1]
+    skeleton = parity_batches(SkeletonStyle.for_size(64))[1][1]
     live, ema = ckpt.load_generator(checkpoint, ema=False), ckpt.load_generator(checkpoint)
     actual = OnnxRuntimeBackend(out)(skeleton).numpy()
     with torch.no_grad():
@@ -227,7 +230,7 @@ def test_fp16_onnx_runs_close_to_fp32_with_norms_and_attention_in_fp32(exported,
     onnx.save(half, str(tmp_path / "half.onnx"))
     full = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
     fp16 = OnnxRuntimeBackend(tmp_path / "half.onnx", providers=["CPUExecutionProvider"])
-    for _, batch in parity_batches(full.size):
+    for _, batch in parity_batches(full.skeleton):
         # fp16 keeps 11 significant bits (~5e-4 per rounding); after ~10 layers the output
         # stays within one 8-bit grey level (2/255) of fp32: 2e-3 here, 4e-3 at 512 px.
         assert relative_error(fp16(batch).numpy(), full(batch).numpy()) < 2 / 255
@@ -324,7 +327,7 @@ def test_torch_and_onnxruntime_backends_agree(onnx64):
     assert isinstance(torch_backend, TorchBackend) and torch_backend.name == "torch"
     assert isinstance(onnx_backend, OnnxRuntimeBackend) and onnx_backend.name == "onnxruntime"
     assert torch_backend.size == onnx_backend.size == 64
-    skeleton = torch.cat([batch for _, batch in parity_batches(64)])
+    skeleton = torch.cat([batch for _, batch in parity_batches(torch_backend.skeleton)])
     expected = torch_backend(skeleton)
     actual = onnx_backend(skeleton.double())  # any float dtype goes in; float32 comes out
     assert actual.dtype == expected.dtype == torch.float32
@@ -344,6 +347,24 @@ def _onnx_file(path: Path, name: str = "skeleton", shape=("N", 3, 64, 64)) -> Pa
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
     return path
+
+
+def test_an_onnx_draws_in_its_sidecars_style_and_an_older_one_in_the_defaults(onnx64, tmp_path):
+    _, path = onnx64
+    copy = tmp_path / "gen.onnx"
+    shutil.copy(path, copy)
+    assert OnnxRuntimeBackend(copy).skeleton == SkeletonStyle.for_size(64)  # no sidecar
+    meta = json.loads(path.with_suffix(".json").read_text())
+    older = {k: v for k, v in meta.items() if k != "skeleton"}
+    copy.with_suffix(".json").write_text(json.dumps(older))
+    assert OnnxRuntimeBackend(copy).skeleton == SkeletonStyle.for_size(64)
+    thick = SkeletonStyle.for_size(64, thickness=3)
+    copy.with_suffix(".json").write_text(json.dumps({**meta, "skeleton": thick.to_dict()}))
+    assert load_backend(copy).skeleton == thick
+    wrong = SkeletonStyle.for_size(128).to_dict()
+    copy.with_suffix(".json").write_text(json.dumps({**meta, "skeleton": wrong}))
+    with pytest.raises(GanmotionError, match=r"gen.json: skeleton: skeletons drawn at 128 px"):
+        load_backend(copy)
 
 
 def test_load_backend_accepts_a_contract_onnx(tmp_path):

@@ -20,6 +20,7 @@ from ganmotion.models import (
     reduced_pose_vector,
     render_skeletons,
 )
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
 
 SIZES = (64, 128, 256, 512)
@@ -321,7 +322,7 @@ def test_unet_generate_draws_skeletons_and_runs_forward():
     generator = _tiny_generator().eval()
     keypoints = _random_keypoints(2, 64)
     with torch.no_grad():
-        expected = generator(render_skeletons(keypoints, 64))
+        expected = generator(render_skeletons(keypoints, SkeletonStyle.for_size(64)))
     assert torch.equal(generator.generate(keypoints), expected)
 
 

@@ -3,24 +3,37 @@ source frame, gaps held or marked, retargeting, side by side, and clear errors."
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from conftest import listing, make_checkpoint
 
+from ganmotion.config import load_config
+from ganmotion.data.manifest import shard_urls
+from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
+from ganmotion.eval import load_frames, skeletons_of
 from ganmotion.export.onnx import export_checkpoint
+from ganmotion.images import to_uint8_images
 from ganmotion.pose.filters import OneEuroConfig, smooth_sequence
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import body_stats
 from ganmotion.runtime import load_backend
 from ganmotion.runtime.infer import main as infer_main
 from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline, no_pose_frame
 from ganmotion.runtime.target import resolve_target
+from ganmotion.training.checkpoint import latest_checkpoint
+from ganmotion.training.config import GanConfig
+from ganmotion.training.loop import Trainer
 from ganmotion.video import VideoWriter, probe_video, read_frames
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 
 
@@ -74,6 +87,7 @@ class Echo:
     """A backend that returns its skeletons and remembers the keypoints it was given."""
 
     name, size, device, needs_keypoints = "echo", SIZE, torch.device("cpu"), False
+    skeleton = SkeletonStyle.for_size(SIZE)
 
     def __init__(self, fail_at_call: int | None = None):
         self.keypoints, self.batches, self.fail_at_call = [], [], fail_at_call
@@ -84,6 +98,65 @@ class Echo:
         self.batches.append(len(skeleton))
         self.keypoints.append(keypoints.numpy())
         return skeleton.float()
+
+
+def _as_shard(path: Path, keypoints: np.ndarray) -> Path:
+    """A training shard of black frames posed by `keypoints` (N, 33, 3), in their order."""
+    black = cv2.imencode(".jpg", np.zeros((SIZE, SIZE, 3), np.uint8))[1].tobytes()
+    with tarfile.open(path, "w") as tar:
+        for index, pose in enumerate(keypoints):
+            pose_file = io.BytesIO()
+            np.save(pose_file, pose.astype(np.float32))
+            for name, data in (("jpg", black), ("pose.npy", pose_file.getvalue())):
+                member = tarfile.TarInfo(f"run_{index:06d}.{name}")
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+def test_the_runner_and_eval_draw_the_skeletons_training_drew(
+    synthetic_shards, synthetic_clip, poses, tmp_path
+):
+    """A limb width other than the default for 64 px (1) in training: the checkpoint and the
+    exported model carry it, and the runner's render stage and eval (torch and onnxruntime
+    backends) draw exactly the training stream's pixels for the same keypoints."""
+    overrides = [
+        f"data.shards={synthetic_shards}",
+        f"run.out_dir={tmp_path / 'run'}",
+        "run.tensorboard=false",
+        "run.steps=1",
+        "data.stream.line_thickness=3",
+    ]
+    config = load_config(GanConfig, ROOT / "configs" / "gan_tiny.yaml", overrides)
+    assert Trainer(config).run() == 0
+    checkpoint = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    trained = SkeletonStyle.for_size(SIZE, thickness=3)
+    assert json.loads((checkpoint / "state.json").read_text())["skeleton"] == trained.to_dict()
+    onnx = tmp_path / "gen.onnx"
+    export_checkpoint(checkpoint, onnx)
+    assert json.loads(onnx.with_suffix(".json").read_text())["skeleton"] == trained.to_dict()
+    backends = [load_backend(checkpoint, device="cpu"), load_backend(onnx)]
+
+    # The runner: its render stage in a real run, then the same keypoints through the stream.
+    stream = config.data.stream  # validation_batches turns augmentation off
+    for backend in backends:
+        runner = VideoPipeline(backend, RunnerConfig(retarget=False))
+        run = list(runner.frames(synthetic_clip[0], poses))
+        posed = [f for f in run if f.skeleton is not None][: stream.batch_size]
+        shard = _as_shard(tmp_path / f"{backend.name}.tar", np.stack([f.keypoints for f in posed]))
+        (batch,) = validation_batches([str(shard)], stream, 1)
+        np.testing.assert_array_equal(batch.keypoints.numpy(), [f.keypoints for f in posed])
+        drawn = np.stack([f.skeleton for f in posed])
+        np.testing.assert_array_equal(drawn, to_uint8_images(batch.skeleton))
+
+    # Eval: the held-out frames, drawn for each backend, against the stream's validation batch.
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), stream, 1)
+    frames = load_frames(str(synthetic_shards), "val", max_frames=len(batch.keypoints))
+    np.testing.assert_array_equal(frames.keypoints, batch.keypoints.numpy())
+    expected = to_uint8_images(batch.skeleton)
+    for backend in backends:
+        np.testing.assert_array_equal(skeletons_of(frames, backend.skeleton), expected)
+    assert not np.array_equal(skeletons_of(frames, SkeletonStyle.for_size(SIZE)), expected)
 
 
 def test_batch_size_does_not_change_the_frames(model, synthetic_clip, poses):

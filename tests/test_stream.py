@@ -20,8 +20,11 @@ from ganmotion.data.stream import (
     augmentation_matrix,
     shards_for,
     transform_sample,
+    validation_batches,
 )
 from ganmotion.errors import GanmotionError
+from ganmotion.images import to_uint8_images
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import JOINT
 
 
@@ -39,6 +42,17 @@ def test_batches_have_the_requested_shape_and_range(synthetic_shards):
             assert tensor.min() >= -1 and tensor.max() <= 1
         assert skeleton.max() > 0.5 and (skeleton == -1).float().mean() > 0.5  # lines on black
         assert image.std() > 0.1
+
+
+def test_the_stream_draws_in_the_style_its_config_makes(synthetic_shards):
+    assert StreamConfig(size=64).skeleton == SkeletonStyle.for_size(64)
+    config = StreamConfig(size=64, batch_size=4, line_thickness=3, joint_radius=5)
+    assert config.skeleton == SkeletonStyle(64, 3, 5)
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config, 1)
+    drawn = np.stack([config.skeleton.render(k) for k in batch.keypoints.numpy()])
+    np.testing.assert_array_equal(to_uint8_images(batch.skeleton), drawn)
+    default = SkeletonStyle.for_size(64).render(batch.keypoints[0].numpy())
+    assert not np.array_equal(drawn[0], default)
 
 
 def test_flip_mirrors_the_image_and_swaps_left_and_right_joints():

@@ -9,8 +9,9 @@ Shards are resampled with replacement from this rank's and this loader worker's 
 the URLs, so every rank reads different shards and never runs dry; the epoch is a fixed
 number of batches per rank, which keeps DDP ranks in step. Skeletons are drawn from the
 (augmented) keypoints here, so their size and line width are choices of training, not of
-`prepare`. Samples are decoded explicitly (JPEG and .npy without pickle), never by
-WebDataset's automatic decoders.
+`prepare`: `StreamConfig.skeleton`, which the trainer saves with every checkpoint. Samples
+are decoded explicitly (JPEG and .npy without pickle), never by WebDataset's automatic
+decoders.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import webdataset as wds
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.images import to_unit_range
-from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import FLIP_PERMUTATION, NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class StreamConfig:
     max_shift: shift uniformly up to this fraction of `size` along each axis.
     flip_probability: chance of a horizontal mirror (left and right joints swap).
     line_thickness: skeleton limb width in pixels; None picks one for `size`.
+    joint_radius: skeleton joint dot radius in pixels; None picks one for the limb width.
     seed: base of every random choice; with the epoch, rank and worker it fixes the stream.
     """
 
@@ -61,10 +63,16 @@ class StreamConfig:
     max_shift: float = ranged(0.05, 0, 1)
     flip_probability: float = ranged(0.5, 0, 1)
     line_thickness: int | None = ranged(None, 1, 64)
+    joint_radius: int | None = ranged(None, 0, 64)
     seed: int = ranged(0, 0)
 
     def __post_init__(self):
         check_ranges(self)
+
+    @property
+    def skeleton(self) -> SkeletonStyle:
+        """How this stream draws skeletons: what a model trained on it must be given."""
+        return SkeletonStyle.for_size(self.size, self.line_thickness, self.joint_radius)
 
 
 def _seed(*parts: int) -> int:
@@ -212,6 +220,7 @@ class _Samples:
 
     def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
         self.config, self.epoch, self.handler = config, epoch, handler
+        self.skeleton = config.skeleton
 
     def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[np.ndarray, ...]]:
         rank, _, worker, _ = _worker_info()
@@ -225,10 +234,7 @@ class _Samples:
             image, keypoints = transform_sample(
                 image, keypoints, self.config, rng if self.config.augment else None
             )
-            skeleton = render_skeleton(
-                keypoints, self.config.size, thickness=self.config.line_thickness
-            )
-            yield skeleton, image, keypoints
+            yield self.skeleton.render(keypoints), image, keypoints
 
 
 def _collate(samples: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:

@@ -4,14 +4,15 @@
 
     gen.onnx   input `skeleton` (N, 3, S, S) float32 in [-1, 1] -> output `image` (N, 3, S, S)
                float32 in [-1, 1]; N is dynamic, S is the generator's size
-    gen.json   the sidecar: size, normalisation, channels, architecture, source checkpoint and
-               step, opset, parity result, versions
+    gen.json   the sidecar: size, normalisation, skeleton style, channels, architecture,
+               source checkpoint and step, opset, parity result, versions
 
 Parity: ONNX Runtime (CPU) and PyTorch (CPU, fp32) run the same batches, uniform noise
-(batch 2) and skeletons drawn from synthetic poses (batches 4 and 1). The relative error
-max|onnx - torch| / max|torch| must stay under 1e-4 on noise and under one 8-bit grey level
-(2/255) on skeletons (why: `PARITY_TOLERANCES`), or the export fails and leaves nothing at
---out (files are written under temporary names and renamed at the end).
+(batch 2) and skeletons drawn from synthetic poses in the model's skeleton style (batches 4
+and 1). The relative error max|onnx - torch| / max|torch| must stay under 1e-4 on noise and
+under one 8-bit grey level (2/255) on skeletons (why: `PARITY_TOLERANCES`), or the export
+fails and leaves nothing at --out (files are written under temporary names and renamed at
+the end).
 
 The weights go inside the .onnx (no .onnx.data sidecar): the default generator is 22 MiB at 512 px,
 far below protobuf's 2 GiB cap, and one file is one thing to copy and rename atomically.
@@ -37,6 +38,7 @@ from torch import nn
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
 from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
 from ganmotion.runtime.sidecar import sidecar_path
 from ganmotion.runtime.target import checkpoint_target
@@ -182,17 +184,19 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(actual - expected).max(initial=0.0) / scale)
 
 
-def parity_batches(size: int, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+def parity_batches(skeleton: SkeletonStyle, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
     """(kind, batch) pairs that check an export: "noise" (2, 3, S, S) uniform in [-1, 1], and
-    "skeletons" (4, 3, S, S) drawn from synthetic poses plus one of them alone (batch 1)."""
+    "skeletons" (4, 3, S, S) drawn in `skeleton` from synthetic poses plus one of them alone
+    (batch 1); S = skeleton.size."""
     from ganmotion.data.synthetic import Motion, pose_at
 
+    size = skeleton.size
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
     poses = np.stack(
         [pose_at(Motion.from_seed(seed + i), 1.3 * i, size) for i in range(4)]
     )  # (4, 33, 3) pixels
-    skeletons = render_skeletons(poses, size)
+    skeletons = render_skeletons(poses, skeleton)
     return [("noise", noise), ("skeletons", skeletons), ("skeletons", skeletons[:1].clone())]
 
 
@@ -309,7 +313,8 @@ def export_generator(
     """Export, check and parity-test `generator`; write `out` and its sidecar only if all pass.
 
     `source` (checkpoint, step, weights) goes into the sidecar as it is, and so does `target`
-    (the training shards' body measurements, which the video runner retargets to).
+    (the training shards' body measurements, which the video runner retargets to), and the
+    generator's skeleton style (`generator.skeleton`), which whatever runs the file draws in.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -320,6 +325,7 @@ def export_generator(
         raise GanmotionError(
             f"generator takes {config.in_channels} input channels; skeleton images have 3"
         )
+    generator.skeleton.check_size(config.size, f"{out}: the generator's skeleton style")
     sidecar = sidecar_path(out)
     tmp = out  # the temporary name, once there is one (errors name `out` instead)
     try:
@@ -327,7 +333,7 @@ def export_generator(
         with atomic_write(sidecar) as tmp_sidecar, atomic_write(out) as tmp:
             proto = export_onnx(generator, tmp, opset)
             check_onnx(tmp)
-            batches = parity_batches(config.size)
+            batches = parity_batches(generator.skeleton)
             parity = check_parity(tmp, generator, batches, tolerances)
             size = config.size
             meta = {
@@ -341,6 +347,7 @@ def export_generator(
                 },
                 "size": size,
                 "normalisation": normalisation,
+                "skeleton": generator.skeleton.to_dict(),
                 "channels": {"in": config.in_channels, "out": config.out_channels},
                 "architecture": {"class": type(generator).__name__, **asdict(config)},
                 "source": source or {},

@@ -203,7 +203,7 @@ def build_engine(onnx_path: Path, out: Path, config: EngineConfig) -> EngineSumm
         raise GanmotionError(f"{onnx_path}: TensorRT could not build an engine (see its log)")
     engine = bytes(serialized)
 
-    backend = TensorRTBackend(engine, str(out))
+    backend = TensorRTBackend(engine, str(out), skeleton=reference.skeleton)
     verify_error = verify_engine(backend, reference, config)
 
     meta = read_sidecar(onnx_path) or {}
@@ -240,7 +240,7 @@ def verify_engine(
     """Worst relative error of the engine against ONNX Runtime on the export's parity inputs,
     run at the profile's min, opt and max batch (rows repeat the 7 inputs: frames are
     independent, so each row must match its input's reference)."""
-    frames = torch.cat([batch for _, batch in parity_batches(backend.size)])  # (7, 3, S, S)
+    frames = torch.cat([b for _, b in parity_batches(reference.skeleton)])  # (7, 3, S, S)
     expected = reference(frames).numpy()
     worst = 0.0
     for batch in sorted({config.min_batch, config.opt_batch, config.max_batch}):

@@ -2,7 +2,8 @@
 
     generator = UNetGenerator(size=512)          # or UNetGenerator.from_config(config)
     image = generator(skeleton)                  # (N, 3, H, W) float in [-1, 1] both
-    images = generator.generate(keypoints)       # (N, 33, 3) pixels -> (N, 3, 512, 512)
+    images = generator.generate(keypoints)       # (N, 33, 3) pixels -> (N, 3, 512, 512),
+                                                 # skeletons drawn in generator.skeleton
 
 Upsampling is bilinear + 3x3 conv, never a transposed conv, whose uneven kernel overlap
 paints checkerboards into 512 px output. At 512x512 the defaults cost about 36 GMAC and
@@ -22,7 +23,7 @@ from torch import nn
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.images import to_unit_range
-from ganmotion.pose.render import render_skeleton
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import NUM_JOINTS
 
 NORMS = ("instance", "batch", "group")
@@ -88,12 +89,14 @@ def as_keypoints(keypoints: torch.Tensor | np.ndarray) -> torch.Tensor:
     return keypoints
 
 
-def render_skeletons(keypoints: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
-    """Draw keypoints (N, 33, 3) in pixels as skeletons (N, 3, size, size) in [-1, 1], on CPU."""
+def render_skeletons(keypoints: torch.Tensor | np.ndarray, skeleton: SkeletonStyle) -> torch.Tensor:
+    """Draw keypoints (N, 33, 3) in pixels as skeletons (N, 3, S, S) in [-1, 1] on the CPU,
+    S = skeleton.size."""
     points = as_keypoints(keypoints).cpu().numpy()
+    size = skeleton.size
     frames = np.zeros((len(points), size, size, 3), np.uint8)
     for frame, keypoints_ in zip(frames, points):
-        frame[:] = render_skeleton(keypoints_, size)
+        frame[:] = skeleton.render(keypoints_)
     return to_unit_range(torch.from_numpy(frames).permute(0, 3, 1, 2))
 
 
@@ -147,6 +150,10 @@ class UNetGenerator(nn.Module):
     `max_channels`), self-attention at the bottleneck, then per level a bilinear x2
     upsample, concatenation with the encoder feature of that resolution and a 3x3 conv;
     a 3x3 conv and tanh make the image. Arguments are those of `GeneratorConfig`.
+
+    `skeleton` is how `generate` draws its input: the defaults for `size`, or, for a
+    generator from `load_generator`, the style it was trained on (not an argument: it is
+    no part of the architecture, and the weights do not depend on it).
     """
 
     def __init__(
@@ -165,6 +172,7 @@ class UNetGenerator(nn.Module):
             in_channels, out_channels, base_channels, depth, max_channels, norm, attention, size
         )
         self.size = size
+        self.skeleton = SkeletonStyle.for_size(size)
         widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
         self.stem = _conv_block(in_channels, widths[0], 3, 1, norm)
         self.down = nn.ModuleList(
@@ -212,11 +220,12 @@ class UNetGenerator(nn.Module):
     def generate(self, keypoints: torch.Tensor) -> torch.Tensor:
         """Keypoints (N, 33, 3) in pixels of a size x size image -> (N, out, size, size) in [-1, 1].
 
-        Skeletons are drawn on the CPU and moved to the model's device; put the model in
-        eval mode first (batch norm would otherwise use this batch's statistics).
+        Skeletons are drawn in `self.skeleton` on the CPU and moved to the model's device;
+        put the model in eval mode first (batch norm would otherwise use this batch's
+        statistics).
         """
         weight = self.head.weight
-        skeleton = render_skeletons(keypoints, self.size).to(weight.device, weight.dtype)
+        skeleton = render_skeletons(keypoints, self.skeleton).to(weight.device, weight.dtype)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
             return skeleton.new_zeros(0, self.config.out_channels, self.size, self.size)
         return self(skeleton)

@@ -3,11 +3,14 @@
     backend = load_backend("gen.onnx")          # a checkpoint folder, gen.onnx or gen.plan
     images = backend(skeletons)                 # (N, 3, S, S) in [-1, 1] -> (N, 3, S, S) in [-1, 1]
     backend.name, backend.size, backend.device  # "onnxruntime", S, where the images come back
+    backend.skeleton.render(keypoints)          # the model's input for a pose, as trained
 
 Every backend takes a float tensor on any device and returns float32 images on its own
 `device`, so the video pipeline and the benchmarks never branch on the backend. The model
 files follow the exported-model contract: one input `skeleton` (N, 3, S, S) float32 with a
-dynamic N, one output `image`.
+dynamic N, one output `image`. Each backend knows how its model's skeletons are drawn
+(`skeleton`, a SkeletonStyle): from the checkpoint's state.json or the exported model's
+sidecar, so that whatever runs a model feeds it the skeletons it was trained on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import SkeletonStyle
+from ganmotion.runtime.sidecar import sidecar_skeleton
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator
 
 INPUT_NAME = "skeleton"
@@ -41,12 +46,14 @@ class Backend(Protocol):
     The video pipeline always passes the batch's keypoints (N, 33, 3) in pixels of the
     size x size image too: image-conditioned generators ignore them, and the seed's
     baselines (`needs_keypoints = True`), which work from poses, use nothing else.
+    `skeleton` is how the model's skeletons are drawn (skeleton.size == size).
     """
 
     name: str
     size: int
     device: torch.device
     needs_keypoints: bool
+    skeleton: SkeletonStyle
 
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
@@ -115,7 +122,8 @@ class TorchBackend:
         Inductor writes C++ and needs a C++ compiler (g++ or $CXX).
 
     Whatever the options, images come back float32 in [-1, 1], contiguous (NCHW), on `device`.
-    `generator` itself is moved to `device` (and to channels_last if asked).
+    `generator` itself is moved to `device` (and to channels_last if asked); its `skeleton`
+    (set by `load_generator` from the checkpoint) is the backend's.
     """
 
     name = "torch"
@@ -138,6 +146,8 @@ class TorchBackend:
         if channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self.size = generator.config.size
+        self.skeleton = generator.skeleton
+        self.skeleton.check_size(self.size, type(generator).__name__)
         self.forward = self.generator
         if compile:
             self.check_compiler(self.device)
@@ -243,7 +253,8 @@ class TorchBackend:
 
 
 class OnnxRuntimeBackend:
-    """An exported .onnx run by ONNX Runtime; images come back on the CPU."""
+    """An exported .onnx run by ONNX Runtime; images come back on the CPU. Its skeleton style
+    comes from the sidecar (gen.onnx -> gen.json)."""
 
     name = "onnxruntime"
     needs_keypoints = False
@@ -275,6 +286,7 @@ class OnnxRuntimeBackend:
             [_ort_io(v) for v in self.session.get_inputs()],
             [_ort_io(v) for v in self.session.get_outputs()],
         )
+        self.skeleton = sidecar_skeleton(self.path, self.size)
 
     @classmethod
     def load(cls, path: Path, providers: list[str] | None = None) -> OnnxRuntimeBackend:

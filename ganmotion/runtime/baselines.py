@@ -5,8 +5,10 @@
     images = backend(skeletons, keypoints)   # keypoints (N, 33, 3) in pixels -> (N, 3, S, S)
 
 Both have `needs_keypoints = True`: the skeleton images that the video pipeline passes along
-are checked for shape and otherwise unused. Neither is exported to ONNX: the MLP runs from its
-checkpoint, and nearest neighbour is a lookup in its training set.
+are checked for shape and otherwise unused. They still have a skeleton style, for the runner's
+side-by-side view and for the checks: the MLP's from its checkpoint (what its training stream
+drew), nearest neighbour's the defaults for the shards' image size. Neither is exported to
+ONNX: the MLP runs from its checkpoint, and nearest neighbour is a lookup in its training set.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError
 from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
 from ganmotion.models.generator import as_keypoints
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.backends import check_batch
-from ganmotion.training.checkpoint import load_generator
+from ganmotion.training.checkpoint import load_generator, saved_skeleton
 
 NAMES = ("mlp", "nearest")
 
@@ -33,18 +36,27 @@ NAMES = ("mlp", "nearest")
 class KeypointBackend:
     """A model with `generate(keypoints) -> images` (`MLPGenerator`, `NearestNeighbourGenerator`)
     as a Backend: keypoints (N, 33, 3) in pixels of the size x size image -> images
-    (N, 3, size, size) float32 in [-1, 1] on `device`.
+    (N, 3, size, size) float32 in [-1, 1] on `device`. `skeleton` defaults to the style for
+    `model.size`.
     """
 
     needs_keypoints = True
 
-    def __init__(self, model: nn.Module, name: str, device: str | torch.device | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        name: str,
+        device: str | torch.device | None = None,
+        skeleton: SkeletonStyle | None = None,
+    ):
         if name not in NAMES:
             raise GanmotionError(f"unknown baseline {name!r}: choose one of {', '.join(NAMES)}")
         self.name = name
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
         self.size = int(model.size)
+        self.skeleton = skeleton or SkeletonStyle.for_size(self.size)
+        self.skeleton.check_size(self.size, f"the {name} baseline")
 
     @classmethod
     def load(
@@ -57,7 +69,7 @@ class KeypointBackend:
                 f"{checkpoint}: holds a {type(generator).__name__}, not the MLP baseline "
                 "(the torch backend runs it)"
             )
-        return cls(generator, "mlp", device)
+        return cls(generator, "mlp", device, saved_skeleton(Path(checkpoint)))
 
     def __call__(
         self, skeleton: torch.Tensor | None, keypoints: torch.Tensor | None = None

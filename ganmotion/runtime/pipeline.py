@@ -32,7 +32,6 @@ from ganmotion.errors import GanmotionError
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
-from ganmotion.pose.render import render_skeleton
 from ganmotion.pose.retarget import BodyStats, Retargeter, body_stats, fixed_crop
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
 from ganmotion.runtime.backends import Backend
@@ -271,7 +270,8 @@ def side_by_side(frame: Frame, size: int) -> np.ndarray:
 
 class VideoPipeline:
     """Runs one backend over videos. `target` is the body the generator was trained on
-    (pixels of its size x size image); needed when `config.retarget` is on."""
+    (pixels of its size x size image); needed when `config.retarget` is on. Skeletons are
+    drawn in the backend's style (`skeleton`): the one its model was trained on."""
 
     def __init__(self, backend: Backend, config: RunnerConfig, target: BodyStats | None = None):
         if config.retarget and target is None:
@@ -283,6 +283,7 @@ class VideoPipeline:
         self.config = config
         self.target = target
         self.size = backend.size
+        self.skeleton = backend.skeleton
 
     def run(
         self,
@@ -439,7 +440,7 @@ class VideoPipeline:
                 frame.status = "missing"
             else:
                 frame.keypoints = mapping(frame.keypoints)
-                frame.skeleton = render_skeleton(frame.keypoints, self.size)
+                frame.skeleton = self.skeleton.render(frame.keypoints)
         return frame
 
     def _generate(self, stages: _Stages, tracked, generated) -> None:

@@ -3,8 +3,9 @@
     gen.onnx -> gen.json        written by `ganmotion.export.onnx`
     gen.plan -> gen.plan.json   written by `ganmotion.export.tensorrt`
 
-The runner reads the target body from it (`ganmotion.runtime.target`); the engine build
-starts its own from the ONNX's.
+The runner reads the target body from it (`ganmotion.runtime.target`) and every backend of an
+exported model its skeleton style (`sidecar_skeleton`); the engine build starts its own from
+the ONNX's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import SkeletonStyle
 
 
 def sidecar_path(model: Path) -> Path:
@@ -33,3 +35,16 @@ def read_sidecar(model: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise GanmotionError(f"{path}: unreadable sidecar ({error})") from None
+
+
+def sidecar_skeleton(model: Path, size: int) -> SkeletonStyle:
+    """How the exported `model` of `size` px images wants its skeletons drawn: its sidecar's
+    `skeleton` entry. A model exported before there was one (or without a sidecar) gets the
+    defaults for its size, what every runner drew before styles were saved."""
+    entry = (read_sidecar(model) or {}).get("skeleton")
+    if entry is None:
+        return SkeletonStyle.for_size(size)
+    where = f"{sidecar_path(model)}: skeleton"
+    style = SkeletonStyle.from_dict(entry, where)
+    style.check_size(size, where)
+    return style

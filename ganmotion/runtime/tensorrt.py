@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, check_batch, check_model_io
+from ganmotion.runtime.sidecar import sidecar_skeleton
 
 TENSORRT_MISSING = (
     "TensorRT is not installed: pip install 'ganmotion[tensorrt]' on a machine with an "
@@ -68,12 +70,20 @@ class TensorRTBackend:
 
     Batches larger than the engine's profile are run in slices of its max batch; smaller
     ones are padded up to its min batch (frames are independent: no batch statistics).
+    `skeleton`: how the model's skeletons are drawn; `load` reads it from the engine's
+    sidecar (gen.plan.json), and without one it is the defaults for the engine's size.
     """
 
     name = "tensorrt"
     needs_keypoints = False
 
-    def __init__(self, engine: bytes, source: str = "engine", device=None):
+    def __init__(
+        self,
+        engine: bytes,
+        source: str = "engine",
+        device=None,
+        skeleton: SkeletonStyle | None = None,
+    ):
         trt = import_tensorrt()
         require_cuda()
         self.device = torch.device(device or "cuda")
@@ -108,13 +118,17 @@ class TensorRTBackend:
         self.size = check_model_io(Path(source), inputs, outputs)
         low, _, high = engine_.get_tensor_profile_shape(INPUT_NAME, 0)  # (min, opt, max) shapes
         self.min_batch, self.max_batch = int(low[0]), int(high[0])
+        self.skeleton = skeleton or SkeletonStyle.for_size(self.size)
+        self.skeleton.check_size(self.size, source)
 
     @classmethod
     def load(cls, path: Path, device=None) -> TensorRTBackend:
         path = Path(path)
         if not path.is_file():
             raise GanmotionError(f"{path}: no such engine file")
-        return cls(path.read_bytes(), str(path), device)
+        backend = cls(path.read_bytes(), str(path), device)
+        backend.skeleton = sidecar_skeleton(path, backend.size)  # the size is the engine's
+        return backend
 
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None

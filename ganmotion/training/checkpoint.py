@@ -1,7 +1,8 @@
 """Checkpoints: one directory per step, written atomically, never unpickled on load.
 
     <run>/checkpoints/step-000500/
-        state.json                 step, resolved config, architecture, image size, normalisation
+        state.json                 step, resolved config, architecture, image size, normalisation,
+                                   skeleton style (how the generator's inputs were drawn)
         generator.safetensors      live generator weights
         generator_ema.safetensors  EMA generator (samples, export)
         critic.safetensors         (GAN runs)
@@ -26,6 +27,7 @@ Pruning never deletes the folder that best.json names.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -41,6 +43,9 @@ from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write, commit_folder
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
 from ganmotion.models.generator import GeneratorConfig, UNetGenerator
+from ganmotion.pose.render import SkeletonStyle
+
+log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 FORMAT_VERSION = 1
@@ -263,11 +268,39 @@ def generator_class(checkpoint: Path) -> str:
         return "UNetGenerator"
 
 
+def saved_skeleton(checkpoint: Path, state: dict | None = None) -> SkeletonStyle:
+    """How the generator of a checkpoint was fed skeletons: state.json's `skeleton` entry.
+
+    A checkpoint written before there was one gets what its training stream drew: the saved
+    config's data.stream line_thickness and joint_radius (unset: the defaults) at its image
+    size. `state` is the checkpoint's state.json if already read.
+    """
+    checkpoint = Path(checkpoint)
+    where = f"{checkpoint / 'state.json'}: skeleton"
+    state = read_state(checkpoint) if state is None else state
+    generator = (state.get("architecture") or {}).get("generator") or {}
+    size = state.get("image_size", generator.get("size"))
+    if not isinstance(size, int):
+        raise GanmotionError(f"{checkpoint / 'state.json'}: no image_size")
+    if "skeleton" in state:
+        style = SkeletonStyle.from_dict(state["skeleton"], where)
+        style.check_size(size, where)
+        return style
+    stream = ((state.get("config") or {}).get("data") or {}).get("stream") or {}
+    log.debug("%s has no skeleton entry: drawing as its training config did", checkpoint)
+    try:
+        return SkeletonStyle.for_size(
+            size, stream.get("line_thickness"), stream.get("joint_radius")
+        )
+    except GanmotionError as error:
+        raise GanmotionError(f"{checkpoint / 'state.json'}: config.data.stream: {error}") from None
+
+
 def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator | MLPGenerator:
     """The generator of a checkpoint folder, in eval mode on the CPU: the EMA weights
     (`generator_ema.safetensors`, what samples and exports use) or, with ema=False, the live
     ones. The architecture (U-Net, or the MLP baseline) comes from state.json, so no training
-    config is needed.
+    config is needed; a U-Net's `skeleton` is the style it was trained on (`saved_skeleton`).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
@@ -293,6 +326,8 @@ def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator | MLPGen
     except GanmotionError as error:
         raise GanmotionError(f"{checkpoint / 'state.json'}: {error}") from None
     generator = generator_class.from_config(config)
+    if isinstance(generator, UNetGenerator):  # the MLP draws from keypoints, not skeletons
+        generator.skeleton = saved_skeleton(checkpoint, state)
     name = "generator_ema.safetensors" if ema else "generator.safetensors"
     load_weights(generator, checkpoint / name)
     return generator.eval()

@@ -337,7 +337,7 @@ class Trainer:
 
     def write_checkpoint_files(self, folder: Path, replicas: list[float]) -> None:
         """What the main process writes into a checkpoint folder: weights, optimiser states
-        and state.json."""
+        and state.json (with the skeleton style the stream drew, which inference draws too)."""
         objective, acc = self.objective, self.accelerator
         for name, module in objective.networks().items():
             ckpt.save_weights(module, folder / f"{name}.safetensors")
@@ -353,6 +353,7 @@ class Trainer:
             "replica_checksums": replicas,
             "image_size": self.config.data.stream.size,
             "normalisation": "[-1, 1]",
+            "skeleton": self.config.data.stream.skeleton.to_dict(),
             "architecture": objective.architecture(),
             "config": config_to_dict(self.config),
         }
