@@ -39,7 +39,8 @@ from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
 from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
 from ganmotion.pose.render import SkeletonStyle
-from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
+from ganmotion.runtime.backends import OnnxRuntimeBackend
+from ganmotion.runtime.contract import INPUT_NAME, OUTPUT_NAME
 from ganmotion.runtime.sidecar import sidecar_path
 from ganmotion.runtime.target import checkpoint_target
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator, read_state

@@ -45,7 +45,8 @@ from ganmotion.export.onnx import (
     to_fp16,
 )
 from ganmotion.files import atomic_write
-from ganmotion.runtime.backends import ENGINE_SUFFIXES, INPUT_NAME, OnnxRuntimeBackend
+from ganmotion.runtime.backends import OnnxRuntimeBackend
+from ganmotion.runtime.contract import ENGINE_SUFFIXES, INPUT_NAME
 from ganmotion.runtime.sidecar import read_sidecar, sidecar_path
 from ganmotion.runtime.tensorrt import TensorRTBackend, import_tensorrt, require_cuda
 

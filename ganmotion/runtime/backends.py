@@ -16,92 +16,31 @@ sidecar, so that whatever runs a model feeds it the skeletons it was trained on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError
-from ganmotion.pose.render import SkeletonStyle
+from ganmotion.runtime.baselines import KeypointBackend, load_nearest
+from ganmotion.runtime.contract import (
+    ENGINE_SUFFIXES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    Backend,
+    check_batch,
+    check_model_io,
+)
 from ganmotion.runtime.sidecar import sidecar_skeleton
+from ganmotion.runtime.tensorrt import TensorRTBackend
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator
 
-INPUT_NAME = "skeleton"
-OUTPUT_NAME = "image"
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-ENGINE_SUFFIXES = (".plan", ".engine")
 
 # Execution providers tried in this order. ONNX Runtime's TensorRT provider is left out of the
 # default on purpose: it builds an engine inside every new session (minutes at 512 px) and
 # keeps none of it unless configured; build a .plan with export/to_trt.py instead, or pass
 # providers=["TensorrtExecutionProvider", ...] explicitly.
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A generator behind one call: skeletons (N, 3, size, size) float in [-1, 1] on any
-    device -> images (N, 3, size, size) float32 in [-1, 1] on `device`.
-
-    The video pipeline always passes the batch's keypoints (N, 33, 3) in pixels of the
-    size x size image too: image-conditioned generators ignore them, and the seed's
-    baselines (`needs_keypoints = True`), which work from poses, use nothing else.
-    `skeleton` is how the model's skeletons are drawn (skeleton.size == size).
-    """
-
-    name: str
-    size: int
-    device: torch.device
-    needs_keypoints: bool
-    skeleton: SkeletonStyle
-
-    def __call__(
-        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
-    ) -> torch.Tensor: ...
-
-
-def check_batch(skeleton: torch.Tensor, size: int) -> None:
-    """Raise a GanmotionError unless `skeleton` is a float tensor (N, 3, size, size)."""
-    if not isinstance(skeleton, torch.Tensor):
-        raise GanmotionError(
-            f"skeleton batch must be a torch.Tensor, got {type(skeleton).__name__}"
-        )
-    if skeleton.ndim != 4 or tuple(skeleton.shape[1:]) != (3, size, size):
-        raise GanmotionError(
-            f"skeleton batch must be (N, 3, {size}, {size}), got {tuple(skeleton.shape)}"
-        )
-    if not skeleton.is_floating_point():
-        raise GanmotionError(f"skeleton batch must be floating point, got {skeleton.dtype}")
-
-
-def check_model_io(
-    path: Path, inputs: list[tuple[str, list, str]], outputs: list[tuple[str, list, str]]
-) -> int:
-    """The image side S of a model whose inputs/outputs are (name, shape, dtype) triples, or a
-    GanmotionError naming what breaks the contract. A dimension is an int, or a str/None/-1
-    when dynamic; dtype is "float32" when it is one."""
-    if [name for name, _, _ in inputs] != [INPUT_NAME]:
-        found = ", ".join(repr(name) for name, _, _ in inputs) or "none"
-        raise GanmotionError(
-            f"{path}: model inputs are {found}; expected one input named {INPUT_NAME!r}"
-        )
-    if [name for name, _, _ in outputs] != [OUTPUT_NAME]:
-        found = ", ".join(repr(name) for name, _, _ in outputs) or "none"
-        raise GanmotionError(
-            f"{path}: model outputs are {found}; expected one output named {OUTPUT_NAME!r}"
-        )
-    _, shape, dtype = inputs[0]
-    shown = "(" + ", ".join(str(d) for d in shape) + ")"
-    fixed = [isinstance(d, int) and d > 0 for d in shape]
-    if len(shape) != 4 or fixed[0] or not all(fixed[1:]) or shape[1] != 3 or shape[2] != shape[3]:
-        raise GanmotionError(
-            f"{path}: input {INPUT_NAME!r} has shape {shown}; expected (N, 3, S, S) "
-            "with a dynamic batch N"
-        )
-    for name, _, kind in (inputs[0], outputs[0]):
-        if kind != "float32":
-            raise GanmotionError(f"{path}: {name!r} is {kind}; expected float32")
-    return int(shape[2])
 
 
 class TorchBackend:
@@ -332,8 +271,6 @@ def load_backend(
     training frames of `shards` (the target's shard root).
     """
     if str(path) == "nearest":  # a keyword, not a file: the lookup table is the shards
-        from ganmotion.runtime.baselines import load_nearest  # (it imports this module)
-
         if shards is None:
             raise GanmotionError("nearest needs --target-shards DIR")
         return load_nearest(shards, device=device)
@@ -371,15 +308,10 @@ def load_backend(
         from ganmotion.training.checkpoint import generator_class
 
         if generator_class(path) == "MLPGenerator":  # the seed's MLP: draws from keypoints
-            from ganmotion.runtime.baselines import KeypointBackend
-
             if torch_options:
                 raise GanmotionError(f"{path}: the MLP baseline runs in fp32 eager only")
-
             return KeypointBackend.load(path, device)
         return TorchBackend.load(path, device, **torch_options)
     if kind == "onnxruntime":
         return OnnxRuntimeBackend.load(path)
-    from ganmotion.runtime.tensorrt import TensorRTBackend
-
     return TensorRTBackend.load(path, device)

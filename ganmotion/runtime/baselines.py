@@ -27,7 +27,7 @@ from ganmotion.errors import GanmotionError
 from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
 from ganmotion.models.generator import as_keypoints
 from ganmotion.pose.render import SkeletonStyle
-from ganmotion.runtime.backends import check_batch
+from ganmotion.runtime.contract import check_batch
 from ganmotion.training.checkpoint import load_generator, saved_skeleton
 
 NAMES = ("mlp", "nearest")

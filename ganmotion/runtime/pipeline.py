@@ -34,7 +34,7 @@ from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
 from ganmotion.pose.retarget import BodyStats, Retargeter, body_stats, fixed_crop
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
-from ganmotion.runtime.backends import Backend
+from ganmotion.runtime.contract import Backend
 from ganmotion.video import VideoWriter, probe_video, read_frames
 
 STAGES = ("decode", "pose", "track", "generate", "encode")

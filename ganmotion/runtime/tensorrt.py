@@ -18,7 +18,7 @@ import torch
 
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.render import SkeletonStyle
-from ganmotion.runtime.backends import INPUT_NAME, OUTPUT_NAME, check_batch, check_model_io
+from ganmotion.runtime.contract import INPUT_NAME, OUTPUT_NAME, check_batch, check_model_io
 from ganmotion.runtime.sidecar import sidecar_skeleton
 
 TENSORRT_MISSING = (
