@@ -55,7 +55,7 @@ def gradients_finite(module: nn.Module) -> bool:
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     if not grads:
         return True
-    return bool(torch.nn.utils.get_total_norm(grads, norm_type=math.inf).isfinite())
+    return bool(torch.nn.utils.get_total_norm(grads, norm_type=math.inf, foreach=True).isfinite())
 
 
 class Updates(Protocol):
@@ -112,6 +112,9 @@ class DdpUpdates:
             *(networks[name].module for name in names), *(adam for adam, _ in optimisers)
         )
         self.modules = dict(zip(names, prepared[: len(names)]))
+        # Unwrapped once: Accelerate's unwrap_model costs ~2 ms a call (a package-metadata
+        # lookup), several times a step.
+        self.bare = {name: accelerator.unwrap_model(m) for name, m in self.modules.items()}
         self.optimizers = dict(zip(names, prepared[len(names) :]))
         self.schedules = {name: schedule for name, (_, schedule) in zip(names, optimisers)}
 
@@ -119,7 +122,7 @@ class DdpUpdates:
         return self.modules[name]
 
     def raw(self, name: str) -> nn.Module:
-        return self.accelerator.unwrap_model(self.modules[name])
+        return self.bare[name]
 
     def accumulate(self) -> AbstractContextManager:
         return self.accelerator.accumulate(*self.modules.values())
