@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from ganmotion.data import synthetic
+from ganmotion.data.masks import read_masks
 from ganmotion.data.synthetic import (
     Appearance,
     Motion,
     keypoints_path_for,
     main,
     make_clip,
+    masks_path_for,
+    person_mask,
     pose_at,
     render_background,
     render_person,
@@ -211,6 +215,29 @@ def test_background_is_static_and_missing_person_renders_background():
         np.testing.assert_array_equal(frame[corner], frames[0][corner])
 
 
+def test_the_mask_is_what_render_person_paints_of_the_figure(clip):
+    """Inside the mask the frame differs from the background plate; outside it (beyond the
+    one-pixel anti-aliased fringe) the frame is the plate, or the plate darkened by at most
+    35%: the contact shadow, which is floor, not person."""
+    frames, keypoints = clip
+    appearance = Appearance.from_seed(5)
+    plate = render_background(appearance, SIZE).astype(np.int16)
+    ring = np.ones((3, 3), np.uint8)
+    for index in range(0, FRAMES, 15):
+        mask = person_mask(keypoints[index], appearance, SIZE)
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+        assert 0.03 < (mask > 0).mean() < 0.3
+        frame = frames[index].astype(np.int16)
+        changed = (frame != plate).any(axis=2)
+        inside = cv2.erode(mask, ring) > 0
+        assert changed[inside].all()
+        outside = cv2.dilate(mask, ring) == 0
+        shaded = ((frame <= plate) & (frame >= np.floor(0.65 * plate) - 1)).all(axis=2)
+        assert shaded[outside].all()
+        assert (changed & outside).any()  # the shadow is there, and left out of the mask
+    assert not person_mask(missing_frame(), appearance, SIZE).any()
+
+
 def test_invalid_arguments_raise_ganmotion_error():
     with pytest.raises(GanmotionError):
         make_clip(0, size=SIZE)
@@ -227,6 +254,7 @@ def test_invalid_arguments_raise_ganmotion_error():
 def test_keypoints_path_for():
     assert keypoints_path_for("a/b/run.mp4") == Path("a/b/run.keypoints.npy")
     assert keypoints_path_for(Path("clip.v2.mp4")) == Path("clip.v2.keypoints.npy")
+    assert masks_path_for("a/b/run.mp4") == Path("a/b/run.masks.npz")
 
 
 def test_write_clip_round_trip(tmp_path):
@@ -245,11 +273,16 @@ def test_write_clip_round_trip(tmp_path):
     assert keypoints.shape == (frames, NUM_JOINTS, 3) and keypoints.dtype == np.float32
     expected_frames, expected_kp = make_clip(frames, size=size, fps=fps, motion_seed=2)
     np.testing.assert_array_equal(keypoints, expected_kp)
+    mask_of = read_masks(masks_path_for(video), frames, size, size)
+    for index in range(frames):
+        expected = person_mask(keypoints[index], Appearance.from_seed(0), size)
+        np.testing.assert_array_equal(mask_of(index), expected)
     # The video holds those frames, up to H.264's losses.
     for got, want in zip(decoded, expected_frames, strict=True):
         assert np.abs(got.astype(np.int16) - want).mean() < 4.0
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.keypoints.npy", "clip.mp4"]
+    names = ["clip.keypoints.npy", "clip.masks.npz", "clip.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_write_clip_failure_leaves_nothing_behind(tmp_path, monkeypatch):

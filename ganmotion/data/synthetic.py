@@ -1,15 +1,17 @@
-"""Procedural synthetic clips: a drawn figure moved by a smooth motion, with exact keypoints.
+"""Procedural synthetic clips: a drawn figure moved by a smooth motion, with exact keypoints
+and person masks.
 
 A 2-D skeleton driven by sums of sinusoids (forward kinematics from the pelvis) gives all 33
 MediaPipe Pose landmarks of `ganmotion.pose.schema` for every frame; the figure is then drawn
 at exactly those keypoints with OpenCV over a static, textured background. The clips are the
-demo's default data and give tests ground-truth keypoints without running MediaPipe.
+demo's default data and give tests ground-truth keypoints and masks without running
+MediaPipe.
 
 Conventions, as in the schema: keypoints are float32 (33, 3) per frame -- x, y in pixels of
 the square frame (pixel centres at integer coordinates) and visibility in [0, 1], here always
 1. The figure faces the viewer, so the person's left side is on the image right (larger x),
 as MediaPipe reports it. Everything is a pure function of the seeds: the same seeds give
-bit-identical frames and keypoints.
+bit-identical frames, keypoints and masks.
 
     python -m ganmotion.data.synthetic --out clip.mp4 --frames 300 --size 256
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ganmotion.data.masks import MaskWriter
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
 from ganmotion.pose.schema import JOINT, NUM_JOINTS, has_person
@@ -41,6 +44,8 @@ __all__ = [
     "keypoints_path_for",
     "main",
     "make_clip",
+    "masks_path_for",
+    "person_mask",
     "pose_at",
     "render_background",
     "render_person",
@@ -532,16 +537,52 @@ def render_person(keypoints: np.ndarray, appearance: Appearance, size: int) -> n
     torso's length. A frame without a person (NaN keypoints) is the background alone. The
     person's right limbs are drawn first and a little darker (the far side), then the left.
     """
+    points = _figure_points(keypoints, size)
+    image = _background(appearance.background_seed, size).copy()
+    if points is not None:
+        _draw_figure(image, points, appearance, shadow=True)
+    return image
+
+
+def person_mask(keypoints: np.ndarray, appearance: Appearance, size: int) -> np.ndarray:
+    """(size, size) uint8 0/255: the pixels `render_person` paints the figure on, at least
+    half covered (its drawing is anti-aliased); all 0 without a person.
+
+    The contact shadow is not the person: it only darkens the floor, which is background
+    (a plate of the room shows it there too, and the person can be put on another floor).
+    """
+    points = _figure_points(keypoints, size)
+    mask = np.zeros((size, size), np.uint8)
+    if points is None:
+        return mask
+    # Anti-aliased drawing blends each pixel: out = coverage * figure + (1 - coverage) *
+    # canvas. Drawn over black and over white, the two results differ by (1 - coverage) *
+    # 255, which gives the coverage exactly, up to the rounding of each blend.
+    black = np.zeros((size, size, 3), np.uint8)
+    white = np.full((size, size, 3), 255, np.uint8)
+    for canvas in (black, white):
+        _draw_figure(canvas, points, appearance, shadow=False)
+    uncovered = (white.astype(np.int16) - black).mean(axis=2)
+    mask[uncovered <= 127.5] = 255
+    return mask
+
+
+def _figure_points(keypoints: np.ndarray, size: int) -> np.ndarray | None:
+    """The (33, 2) float64 joint positions to draw, or None for a frame without a person."""
     _check_size(size)
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.shape != (NUM_JOINTS, 3):
         raise GanmotionError(f"keypoints must be ({NUM_JOINTS}, 3), got {kp.shape}")
-    image = _background(appearance.background_seed, size).copy()
     if not has_person(kp):
-        return image
+        return None
     if not np.isfinite(kp[:, :2]).all():
         raise GanmotionError("keypoints contain NaN or inf for some joints but not all")
-    p = kp[:, :2]
+    return kp[:, :2]
+
+
+def _draw_figure(image: np.ndarray, p: np.ndarray, appearance: Appearance, shadow: bool) -> None:
+    """Draw the figure at joints `p` (33, 2) into `image` (size, size, 3) uint8, in place;
+    with `shadow`, first its contact shadow on the floor."""
 
     def j(name: str) -> np.ndarray:
         return p[JOINT[name]]
@@ -556,16 +597,16 @@ def render_person(keypoints: np.ndarray, appearance: Appearance, size: int) -> n
     skin, shirt, trousers = appearance.skin, appearance.shirt, appearance.trousers
     shoe = _shade(trousers, 0.45)
 
-    # Contact shadow under the feet.
-    feet = np.array(
-        [j(f"{side}_{part}") for side in ("left", "right") for part in ("heel", "foot_index")]
-    )
-    _shadow(
-        image,
-        np.array([feet[:, 0].mean(), feet[:, 1].max() + SHOE_RADIUS * s]),
-        (feet[:, 0].max() - feet[:, 0].min()) / 2 + 0.05 * s,
-        0.018 * s,
-    )
+    if shadow:  # under the feet
+        feet = np.array(
+            [j(f"{side}_{part}") for side in ("left", "right") for part in ("heel", "foot_index")]
+        )
+        _shadow(
+            image,
+            np.array([feet[:, 0].mean(), feet[:, 1].max() + SHOE_RADIUS * s]),
+            (feet[:, 0].max() - feet[:, 0].min()) / 2 + 0.05 * s,
+            0.018 * s,
+        )
 
     for side, far in (("right", 0.85), ("left", 1.0)):
         colour = _shade(trousers, far)
@@ -667,7 +708,6 @@ def render_person(keypoints: np.ndarray, appearance: Appearance, size: int) -> n
         _SHIFT,
     )
     _disc(image, j("nose"), max(0.5, 0.08 * r), _shade(skin, 0.8))
-    return image
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,6 +753,13 @@ def keypoints_path_for(video_path: str | os.PathLike) -> Path:
     return video_path.with_name(f"{video_path.stem}.keypoints.npy")
 
 
+def masks_path_for(video_path: str | os.PathLike) -> Path:
+    """Where a clip's person masks live: `<stem>.masks.npz` next to the video, each frame's
+    `person_mask` (a mask file of `ganmotion.data.masks`)."""
+    video_path = Path(video_path)
+    return video_path.with_name(f"{video_path.stem}.masks.npz")
+
+
 def write_clip(
     path: str | os.PathLike,
     frames: int,
@@ -721,12 +768,14 @@ def write_clip(
     motion_seed: int = 0,
     appearance_seed: int = 0,
 ) -> tuple[Path, Path]:
-    """Write a clip as an H.264 mp4 at `path` and its keypoints (frames, 33, 3) float32 next
-    to it (see `keypoints_path_for`); returns (video_path, keypoints_path).
+    """Write a clip as an H.264 mp4 at `path`, its keypoints (frames, 33, 3) float32 and its
+    person masks (size, size) uint8 0/255 per frame next to it (see `keypoints_path_for`,
+    `masks_path_for`); returns (video_path, keypoints_path).
 
-    Frames are rendered one at a time, so long clips do not sit in memory. Both files are
-    written under temporary names and renamed into place, the keypoints right after the
-    video; on error neither is left behind and existing files of that name are untouched.
+    Frames and masks are rendered one at a time, so long clips do not sit in memory. All
+    three files are written under temporary names and renamed into place, the masks and then
+    the keypoints right after the video; on error none is left behind and existing files of
+    those names are untouched.
     """
     _check_clip(frames, size, fps)
     video_path = Path(path)
@@ -738,12 +787,14 @@ def write_clip(
     appearance = Appearance.from_seed(appearance_seed)
     kp_path = keypoints_path_for(video_path)
     try:
-        with atomic_write(kp_path) as kp_tmp:  # renamed into place right after the video
+        # Renamed into place in reverse order of opening: video, masks, keypoints.
+        with atomic_write(kp_path) as kp_tmp, atomic_write(masks_path_for(video_path)) as m_tmp:
             with open(kp_tmp, "wb") as f:
                 np.save(f, keypoints, allow_pickle=False)
-            with VideoWriter(video_path, fps) as writer:
-                for frame in _iter_frames(keypoints, appearance, size):
+            with MaskWriter(m_tmp) as masks, VideoWriter(video_path, fps) as writer:
+                for index, frame in enumerate(_iter_frames(keypoints, appearance, size)):
                     writer.write(frame)
+                    masks.write(person_mask(keypoints[index], appearance, size))
     except OSError as e:
         raise GanmotionError(f"{video_path}: cannot write the clip: {e}") from e
     return video_path, kp_path
@@ -789,7 +840,9 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Write a synthetic clip: a procedurally drawn figure moving smoothly over a static "
             "background, as an H.264 mp4 plus its exact MediaPipe-33 keypoints in "
-            "<stem>.keypoints.npy (float32, frames x 33 x 3: x, y in pixels, visibility)."
+            "<stem>.keypoints.npy (float32, frames x 33 x 3: x, y in pixels, visibility) and "
+            "its exact person masks in <stem>.masks.npz (one size x size uint8 0/255 array "
+            "per frame)."
         ),
         epilog="example: python -m ganmotion.data.synthetic --out data/clip.mp4 --frames 300",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -800,7 +853,8 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         default=argparse.SUPPRESS,
         metavar="PATH",
-        help="output video (.mp4); the keypoints go next to it as <stem>.keypoints.npy",
+        help="output video (.mp4); keypoints and masks go next to it as <stem>.keypoints.npy "
+        "and <stem>.masks.npz",
     )
     parser.add_argument(
         "--frames", type=_positive_int, default=300, metavar="N", help="number of frames"
@@ -848,8 +902,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print(
         f"wrote {video_path} ({args.frames} frames, {args.size}x{args.size}, "
-        f"{args.frames / args.fps:.2f} s at {args.fps:g} fps) and {kp_path.name} "
-        f"in {elapsed:.1f} s"
+        f"{args.frames / args.fps:.2f} s at {args.fps:g} fps), {kp_path.name} and "
+        f"{masks_path_for(video_path).name} in {elapsed:.1f} s"
     )
     return 0
 
