@@ -80,7 +80,7 @@ def unpack_to_files(shards: Path, folder: Path) -> int:
                 if extension == "jpg":
                     (folder / f"{key}.jpg").write_bytes(data)
                     count += 1
-                else:
+                elif extension == "pose.npy":  # the seed had no masks: mask.png stays behind
                     np.save(folder / f"{key}.npy", np.load(io.BytesIO(data)))
     return count
 

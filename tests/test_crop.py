@@ -1,6 +1,6 @@
 import numpy as np
 
-from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
+from ganmotion.data.crop import CropPolicy, crop_frame, crop_mask, keypoints_to_crop, smooth_crops
 from ganmotion.pose.schema import missing_frame
 
 
@@ -22,6 +22,24 @@ def test_crop_outside_the_frame_is_padded_black():
     image = crop_frame(frame, np.array([0.0, 50.0, 100.0]), 50)
     assert image.shape == (50, 50, 3)
     assert image[:, :20].max() == 0 and image[:, 30:].min() == 200
+
+
+def test_a_mask_crops_like_its_frame_and_stays_binary():
+    """A mask drawn as the frame's red channel: cropped (down and up, and leaving the frame),
+    it is the cropped red channel thresholded at half."""
+    rng = np.random.default_rng(1)
+    mask = np.zeros((120, 160), np.uint8)
+    for _ in range(6):
+        x, y = rng.integers(10, 150), rng.integers(10, 110)
+        mask[y - 9 : y + 9, x - 5 : x + 5] = 255
+    frame = np.dstack([mask, np.zeros_like(mask), np.zeros_like(mask)])
+    for crop, size in [((70.0, 60.0, 101.0), 48), ((20.0, 100.0, 60.0), 96)]:
+        cropped = crop_mask(mask, np.array(crop), size)
+        assert cropped.shape == (size, size) and set(np.unique(cropped)) <= {0, 255}
+        red = crop_frame(frame, np.array(crop), size)[..., 0]
+        np.testing.assert_array_equal(cropped, np.where(red >= 128, 255, 0))
+    outside = crop_mask(np.full((100, 100), 255, np.uint8), np.array([0.0, 50.0, 100.0]), 50)
+    assert outside[:, :20].max() == 0 and outside[:, 30:].min() == 255
 
 
 def _walking(frames: int) -> np.ndarray:

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from ganmotion.errors import GanmotionError
-from ganmotion.pose.detector import DetectorConfig, _chunk_bounds, detect_video
-from ganmotion.pose.schema import has_person
+from ganmotion.pose.detector import (
+    DetectorConfig,
+    PackedMask,
+    PoseDetector,
+    _chunk_bounds,
+    detect_video,
+)
+from ganmotion.pose.schema import JOINT, has_person
 from ganmotion.video import VideoWriter, read_frames
 
 
@@ -31,16 +37,45 @@ def short_taichi(taichi, tmp_path_factory):
 
 
 def test_parallel_detection_equals_one_process(short_taichi):
-    one = detect_video(short_taichi, workers=1, progress=False)
-    two = detect_video(short_taichi, workers=2, progress=False)
-    assert one.shape == two.shape == (60, 33, 3)
-    assert has_person(one).all()
-    np.testing.assert_array_equal(one, two)
+    config = DetectorConfig(segmentation=True)
+    one = detect_video(short_taichi, workers=1, config=config, progress=False)
+    two = detect_video(short_taichi, workers=2, config=config, progress=False)
+    assert one.keypoints.shape == two.keypoints.shape == (60, 33, 3)
+    assert has_person(one.keypoints).all()
+    np.testing.assert_array_equal(one.keypoints, two.keypoints)
+    assert len(one.masks) == 60 and None not in one.masks
+    assert one.masks == two.masks  # in frame order
+    assert one.masks[0].unpack().shape == (360, 480)
 
 
 def test_keypoints_are_pixels_of_the_frame(short_taichi):
-    keypoints = detect_video(short_taichi, workers=1, progress=False)
+    keypoints, masks = detect_video(short_taichi, workers=1, progress=False)
+    assert masks is None  # segmentation is asked for, not on by default
     visible = keypoints[..., 2] > 0.5
     xs, ys = keypoints[..., 0][visible], keypoints[..., 1][visible]
     assert xs.min() >= 0 and xs.max() < 480 and ys.min() >= 0 and ys.max() < 360
     assert np.ptp(ys) > 100  # a standing person spans much of the 360 px frame height
+
+
+def test_segmentation_masks_the_person_and_leaves_the_keypoints_alone(taichi):
+    """One real frame: the mask covers the torso, is a plausible share of the frame, and
+    asking for it changes no keypoint."""
+    (frame,) = read_frames(taichi, 300, 301)
+    with PoseDetector(DetectorConfig(segmentation=True)) as detector:
+        keypoints, mask = detector.detect(frame)
+    with PoseDetector() as detector:
+        plain, no_mask = detector.detect(frame)
+    np.testing.assert_array_equal(keypoints, plain)
+    assert no_mask is None
+    assert mask.shape == frame.shape[:2] and mask.dtype == np.float32
+    assert 0 <= mask.min() and mask.max() <= 1
+    person = mask >= 0.5
+    assert 0.02 < person.mean() < 0.20, person.mean()
+    torso = keypoints[
+        [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    ]
+    for x, y in [*torso[:, :2], torso[:, :2].mean(axis=0)]:  # corners and centre of the torso
+        assert person[round(y), round(x)], (x, y)
+    packed = PackedMask.pack(mask)
+    assert len(packed.bits) < 10_000
+    np.testing.assert_array_equal(packed.unpack(), np.where(person, 255, 0))

@@ -42,6 +42,7 @@ def damaged(shards, tmp_path, change) -> str:
         (lambda m: m["splits"].pop("train"), "no train split with shards"),
         (lambda m: m.update(manifest_version=0), "manifest version 0 is not 1"),
         (lambda m: m.update(extra=1), "unknown key extra"),
+        (lambda m: m["source"].update(masks="paint"), "source.masks must be one of"),
     ],
 )
 def test_a_damaged_manifest_is_a_one_line_error(synthetic_shards, tmp_path, change, message):
@@ -51,6 +52,16 @@ def test_a_damaged_manifest_is_a_one_line_error(synthetic_shards, tmp_path, chan
     text = str(error.value)
     assert text.startswith(f"{root}/manifest.json: ") and message in text, text
     assert "\n" not in text
+
+
+def test_a_manifest_from_before_masks_reads_as_shards_without_masks(synthetic_shards, tmp_path):
+    def forget_masks(manifest: dict) -> None:
+        del manifest["source"]["masks"], manifest["frames"]["kept_without_mask"]
+
+    assert load_manifest(synthetic_shards).has_masks
+    old = load_manifest(damaged(synthetic_shards, tmp_path, forget_masks))
+    assert not old.has_masks and old.source.masks is None
+    assert old.frames.kept_without_mask == 0
 
 
 def test_a_manifest_that_is_not_an_object_is_refused(tmp_path):

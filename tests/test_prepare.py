@@ -1,16 +1,23 @@
 import io
 import json
+import shutil
 import tarfile
 
+import cv2
 import numpy as np
 import pytest
 from conftest import listing
 
-from ganmotion.data.prepare import PrepareConfig, main, prepare
+from ganmotion.data.crop import crop_mask
+from ganmotion.data.masks import MaskWriter
+from ganmotion.data.prepare import PrepareConfig, main, masks_file_for, prepare
+from ganmotion.data.synthetic import Appearance, keypoints_path_for, masks_path_for, person_mask
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.retarget import body_stats, target_body
-from ganmotion.pose.schema import has_person
+from ganmotion.pose.schema import JOINT, has_person
 from ganmotion.video import VideoWriter
+
+TORSO = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
 
 
 def _tar_samples(path):
@@ -55,10 +62,39 @@ def test_taichi_shards_match_manifest_and_keypoints_lie_in_crops(taichi_shards):
     assert total == manifest["frames"]["kept"]
     for samples in splits.values():
         for key, sample in samples.items():
-            assert set(sample) == {"jpg", "pose.npy"}, key
+            assert set(sample) == {"jpg", "pose.npy", "mask.png"}, key
             pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
             visible = pose[:, 2] >= 0.5
             assert (pose[visible, :2] >= -0.5).all() and (pose[visible, :2] <= 127.5).all(), key
+
+
+def _mask(sample: dict) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(sample["mask.png"], np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def _torso_points(pose: np.ndarray) -> np.ndarray:
+    """The torso's corners and its centre, rounded to pixels (5, 2) as (x, y)."""
+    torso = pose[TORSO, :2]
+    return np.round(np.vstack([torso, torso.mean(axis=0)])).astype(int)
+
+
+def test_taichi_masks_come_from_mediapipe_and_cover_the_person_in_the_crop(taichi_shards):
+    manifest, splits = _read_shards(taichi_shards)
+    assert manifest["source"]["masks"] == "mediapipe-pose"
+    assert manifest["frames"]["kept_without_mask"] == 0
+    shares, torso_on_mask = [], []
+    for samples in splits.values():
+        for sample in samples.values():
+            mask = _mask(sample)
+            assert mask.shape == (128, 128) and mask.dtype == np.uint8
+            assert set(np.unique(mask)) <= {0, 255}
+            shares.append((mask > 0).mean())
+            pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+            xs, ys = _torso_points(pose).T
+            torso_on_mask.append((mask[ys.clip(0, 127), xs.clip(0, 127)] > 0).mean())
+    # The crop fits the body with a margin: the person is a good part of it, never all.
+    assert 0.1 < np.median(shares) < 0.6 and max(shares) < 0.9, (min(shares), max(shares))
+    assert np.mean(torso_on_mask) > 0.98
 
 
 def test_taichi_crop_centre_is_stable(taichi_shards):
@@ -95,7 +131,12 @@ def test_synthetic_prepare_maps_exact_keypoints_into_crops(synthetic_clip, synth
     _, keypoints_file = synthetic_clip
     manifest, splits = _read_shards(synthetic_shards)
     assert manifest["source"]["keypoints"] == "given"
-    assert manifest["frames"] == {"read": 96, "kept": 96, "skipped_no_person": 0}
+    assert manifest["frames"] == {
+        "read": 96,
+        "kept": 96,
+        "skipped_no_person": 0,
+        "kept_without_mask": 0,
+    }
     assert len(manifest["splits"]["train"]["shards"]) >= 4
     truth = np.load(keypoints_file)
     crops = np.load(synthetic_shards / "crops.npy")
@@ -107,6 +148,46 @@ def test_synthetic_prepare_maps_exact_keypoints_into_crops(synthetic_clip, synth
     corner = np.round(crops[frame, :2] - side / 2)
     back = (pose[:, :2] + 0.5) * side / 64 - 0.5 + corner
     np.testing.assert_allclose(back, truth[frame, :, :2], atol=1e-3)
+
+
+def test_synthetic_shards_carry_the_clip_s_exact_masks_cropped_like_the_frames(
+    synthetic_clip, synthetic_shards
+):
+    video, keypoints_file = synthetic_clip
+    assert masks_file_for(keypoints_file) == masks_path_for(video)
+    assert masks_file_for(keypoints_file.with_name("poses.npy")) is None
+    manifest, splits = _read_shards(synthetic_shards)
+    assert manifest["source"]["masks"] == "given"
+    truth = np.load(keypoints_file)
+    crops = np.load(synthetic_shards / "crops.npy")
+    appearance = Appearance.from_seed(0)  # write_clip's default
+    for samples in splits.values():
+        for key, sample in samples.items():
+            frame = int(key.rsplit("_", 1)[1])
+            mask = _mask(sample)
+            full = person_mask(truth[frame], appearance, 128)
+            np.testing.assert_array_equal(mask, crop_mask(full, crops[frame], 64), key)
+            pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+            xs, ys = _torso_points(pose).T
+            assert (mask[ys, xs] == 255).all(), key
+
+
+def test_given_keypoints_without_a_mask_file_get_mediapipe_masks(synthetic_clip, tmp_path):
+    video, keypoints_file = synthetic_clip
+    given = tmp_path / "poses.npy"  # not <stem>.keypoints.npy: no mask file goes with it
+    shutil.copy(keypoints_file, given)
+    out = tmp_path / "shards"
+    prepare(video, out, PrepareConfig(size=32, workers=1), keypoints_file=given, progress=False)
+    manifest, splits = _read_shards(out)
+    assert manifest["source"]["keypoints"] == "given"
+    assert manifest["source"]["masks"] == "mediapipe-pose"
+    np.testing.assert_array_equal(np.load(out / "keypoints.npy"), np.load(keypoints_file))
+    samples = [s for split in splits.values() for s in split.values()]
+    with_mask = [s for s in samples if "mask.png" in s]
+    # MediaPipe misses the drawn figure in some frames; those samples have no mask.
+    assert len(samples) - len(with_mask) == manifest["frames"]["kept_without_mask"]
+    assert len(with_mask) >= len(samples) // 2
+    assert all(0 < (_mask(s) > 0).mean() < 0.8 for s in with_mask)
 
 
 def test_manifest_body_is_the_body_of_the_training_poses(synthetic_shards):
@@ -219,6 +300,23 @@ def test_keypoints_that_do_not_fit_the_video(synthetic_clip, tmp_path, capsys):
         "short.npy: has 50 frames of keypoints",
     )
     assert listing(tmp_path) == ["short.npy"]
+
+
+def test_a_mask_file_that_does_not_fit_the_video(synthetic_clip, tmp_path, capsys):
+    video, keypoints = synthetic_clip
+    given = keypoints_path_for(tmp_path / "dancer.mp4")
+    shutil.copy(keypoints, given)
+    with MaskWriter(masks_path_for(tmp_path / "dancer.mp4")) as masks:
+        for _ in range(96):
+            masks.write(np.zeros((64, 64), np.uint8))
+    err = _fails(
+        capsys,
+        ["--video", str(video), "--keypoints", str(given), "--out", str(tmp_path / "o"), "--quiet"],
+        "dancer.masks.npz: masks are (96, 64, 64) but the video and its keypoints are "
+        "(96, 128, 128)",
+    )
+    assert str(tmp_path) in err
+    assert listing(tmp_path) == ["dancer.keypoints.npy", "dancer.masks.npz"]
 
 
 def test_invalid_settings_are_rejected_before_any_work(tmp_path):

@@ -116,7 +116,8 @@ def crop_window(crop: np.ndarray) -> tuple[int, int, int]:
 
 
 def crop_frame(frame: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
-    """Cut the square `crop` out of an RGB frame and resize it to (size, size, 3).
+    """Cut the square `crop` out of an RGB frame and resize it to (size, size, 3) (a
+    single-channel (H, W) image gives (size, size)).
 
     Parts of the square outside the frame are black.
     """
@@ -129,6 +130,17 @@ def crop_frame(frame: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
         window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(window, (size, size), interpolation=interpolation)
+
+
+def crop_mask(mask: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+    """Cut a person mask (H, W) uint8 0/255 of the source frame like `crop_frame` cuts the
+    frame: (size, size) uint8 0/255, 0 where the square leaves the frame.
+
+    The resize averages (or interpolates) like the frame's, then the mask is thresholded
+    back to 0/255 at half, so its edge stays where the frame's edge is.
+    """
+    cropped = crop_frame(mask, crop, size)
+    return np.where(cropped >= 128, 255, 0).astype(np.uint8)
 
 
 def keypoints_to_crop(keypoints: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:

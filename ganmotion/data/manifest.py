@@ -11,6 +11,7 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ganmotion.config import config_to_dict, from_dict, ranged
 from ganmotion.errors import GanmotionError
@@ -38,21 +39,32 @@ class SplitEntry:
 
 @dataclass(frozen=True)
 class SourceVideo:
-    """The video the shards were prepared from, and where its keypoints came from."""
+    """The video the shards were prepared from, and where its keypoints and masks came from.
+
+    keypoints: "mediapipe-pose", or "given" (a keypoints file).
+    masks: where each sample's `mask.png` came from: "mediapipe-pose" (its segmentation),
+        "given" (a masks file, such as a synthetic clip's); None for shards prepared before
+        ganmotion stored masks, whose samples have none.
+    """
 
     video: str
     sha256: str
     width: int = ranged(0, 1)
     height: int = ranged(0, 1)
     fps: float = ranged(0.0, 0, low_open=True)
-    keypoints: str = "mediapipe-pose"  # or "given" (a keypoints file)
+    keypoints: str = "mediapipe-pose"
+    masks: Literal["mediapipe-pose", "given"] | None = None
 
 
 @dataclass(frozen=True)
 class FrameCounts:
+    """Frames of the source video: read, kept as samples, skipped for want of a person, and
+    kept without a mask (given keypoints show a person where MediaPipe segmented no one)."""
+
     read: int = ranged(0, 0)
     kept: int = ranged(0, 0)
     skipped_no_person: int = ranged(0, 0)
+    kept_without_mask: int = ranged(0, 0)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,11 @@ class Manifest:
         if not manifest.splits.get("train") or not manifest.splits["train"].shards:
             raise GanmotionError(f"{where}: no train split with shards")
         return manifest
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether the samples carry `mask.png` (all but `frames.kept_without_mask`)."""
+        return self.source.masks is not None
 
     @property
     def validation_split(self) -> str:

@@ -1,13 +1,21 @@
-"""Prepare a target video for training: poses, stable person-centred crops, WebDataset shards.
+"""Prepare a target video for training: poses, person masks, stable person-centred crops,
+WebDataset shards.
 
     python -m ganmotion.data.prepare --video target.mp4 --out data/shards --size 512
 
 Output (DESIGN.md): `{split}-{index:06d}.tar` shards whose samples are `__key__`
-`{clip}_{frame:06d}`, `jpg` (the crop) and `pose.npy` (33, 3 keypoints in crop pixels), plus
-`manifest.json`, `keypoints.npy` (source-frame keypoints, NaN rows without a person) and
-`crops.npy` ((N, 3) cx, cy, side in source pixels). The validation split is the last
-contiguous range of frames. The manifest's `body` is the training poses' `BodyStats`, the
-target that inference retargets source poses onto. The directory appears only when complete.
+`{clip}_{frame:06d}`, `jpg` (the crop), `pose.npy` (33, 3 keypoints in crop pixels) and
+`mask.png` (the person's mask in crop pixels, 0/255), plus `manifest.json`, `keypoints.npy`
+(source-frame keypoints, NaN rows without a person) and `crops.npy` ((N, 3) cx, cy, side in
+source pixels). The validation split is the last contiguous range of frames. The manifest's
+`body` is the training poses' `BodyStats`, the target that inference retargets source poses
+onto. The directory appears only when complete.
+
+Masks come from MediaPipe's segmentation, in the same pass as the keypoints. With given
+keypoints (`--keypoints <stem>.keypoints.npy`), a mask file `<stem>.masks.npz` beside them
+is used when it exists (synthetic clips write their exact masks there); without one,
+MediaPipe runs for the masks alone and the keypoints stay the given ones. The manifest's
+`source.masks` says which.
 """
 
 from __future__ import annotations
@@ -26,7 +34,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ganmotion.data.crop import CropPolicy, crop_frame, keypoints_to_crop, smooth_crops
+from ganmotion.data.crop import (
+    CropPolicy,
+    crop_frame,
+    crop_mask,
+    keypoints_to_crop,
+    smooth_crops,
+)
 from ganmotion.data.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
@@ -36,9 +50,10 @@ from ganmotion.data.manifest import (
     SourceVideo,
     SplitEntry,
 )
+from ganmotion.data.masks import MasksOfFrames, read_masks
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_folder
-from ganmotion.pose.detector import DetectorConfig, detect_video
+from ganmotion.pose.detector import DetectorConfig, PackedMask, detect_video
 from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
 from ganmotion.video import VideoInfo, probe_video, read_frames
@@ -120,6 +135,19 @@ def load_keypoints(path: Path) -> np.ndarray:
     return keypoints.astype(np.float32)
 
 
+def masks_file_for(keypoints_file: Path) -> Path | None:
+    """The mask file that goes with a keypoints file `<stem>.keypoints.npy`:
+    `<stem>.masks.npz` beside it (how synthetic clips name theirs); None for other names."""
+    suffix = ".keypoints.npy"
+    if not keypoints_file.name.endswith(suffix):
+        return None
+    return keypoints_file.with_name(keypoints_file.name[: -len(suffix)] + ".masks.npz")
+
+
+def _unpacked(masks: list[PackedMask | None]) -> MasksOfFrames:
+    return lambda index: None if masks[index] is None else masks[index].unpack()
+
+
 def check_output_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise GanmotionError(f"{out}: exists and is not a directory")
@@ -177,19 +205,22 @@ def write_shards(
     video: Path,
     directory: Path,
     keypoints: np.ndarray,
+    masks: MasksOfFrames,
     crops: np.ndarray,
     splits: dict[str, np.ndarray],
     config: PrepareConfig,
     progress: bool,
-) -> tuple[dict[str, _ShardSet], int]:
-    """Second pass over the video: crop, encode and write each kept frame to its split.
+) -> tuple[dict[str, _ShardSet], int, int]:
+    """Second pass over the video: crop, encode and write each kept frame (and its mask, when
+    it has one) to its split.
 
-    Returns the shard sets and the number of frames the video decoded to."""
+    Returns the shard sets, the number of frames the video decoded to and the number of
+    samples written without a mask."""
     split_of = {int(i): name for name, frames in splits.items() for i in frames}
     shard_sets = {name: _ShardSet(directory, name, config.samples_per_shard) for name in splits}
     clip = clip_name(video)
     encode = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
-    decoded = 0
+    decoded = without_mask = 0
     try:
         bar = tqdm(total=len(split_of), desc="shards", unit="frame", disable=not progress)
         for index, frame in enumerate(read_frames(video)):
@@ -201,19 +232,25 @@ def write_shards(
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), encode)
             assert ok, "OpenCV failed to encode a JPEG"
             pose = keypoints_to_crop(keypoints[index], crops[index], config.size)
-            shard_sets[split].write(
-                {
-                    "__key__": f"{clip}_{index:06d}",
-                    "jpg": jpeg.tobytes(),
-                    "pose.npy": _encode_pose(pose),
-                }
-            )
+            sample = {
+                "__key__": f"{clip}_{index:06d}",
+                "jpg": jpeg.tobytes(),
+                "pose.npy": _encode_pose(pose),
+            }
+            mask = masks(index)
+            if mask is None:
+                without_mask += 1
+            else:
+                ok, png = cv2.imencode(".png", crop_mask(mask, crops[index], config.size))
+                assert ok, "OpenCV failed to encode a PNG"
+                sample["mask.png"] = png.tobytes()
+            shard_sets[split].write(sample)
             bar.update(1)
         bar.close()
     finally:
         for shard_set in shard_sets.values():
             shard_set.close()
-    return shard_sets, decoded
+    return shard_sets, decoded, without_mask
 
 
 def prepare(
@@ -232,12 +269,19 @@ def prepare(
     started = time.perf_counter()
     info: VideoInfo = probe_video(video)
 
+    segmenting = DetectorConfig(segmentation=True)
     if keypoints_file is None:
-        keypoints = detect_video(
-            video, workers=config.workers, config=DetectorConfig(), progress=progress
-        )
+        poses = detect_video(video, config.workers, segmenting, progress)
+        keypoints, masks, masks_source = poses.keypoints, _unpacked(poses.masks), "mediapipe-pose"
     else:
         keypoints = load_keypoints(Path(keypoints_file))
+        masks_file = masks_file_for(Path(keypoints_file))
+        if masks_file is not None and masks_file.exists():
+            masks = read_masks(masks_file, len(keypoints), info.height, info.width)
+            masks_source = "given"
+        else:  # MediaPipe for the masks alone: the keypoints stay the given ones
+            masks = _unpacked(detect_video(video, config.workers, segmenting, progress).masks)
+            masks_source = "mediapipe-pose"
     frames_read = len(keypoints)
     found = has_person(keypoints)
     if not found.any():
@@ -251,8 +295,8 @@ def prepare(
     # check_output_dir has decided that `out` may be replaced: it is absent, empty, or the
     # user asked to overwrite it.
     with atomic_folder(out, replace=True) as staging:
-        shard_sets, decoded = write_shards(
-            video, staging, keypoints, crops, splits, config, progress
+        shard_sets, decoded, without_mask = write_shards(
+            video, staging, keypoints, masks, crops, splits, config, progress
         )
         if decoded != frames_read:
             source = keypoints_file if keypoints_file is not None else video
@@ -272,9 +316,13 @@ def prepare(
                 height=info.height,
                 fps=info.fps,
                 keypoints="given" if keypoints_file is not None else "mediapipe-pose",
+                masks=masks_source,
             ),
             frames=FrameCounts(
-                read=frames_read, kept=int(found.sum()), skipped_no_person=int((~found).sum())
+                read=frames_read,
+                kept=int(found.sum()),
+                skipped_no_person=int((~found).sum()),
+                kept_without_mask=without_mask,
             ),
             crop_policy=config.crop.to_json(),
             body=_train_body(keypoints, crops, splits["train"], config.size),
@@ -351,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="use these keypoints (.npy, frames x 33 x 3, NaN rows = no person) "
-        "instead of running MediaPipe, e.g. a synthetic clip's ground truth",
+        "instead of MediaPipe's, e.g. a synthetic clip's ground truth; the person masks come "
+        "from <stem>.masks.npz beside a <stem>.keypoints.npy (one height x width uint8 0/255 "
+        "array per frame, see ganmotion.data.masks) when it exists, else from MediaPipe",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
