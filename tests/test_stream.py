@@ -1,9 +1,11 @@
+import io
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ from ganmotion.data.stream import (
     StreamConfig,
     TrainingStream,
     augmentation_matrix,
+    decode_sample,
     shards_for,
     transform_sample,
     validation_batches,
@@ -34,8 +37,10 @@ def test_batches_have_the_requested_shape_and_range(synthetic_shards):
     )
     batches = list(stream)
     assert len(batches) == len(stream) == 5
-    for skeleton, image, keypoints in batches:
+    for skeleton, image, keypoints, mask in batches:
         assert skeleton.shape == image.shape == (4, 3, 96, 96)
+        assert mask.shape == (4, 1, 96, 96) and mask.dtype == torch.float32
+        assert mask.min() >= 0 and mask.max() <= 1 and 0.02 < mask.mean() < 0.5
         assert keypoints.shape == (4, 33, 3) and keypoints.dtype == torch.float32
         assert skeleton.dtype == image.dtype == torch.float32
         for tensor in (skeleton, image):
@@ -60,8 +65,10 @@ def test_flip_mirrors_the_image_and_swaps_left_and_right_joints():
     image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     keypoints = rng.uniform(0, 63, (33, 3)).astype(np.float32)
     config = StreamConfig(size=64, max_scale=0, max_shift=0, flip_probability=1.0)
-    flipped_image, flipped = transform_sample(image, keypoints, config, rng)
+    mask = rng.integers(0, 2, (64, 64), dtype=np.uint8) * 255
+    flipped_image, flipped, flipped_mask = transform_sample(image, keypoints, mask, config, rng)
     np.testing.assert_array_equal(flipped_image, cv2.flip(image, 1))
+    np.testing.assert_array_equal(flipped_mask, cv2.flip(mask, 1))
     for left, right in [("left_wrist", "right_wrist"), ("left_ankle", "right_ankle")]:
         assert flipped[JOINT[left], 0] == pytest.approx(63 - keypoints[JOINT[right], 0], abs=1e-4)
         assert flipped[JOINT[left], 1] == pytest.approx(keypoints[JOINT[right], 1], abs=1e-4)
@@ -71,9 +78,10 @@ def test_flipped_stream_samples_are_mirrors_of_plain_ones(synthetic_shards):
     urls = shard_urls(synthetic_shards)
     plain = StreamConfig(size=64, batch_size=4, augment=False)
     mirrored = StreamConfig(size=64, batch_size=4, max_scale=0, max_shift=0, flip_probability=1)
-    _, image, _ = next(iter(TrainingStream(urls, plain, 1)))
-    skeleton_f, image_f, _ = next(iter(TrainingStream(urls, mirrored, 1)))
+    _, image, _, mask = next(iter(TrainingStream(urls, plain, 1)))
+    skeleton_f, image_f, _, mask_f = next(iter(TrainingStream(urls, mirrored, 1)))
     torch.testing.assert_close(image_f, image.flip(-1))
+    torch.testing.assert_close(mask_f, mask.flip(-1))
     # The mirrored skeleton is drawn from swapped joints: not a pixel mirror of the plain one,
     # because left limbs keep their own colours.
     skeleton = next(iter(TrainingStream(urls, plain, 1))).skeleton
@@ -92,7 +100,9 @@ def test_augmented_keypoints_stay_on_the_pixels_they_mark(seed):
     image[y - 1 : y + 2, x - 1 : x + 2] = 255
     config = StreamConfig(size=64, max_scale=0.2, max_shift=0.1, flip_probability=0.5)
     _, flip = augmentation_matrix(80, config, np.random.default_rng(seed + 100))
-    out, moved = transform_sample(image, keypoints, config, np.random.default_rng(seed + 100))
+    mask = np.zeros((80, 80), np.uint8)
+    rng = np.random.default_rng(seed + 100)
+    out, moved, _ = transform_sample(image, keypoints, mask, config, rng)
     # After a flip the dot belongs to the joint now called right_wrist.
     expected = moved[JOINT["right_wrist" if flip else "left_wrist"], :2]
     weight = out[..., 0].astype(float)
@@ -101,14 +111,92 @@ def test_augmented_keypoints_stay_on_the_pixels_they_mark(seed):
     np.testing.assert_allclose(centroid, expected, atol=0.35)
 
 
+@pytest.mark.parametrize("flip_probability", [0.0, 1.0])
+def test_the_mask_moves_with_the_image(flip_probability):
+    """A mask that is the image's red channel stays its red channel through any zoom, shift
+    and flip: one warp, the same interpolation."""
+    config = StreamConfig(size=64, max_scale=0.2, max_shift=0.1, flip_probability=flip_probability)
+    keypoints = np.zeros((33, 3), np.float32)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        mask = np.zeros((80, 80), np.uint8)
+        for _ in range(4):
+            x, y = rng.integers(5, 75, 2)
+            mask[y - 4 : y + 5, x - 3 : x + 4] = 255
+        image = np.dstack([mask, rng.integers(0, 255, (80, 80, 2), dtype=np.uint8)])
+        out, _, out_mask = transform_sample(image, keypoints, mask, config, rng)
+        assert out_mask.shape == (64, 64) and out_mask.dtype == np.uint8 and out_mask.any()
+        np.testing.assert_array_equal(out_mask, out[..., 0])
+
+
+def test_stream_masks_cover_the_person_the_keypoints_mark(synthetic_shards):
+    stream = TrainingStream(
+        shard_urls(synthetic_shards), StreamConfig(size=64, batch_size=8), batches_per_epoch=3
+    )
+    torso = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    for batch in stream:
+        centre = batch.keypoints[:, torso, :2].mean(dim=1).round().long()  # (B, 2) x, y
+        on_mask = batch.mask[torch.arange(8), 0, centre[:, 1], centre[:, 0]]
+        assert (on_mask > 0.5).all(), on_mask
+        assert ((batch.mask > 0.5).float().mean(dim=(1, 2, 3)) < 0.5).all()
+
+
+def _without_masks(shards, root):
+    """A copy of `shards` as an older ganmotion wrote them: no mask.png, no masks in the
+    manifest."""
+    root.mkdir()
+    manifest = json.loads((shards / "manifest.json").read_text())
+    del manifest["source"]["masks"], manifest["frames"]["kept_without_mask"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            with (
+                tarfile.open(shards / shard["name"]) as old,
+                tarfile.open(root / shard["name"], "w") as new,
+            ):
+                for member in old.getmembers():
+                    if not member.name.endswith(".mask.png"):
+                        new.addfile(member, old.extractfile(member))
+    return root
+
+
+def test_shards_without_masks_train_with_the_whole_crop_as_mask(synthetic_shards, tmp_path, caplog):
+    root = _without_masks(synthetic_shards, tmp_path / "old")
+    assert not load_manifest(root).has_masks
+    config = StreamConfig(size=64, batch_size=4)
+    with caplog.at_level(logging.WARNING, logger="ganmotion.data.stream"):
+        (batch,) = validation_batches(shard_urls(root, "val"), config, 1)
+        augmented = list(TrainingStream(shard_urls(root), config, 2))
+    assert torch.equal(batch.mask, torch.ones(4, 1, 64, 64))
+    # Augmented, the whole crop is warped like the image: 0 only where the image is padding.
+    for mask in (b.mask for b in augmented):
+        assert mask.shape == (4, 1, 64, 64) and (mask > 0.5).float().mean() > 0.7
+    warnings = [r.getMessage() for r in caplog.records if "has no mask.png" in r.getMessage()]
+    assert len(warnings) == 2, warnings  # once per pipeline (validation, training), not per sample
+    assert "prepare again" in warnings[0]
+
+
+def test_a_mask_that_does_not_fit_its_image_is_a_bad_sample():
+    jpg = cv2.imencode(".jpg", np.zeros((32, 32, 3), np.uint8))[1].tobytes()
+    png = cv2.imencode(".png", np.zeros((16, 32), np.uint8))[1].tobytes()
+    pose = io.BytesIO()
+    np.save(pose, np.zeros((33, 3), np.float32))
+    sample = {"__key__": "clip_000007", "jpg": jpg, "pose.npy": pose.getvalue()}
+    assert decode_sample(sample)[2] is None
+    with pytest.raises(
+        GanmotionError, match="sample clip_000007: mask.png is 32x16, its jpg 32x32"
+    ):
+        decode_sample({**sample, "mask.png": png})
+
+
 def test_epochs_differ_and_replay_exactly(synthetic_shards):
     stream = TrainingStream(shard_urls(synthetic_shards), StreamConfig(size=32, batch_size=4), 2)
     first, second = list(stream), list(stream)
     assert not torch.equal(first[0][1], second[0][1])
     stream.set_epoch(0)
     again = list(stream)
-    for (s1, i1, k1), (s2, i2, k2) in zip(first, again):
-        assert torch.equal(s1, s2) and torch.equal(i1, i2) and torch.equal(k1, k2)
+    for one, two in zip(first, again):
+        assert all(torch.equal(a, b) for a, b in zip(one, two))
 
 
 def test_loader_workers_give_full_epochs(synthetic_shards):
@@ -190,7 +278,7 @@ def test_shards_stream_over_http(http_root):
     urls = shard_urls(http_root)
     assert urls[0].startswith("http://127.0.0.1")
     stream = TrainingStream(urls, StreamConfig(size=manifest.image_size, batch_size=4), 3)
-    assert [tuple(s.shape) for s, _, _ in stream] == [(4, 3, 64, 64)] * 3
+    assert [tuple(batch.skeleton.shape) for batch in stream] == [(4, 3, 64, 64)] * 3
 
 
 def test_missing_split_and_empty_urls_are_clear_errors(synthetic_shards, tmp_path):

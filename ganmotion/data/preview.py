@@ -41,10 +41,10 @@ def write_preview(
         shuffle_buffer=4 * count,
     )
     stream = TrainingStream(shard_urls(shards, split), config, batches_per_epoch=1)
-    skeleton, image, _ = next(iter(stream))
+    batch = next(iter(stream))
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: directory {out.parent} does not exist")
-    grid = cv2.cvtColor(preview_grid(skeleton, image), cv2.COLOR_RGB2BGR)
+    grid = cv2.cvtColor(preview_grid(batch.skeleton, batch.image), cv2.COLOR_RGB2BGR)
     with atomic_write(out) as tmp:
         if not cv2.imwrite(str(tmp), grid):
             raise GanmotionError(f"{out}: could not write an image with this extension")
