@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganmotion.data import stream as stream_module
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import (
     StreamConfig,
@@ -160,7 +161,10 @@ def _without_masks(shards, root):
     return root
 
 
-def test_shards_without_masks_train_with_the_whole_crop_as_mask(synthetic_shards, tmp_path, caplog):
+def test_shards_without_masks_train_with_the_whole_crop_as_mask(
+    synthetic_shards, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(stream_module, "_warned_no_mask", False)
     root = _without_masks(synthetic_shards, tmp_path / "old")
     assert not load_manifest(root).has_masks
     config = StreamConfig(size=64, batch_size=4)
@@ -172,8 +176,8 @@ def test_shards_without_masks_train_with_the_whole_crop_as_mask(synthetic_shards
     for mask in (b.mask for b in augmented):
         assert mask.shape == (4, 1, 64, 64) and (mask > 0.5).float().mean() > 0.7
     warnings = [r.getMessage() for r in caplog.records if "has no mask.png" in r.getMessage()]
-    assert len(warnings) == 2, warnings  # once per pipeline (validation, training), not per sample
-    assert "prepare again" in warnings[0]
+    assert len(warnings) == 1, warnings  # once per process, not per sample or epoch
+    assert "the whole crop" in warnings[0] and "prepare again" in warnings[0]
 
 
 def test_a_mask_that_does_not_fit_its_image_is_a_bad_sample():

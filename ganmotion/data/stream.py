@@ -241,6 +241,9 @@ class _Shuffle:
         yield from held
 
 
+_warned_no_mask = False  # see _Samples.unknown_mask
+
+
 class _Samples:
     """Pipeline stage: raw samples -> (skeleton, image, keypoints, mask): uint8 (size, size,
     3) x2, float32 (33, 3) in output pixels and uint8 (size, size) 0-255."""
@@ -248,7 +251,6 @@ class _Samples:
     def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
         self.config, self.epoch, self.handler = config, epoch, handler
         self.skeleton = config.skeleton
-        self.warned_no_mask = False
 
     def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[np.ndarray, ...]]:
         rank, _, worker, _ = _worker_info()
@@ -266,19 +268,22 @@ class _Samples:
             )
             yield self.skeleton.render(keypoints), image, keypoints, mask
 
-    def unknown_mask(self, image: np.ndarray, sample: dict) -> np.ndarray:
-        """The mask of a sample without one (shards prepared before masks): the whole crop.
+    @staticmethod
+    def unknown_mask(image: np.ndarray, sample: dict) -> np.ndarray:
+        """The mask of a sample without one: the whole crop. Shards prepared before masks
+        have none (and so do frames where given keypoints show a person MediaPipe missed).
 
         They still train, as they did before masks: with a mask of all ones a loss over
         the person is the loss over the whole image, and an alpha supervised by it asks the
         generator to draw every pixel itself, which is what it did without composition.
         Refusing them would make people prepare again only to keep what they had.
         """
-        if not self.warned_no_mask:
-            self.warned_no_mask = True
+        global _warned_no_mask
+        if not _warned_no_mask:  # once per process: every epoch builds a new pipeline
+            _warned_no_mask = True
             log.warning(
-                "sample %s (%s) has no mask.png: shards prepared before person masks; its mask "
-                "is the whole crop (prepare again for person masks)",
+                "sample %s (%s) has no mask.png, so its mask is the whole crop; shards "
+                "prepared before person masks have none: prepare again to get them",
                 sample.get("__key__", "?"),
                 sample.get("__url__", "?"),
             )
