@@ -8,7 +8,12 @@ For every frame of the split (by default `val`, the contiguous held-out range) t
 drawn from its keypoints goes in (in each model's own skeleton style, the one it was trained
 on), and the output is compared with the real frame:
 
-- reconstruction: PSNR, SSIM, L1 and, given a local AlexNet weights file, LPIPS;
+- reconstruction: PSNR, SSIM, L1 and, given a local AlexNet weights file, LPIPS, over the
+  whole frame; and PSNR, SSIM and L1 of the person alone, twice: inside a padded box around
+  the real frame's keypoints (compared at 128 px, as Everybody Dance Now's body crops) and
+  over the real frame's person mask (where the shards carry masks). A moving camera's
+  background cannot be predicted from a pose, so the person columns are what tell whether
+  the person is right;
 - pose accuracy: MediaPipe runs on each generated frame and its keypoints are compared with
   the keypoints that drove it (PCK at 0.05 and 0.1 torso heights, mean error in pixels,
   share of frames where a person with a visible torso is found). The same detector on the
@@ -17,8 +22,9 @@ on), and the output is compared with the real frame:
   real frames (flicker ratio, 1 = as steady as the real video) and the keypoint jitter of
   the output's detected poses.
 
-It writes report.json, report.md (the table, also printed) and contact_sheet.png (rows:
-skeleton, real, each model) into --out.
+Every report has a floor row, `mean`: the mean training crop as a constant image, which
+any generator must beat (`--no-floor` leaves it out). It writes report.json, report.md (the
+tables, also printed) and contact_sheet.png (rows: skeleton, real, each model) into --out.
 """
 
 from __future__ import annotations
@@ -51,13 +57,15 @@ DETECT_SIZE = 256
 @dataclass
 class Frames:
     """The frames of one split in order: images (N, S, S, 3) uint8, keypoints (N, 33, 3) in
-    their pixels, and `consecutive` (N - 1,) True where frame i + 1 follows frame i in the
-    video (False across frames the preparation skipped)."""
+    their pixels, `consecutive` (N - 1,) True where frame i + 1 follows frame i in the
+    video (False across frames the preparation skipped), and the person masks (N, S, S)
+    uint8 0/255, None unless every frame has one."""
 
     keys: list[str]
     images: np.ndarray
     keypoints: np.ndarray
     consecutive: np.ndarray
+    masks: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -70,15 +78,20 @@ def load_frames(shards: str, split: str = "val", max_frames: int | None = None) 
     samples = list(decoded_samples(shards, split, shard_urls(shards, split), size))
     if not samples:
         raise GanmotionError(f"{shards}: the {split} split has no samples")
-    samples.sort(key=lambda s: _clip_frame(s[0]))
+    samples.sort(key=lambda s: _clip_frame(s.key))
     samples = samples[:max_frames]
-    keys = [s[0] for s in samples]
+    keys = [s.key for s in samples]
     order = [_clip_frame(k) for k in keys]
     consecutive = np.array(
         [a[0] == b[0] and b[1] == a[1] + 1 for a, b in zip(order, order[1:])], dtype=bool
     )
+    masked = all(s.mask is not None for s in samples)
     return Frames(
-        keys, np.stack([s[1] for s in samples]), np.stack([s[2] for s in samples]), consecutive
+        keys,
+        np.stack([s.image for s in samples]),
+        np.stack([s.keypoints for s in samples]),
+        consecutive,
+        np.stack([s.mask for s in samples]) if masked else None,
     )
 
 
@@ -127,16 +140,40 @@ def score(
 ) -> dict:
     """Every metric of one generator's frames against the real ones."""
     result = {
-        "psnr": metrics.mean_psnr(metrics.psnr(generated, frames.images)),
-        "ssim": float(metrics.ssim(generated, frames.images).mean()),
-        "l1": float(metrics.l1(generated, frames.images).mean()),
+        **reconstruction(generated, frames.images),
         "lpips": float(lpips(generated, frames.images).mean()) if lpips is not None else None,
+        **person_scores(generated, frames),
         "flicker": metrics.frame_difference(generated, frames.consecutive)
         / metrics.frame_difference(frames.images, frames.consecutive),
     }
     if detector is not None:
         result.update(pose_scores(detect_poses(generated, detector), frames))
     return result
+
+
+def reconstruction(
+    generated: np.ndarray, real: np.ndarray, weights: np.ndarray | None = None, prefix: str = ""
+) -> dict:
+    """PSNR (dB), SSIM and L1 of image pairs (N, H, W, 3) uint8, averaged over the frames;
+    with `weights` (N, H, W), over the weighted pixels. Keys get `prefix`."""
+    return {
+        f"{prefix}psnr": metrics.mean_psnr(metrics.psnr(generated, real, weights)),
+        f"{prefix}ssim": float(np.nanmean(metrics.ssim(generated, real, weights=weights))),
+        f"{prefix}l1": float(np.nanmean(metrics.l1(generated, real, weights))),
+    }
+
+
+def person_scores(generated: np.ndarray, frames: Frames) -> dict:
+    """Reconstruction of the person alone: in the padded box of the real keypoints (both
+    images cut to it and compared at metrics.PERSON_CROP_SIZE), and over the real person mask
+    (None where the shards have no masks)."""
+    boxes = metrics.person_boxes(frames.keypoints, frames.size)
+    scores = reconstruction(
+        metrics.crop_boxes(generated, boxes), metrics.crop_boxes(frames.images, boxes), None, "box_"
+    )
+    if frames.masks is None:
+        return {**scores, "mask_psnr": None, "mask_ssim": None, "mask_l1": None}
+    return {**scores, **reconstruction(generated, frames.images, frames.masks, "mask_")}
 
 
 def pose_scores(detected: np.ndarray, frames: Frames) -> dict:
@@ -151,11 +188,19 @@ def pose_scores(detected: np.ndarray, frames: Frames) -> dict:
 
 # ----------------------------------------------------------------------- the report
 
-COLUMNS = (  # (key, heading, format)
+RECONSTRUCTION_COLUMNS = (  # (key, heading, format)
     ("psnr", "PSNR dB ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
     ("l1", "L1 ↓", "{:.4f}"),
     ("lpips", "LPIPS ↓", "{:.4f}"),
+    ("box_psnr", "person box PSNR ↑", "{:.2f}"),
+    ("box_ssim", "box SSIM ↑", "{:.4f}"),
+    ("box_l1", "box L1 ↓", "{:.4f}"),
+    ("mask_psnr", "person mask PSNR ↑", "{:.2f}"),
+    ("mask_ssim", "mask SSIM ↑", "{:.4f}"),
+    ("mask_l1", "mask L1 ↓", "{:.4f}"),
+)
+POSE_COLUMNS = (
     ("pck@0.05", "PCK@0.05 ↑", "{:.3f}"),
     ("pck@0.1", "PCK@0.1 ↑", "{:.3f}"),
     ("error_px", "pose error px ↓", "{:.2f}"),
@@ -166,11 +211,20 @@ COLUMNS = (  # (key, heading, format)
 
 
 def markdown_table(report: dict) -> str:
-    """The report's models (and the real frames' reference row) as a Markdown table."""
+    """The report's models as Markdown tables: reconstruction (whole frame, person box,
+    person mask), then pose and time (with the real frames' reference row)."""
     rows = dict(report["models"])
+    tables = [_table(rows, RECONSTRUCTION_COLUMNS)]
     if report.get("real"):
         rows["real frames (reference)"] = report["real"]
-    shown = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows.values())]
+    tables.append(_table(rows, POSE_COLUMNS))
+    return "\n\n".join(t for t in tables if t)
+
+
+def _table(rows: dict[str, dict], columns: tuple) -> str:
+    shown = [c for c in columns if any(r.get(c[0]) is not None for r in rows.values())]
+    if not shown:
+        return ""
     lines = [
         "| model | " + " | ".join(h for _, h, _ in shown) + " |",
         "| --- |" + " ---: |" * len(shown),
@@ -222,7 +276,7 @@ def parse_model(spec: str) -> tuple[str, str]:
         if not label or not path:
             raise GanmotionError(f"--compare {spec!r}: expected LABEL=MODEL")
         return label, path
-    if spec == "nearest":
+    if spec in ("nearest", "mean"):
         return spec, spec
     path = Path(spec)
     name = path.stem if path.suffix == ".onnx" else path.name
@@ -241,6 +295,8 @@ def evaluate(
     models = [parse_model(s) for s in ([args.model] if args.model else []) + (args.compare or [])]
     if not models:
         raise GanmotionError("nothing to evaluate: give --model or --compare")
+    if not args.no_floor and "mean" not in [spec for _, spec in models]:
+        models.append(("mean", "mean"))  # the floor: a constant image, the mean training crop
     labels = [label for label, _ in models]
     if len(set(labels)) != len(labels):
         raise GanmotionError(f"two models with one label in {labels}: use LABEL=MODEL")
@@ -307,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure generators on held-out frames of the target: PSNR, SSIM, L1, "
         "LPIPS, pose accuracy (MediaPipe on the output), flicker.",
     )
-    parser.add_argument("--model", help="a checkpoint or run folder, a .onnx, a .plan, or nearest")
+    parser.add_argument(
+        "--model", help="a checkpoint or run folder, a .onnx, a .plan, nearest or mean"
+    )
     parser.add_argument(
         "--compare",
         nargs="+",
@@ -329,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="torchvision AlexNet weights (.pth/.safetensors) for LPIPS; skipped without",
     )
     parser.add_argument("--no-pose", action="store_true", help="skip pose accuracy (MediaPipe)")
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="leave out the floor row `mean` (the mean training crop as a constant image)",
+    )
     parser.add_argument("--sheet-frames", type=int, default=8, help="contact sheet columns [8]")
     parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder [eval_out]")
     return parser

@@ -54,10 +54,24 @@ def _unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return _channels_first(images).to(torch.float64) / 255
 
 
-def psnr(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
+def _weighted_mean(values: torch.Tensor, weights: np.ndarray | None) -> torch.Tensor:
+    """Mean of values (N, C, H, W) per image over C, H, W, or with weights (N, H, W) (e.g. a
+    person mask, 0/255 or in [0, 1]) their weighted mean; NaN for an image whose weights
+    are all 0."""
+    if weights is None:
+        return values.mean(dim=(1, 2, 3))
+    w = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    if w.shape != (values.shape[0], *values.shape[2:]):
+        raise ValueError(f"weights {tuple(w.shape)} do not fit values {tuple(values.shape)}")
+    w = w[:, None].expand_as(values)
+    return (values * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+
+
+def psnr(generated: np.ndarray, real: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Peak signal-to-noise ratio in dB of each image pair (N,), uint8 (N, H, W, 3) in;
-    inf for identical images."""
-    mse = ((_unit(generated) - _unit(real)) ** 2).mean(dim=(1, 2, 3))
+    inf for identical images. With `weights` (N, H, W), over the weighted pixels only (the
+    mean squared error is their weighted mean)."""
+    mse = _weighted_mean((_unit(generated) - _unit(real)) ** 2, weights)
     with np.errstate(divide="ignore"):
         return (10 * np.log10(1 / mse.numpy())).astype(np.float64)
 
@@ -72,10 +86,11 @@ def mean_psnr(values: np.ndarray) -> float:
     return float(np.minimum(values, PSNR_CAP_DB).mean())
 
 
-def l1(generated: np.ndarray, real: np.ndarray) -> np.ndarray:
+def l1(generated: np.ndarray, real: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Mean absolute difference of each image pair (N,) on the [-1, 1] scale the models
-    work in (what training logs as val/l1); uint8 (N, H, W, 3) in."""
-    return (2 * (_unit(generated) - _unit(real)).abs().mean(dim=(1, 2, 3))).numpy()
+    work in (what training logs as val/l1); uint8 (N, H, W, 3) in. With `weights`
+    (N, H, W), their weighted mean."""
+    return (2 * _weighted_mean((_unit(generated) - _unit(real)).abs(), weights)).numpy()
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -85,14 +100,17 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (g[:, None] * g[None, :]).expand(3, 1, size, size)  # one window per channel
 
 
-def ssim(generated: np.ndarray, real: np.ndarray, chunk: int = 16) -> np.ndarray:
+def ssim(
+    generated: np.ndarray, real: np.ndarray, chunk: int = 16, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Structural similarity of each image pair (N,), uint8 (N, H, W, 3) in.
 
     The standard definition (Wang et al. 2004): an 11 x 11 Gaussian window of sigma 1.5,
     K1 = 0.01, K2 = 0.03, data range 1, population statistics, computed per channel over
     the positions where the window fits and averaged; float64 throughout. 1 for identical
     images. Matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=1, channel_axis=-1).
+    use_sample_covariance=False, data_range=1, channel_axis=-1). With `weights` (N, H, W),
+    the SSIM map's weighted mean, each position weighted by the pixel at its window's centre.
     """
     window = _gaussian_window()
     c1, c2 = 0.01**2, 0.03**2
@@ -109,8 +127,56 @@ def ssim(generated: np.ndarray, real: np.ndarray, chunk: int = 16) -> np.ndarray
         mx, my = blur(x), blur(y)
         vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
         s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-        out.append(s.mean(dim=(1, 2, 3)))
+        w = None
+        if weights is not None:  # the map covers the positions where the window fits
+            edge = window.shape[-1] // 2
+            w = np.asarray(weights[start : start + chunk])[:, edge:-edge, edge:-edge]
+        out.append(_weighted_mean(s, w))
     return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+# ------------------------------------------------------------------- the person region
+
+# Margin around the body's keypoints, as a share of the box's longer side on each side: the
+# keypoints stop at the ears, wrists and heels, the person does not.
+PERSON_MARGIN = 0.15
+PERSON_CROP_SIZE = 128  # person boxes are compared at one size, whatever their size in pixels
+
+
+def person_boxes(keypoints: np.ndarray, size: int, margin: float = PERSON_MARGIN) -> np.ndarray:
+    """A square box (x0, y0, x1, y1), int, around each frame's person (N, 4), as in the body
+    crops of Everybody Dance Now: the visible keypoints' (visibility >= 0.5) extent, squared
+    about its centre, grown by `margin` of its side on each side and clipped to the size x
+    size image; the whole image for a frame with fewer than two visible keypoints."""
+    boxes = np.tile(np.array([0, 0, size, size]), (len(keypoints), 1))
+    for i, frame in enumerate(keypoints):
+        visible = np.isfinite(frame).all(axis=1) & (frame[:, 2] >= 0.5)
+        if visible.sum() < 2:
+            continue
+        points = frame[visible, :2]
+        low, high = points.min(axis=0), points.max(axis=0)
+        centre, side = (low + high) / 2, (high - low).max() * (1 + 2 * margin)
+        side = max(side, 16.0)
+        x0, y0 = np.floor(centre - side / 2).astype(int)
+        x1, y1 = np.ceil(centre + side / 2).astype(int)
+        boxes[i] = (max(0, x0), max(0, y0), min(size, x1), min(size, y1))
+    return boxes
+
+
+def crop_boxes(
+    images: np.ndarray, boxes: np.ndarray, out: int = PERSON_CROP_SIZE, nearest: bool = False
+) -> np.ndarray:
+    """Each image's box (N, 4) cut out and resized to out x out: images (N, H, W, ...) uint8
+    -> (N, out, out, ...). Linear interpolation (area when shrinking), or nearest for masks."""
+    import cv2
+
+    crops = []
+    for image, (x0, y0, x1, y1) in zip(images, boxes):
+        region = image[y0:y1, x0:x1]
+        shrinking = max(region.shape[:2]) > out
+        mode = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        crops.append(cv2.resize(region, (out, out), interpolation=mode))
+    return np.stack(crops)
 
 
 # ------------------------------------------------------------------- pose accuracy

@@ -207,3 +207,24 @@ def test_keypoint_backends_need_keypoints(mlp_checkpoint):
         backend(skeletons, poses(3))
     with pytest.raises(GanmotionError, match=r"skeleton batch must be \(N, 3, 64, 64\)"):
         backend(torch.zeros(2, 3, 32, 32), poses(2))
+
+
+def test_the_mean_floor_is_the_mean_training_crop_for_every_pose(synthetic_shards):
+    from ganmotion.data.manifest import shard_urls
+    from ganmotion.data.stream import decoded_samples
+    from ganmotion.images import to_uint8_images
+
+    shards = str(synthetic_shards)
+    backend = load_backend("mean", shards=shards)
+    assert (backend.name, backend.size, backend.needs_keypoints) == ("mean", 64, True)
+    samples = decoded_samples(shards, "train", shard_urls(shards, "train"), 64)
+    crops = [s.image for s in samples]
+    expected = np.round(np.mean(crops, axis=0)).astype(np.uint8)
+    keypoints = torch.from_numpy(np.random.default_rng(0).uniform(0, 64, (3, 33, 3))).float()
+    images = to_uint8_images(backend(None, keypoints))
+    assert all(np.array_equal(image, expected) for image in images)
+
+
+def test_the_mean_floor_needs_shards():
+    with pytest.raises(GanmotionError, match="mean needs --target-shards"):
+        load_backend("mean")

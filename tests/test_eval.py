@@ -34,21 +34,29 @@ def test_compare_writes_the_report_table_and_contact_sheet(
     report = json.loads((out / "report.json").read_text())
     frames = load_frames(str(synthetic_shards), "val")
     assert report["frames"] == len(frames.keys) and report["split"] == "val"
-    assert list(report["models"]) == ["nearest", "unet"]
+    assert list(report["models"]) == ["nearest", "unet", "mean"]  # mean: the floor row
     assert report["models"]["unet"]["weights"] == str(model.resolve())
     for row in report["models"].values():
         assert 0 < row["ssim"] < 1 and row["psnr"] > 0 and row["l1"] > 0
+        for region in ("box", "mask"):  # the synthetic shards carry exact person masks
+            assert 0 < row[f"{region}_ssim"] < 1 and row[f"{region}_psnr"] > 0, row
+            assert row[f"{region}_l1"] > 0
         assert 0 <= row["pck@0.1"] <= 1 and 0 <= row["detected"] <= 1
         assert row["lpips"] is None  # no backbone given: skipped, not invented
     assert report["real"]["detected"] == 1.0  # MediaPipe finds the synthetic person
     # nearest looks up training frames: a real person, so a better SSIM than noise
     assert report["models"]["nearest"]["ssim"] > report["models"]["unet"]["ssim"]
+    # ... and the person's pixels are far closer than the mean crop's, the floor
+    nearest, floor = report["models"]["nearest"], report["models"]["mean"]
+    assert nearest["mask_l1"] < floor["mask_l1"] and nearest["box_ssim"] > floor["box_ssim"]
+    assert floor["flicker"] == 0  # a constant image does not flicker
     table = (out / "report.md").read_text()
     assert "| nearest |" in table and "| unet |" in table and "| real frames (reference) |" in table
+    assert "| mean |" in table and "person box PSNR" in table and "person mask PSNR" in table
     printed = capsys.readouterr().out
     assert "LPIPS skipped" in printed and "| unet |" in printed
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape[0] == 4 * 64  # skeleton, real, nearest, unet
+    assert sheet.shape[0] == 5 * 64  # skeleton, real, nearest, unet, mean
     assert sheet.shape[1] >= 5 * 64
     assert sorted(p.name for p in out.iterdir()) == [
         "contact_sheet.png",
@@ -176,9 +184,11 @@ def test_compare_on_the_sample_video(taichi_shards, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "eval" / "report.md").read_text()
-    for row in ("nearest", "vanilla", "gan", "real frames (reference)"):
+    for row in ("nearest", "vanilla", "gan", "mean", "real frames (reference)"):
         assert f"| {row} |" in table and f"| {row} |" in result.stdout
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["frames"] == 30 and report["real"]["detected"] > 0.9
+    # MediaPipe's masks: the person columns are measured on the real footage too
+    assert all(0 < row["mask_ssim"] < 1 for row in report["models"].values())
     sheet = cv2.imread(str(tmp_path / "eval" / "contact_sheet.png"))
-    assert sheet.shape[0] == 5 * 128  # skeleton, real, nearest, vanilla, gan
+    assert sheet.shape[0] == 6 * 128  # skeleton, real, nearest, vanilla, gan, mean

@@ -136,3 +136,35 @@ def test_lpips_without_its_backbone_file_says_what_is_missing(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(GanmotionError, match="not an AlexNet state dict"):
         metrics.LPIPS(tmp_path / "other.pth")
+
+
+def test_weighted_metrics_see_only_the_weighted_pixels():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    generated = real.copy()
+    generated[:, :, 16:] = 255 - generated[:, :, 16:]  # the right half is wrong
+    left = np.zeros((2, 32, 32), np.uint8)
+    left[:, :, :16] = 255
+    assert np.all(metrics.l1(generated, real, left) == 0)
+    assert np.all(np.isinf(metrics.psnr(generated, real, left)))
+    assert metrics.l1(generated, real, 255 - left).min() > 0.5
+    whole = np.full((2, 32, 32), 255, np.uint8)  # weights all alike: the plain means
+    assert np.allclose(metrics.l1(generated, real, whole), metrics.l1(generated, real))
+    assert np.allclose(metrics.ssim(generated, real, weights=whole), metrics.ssim(generated, real))
+    # the SSIM map weighted to the left half only (window centres 5 px from the edges)
+    inside = np.zeros((2, 32, 32))
+    inside[:, :, 5:11] = 1
+    assert np.allclose(metrics.ssim(generated, real, weights=inside), 1)
+    assert np.isnan(metrics.l1(generated, real, np.zeros((2, 32, 32)))).all()
+
+
+def test_person_boxes_hold_the_visible_keypoints_with_a_margin():
+    keypoints = np.full((2, 33, 3), np.nan, np.float32)
+    keypoints[0, :, :2] = np.linspace(20, 40, 33)[:, None]  # a diagonal from (20, 20) to (40, 40)
+    keypoints[0, :, 2] = 1.0
+    x0, y0, x1, y1 = metrics.person_boxes(keypoints, 64)[0]
+    assert (x0, y0) <= (17, 17) and (x1, y1) >= (43, 43)  # 15% of 20 px on each side
+    assert x1 - x0 == y1 - y0  # square
+    assert list(metrics.person_boxes(keypoints, 64)[1]) == [0, 0, 64, 64]  # nobody: all of it
+    images = np.zeros((2, 64, 64, 3), np.uint8)
+    assert metrics.crop_boxes(images, metrics.person_boxes(keypoints, 64)).shape == (2, 128, 128, 3)

@@ -421,16 +421,22 @@ def ordered_samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
         ) from None
 
 
-def decoded_samples(
-    shards: str, split: str, urls: list[str], size: int
-) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(key, image (size, size, 3) uint8, keypoints (33, 3)) of each sample of `urls` in
-    shard order; a sample that does not decode or is not size x size is an error naming its
-    shard."""
+class DecodedSample(NamedTuple):
+    """One sample as stored: the crop, its keypoints and person mask (None without one)."""
+
+    key: str
+    image: np.ndarray  # (size, size, 3) uint8 RGB
+    keypoints: np.ndarray  # (33, 3) float32 in its pixels
+    mask: np.ndarray | None  # (size, size) uint8 0/255
+
+
+def decoded_samples(shards: str, split: str, urls: list[str], size: int) -> Iterator[DecodedSample]:
+    """Each sample of `urls` in shard order, decoded; a sample that does not decode or is not
+    size x size is an error naming its shard."""
     for sample in ordered_samples(shards, split, urls):
         where = sample.get("__url__", shards)
         try:
-            image, keypoints, _ = decode_sample(sample)
+            image, keypoints, mask = decode_sample(sample)
         except GanmotionError as error:
             raise GanmotionError(f"{where}: {error}") from None
         if image.shape[:2] != (size, size):
@@ -438,4 +444,4 @@ def decoded_samples(
                 f"{where}: sample {sample['__key__']} is {image.shape[1]}x{image.shape[0]}, "
                 f"the manifest says {size}x{size}"
             )
-        yield sample["__key__"], image, keypoints
+        yield DecodedSample(sample["__key__"], image, keypoints, mask)

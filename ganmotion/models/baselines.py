@@ -162,3 +162,23 @@ class NearestNeighbourGenerator(nn.Module):
         if picked.dtype == torch.uint8:
             return to_unit_range(picked)
         return picked.float()
+
+
+class MeanImageGenerator(nn.Module):
+    """The floor every generator must beat: one constant image, the mean of the training
+    crops, whatever the pose. (A generator scoring below it has learnt less than the
+    average colour of each pixel.)"""
+
+    def __init__(self, image: torch.Tensor | np.ndarray):
+        """image (3, S, S) float in [-1, 1]."""
+        super().__init__()
+        image = torch.as_tensor(image, dtype=torch.float32)
+        if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
+            raise GanmotionError(f"the mean image must be (3, S, S), got {tuple(image.shape)}")
+        self.size = image.shape[-1]
+        self.register_buffer("image", image, persistent=False)
+
+    @torch.no_grad()
+    def generate(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """(N, 33, 3) -> (N, 3, S, S): the mean image N times."""
+        return self.image.expand(len(keypoints), -1, -1, -1)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError
-from ganmotion.runtime.baselines import KeypointBackend, load_nearest
+from ganmotion.runtime.baselines import KEYWORDS, KeypointBackend, load_mean, load_nearest
 from ganmotion.runtime.contract import (
     ENGINE_SUFFIXES,
     INPUT_NAME,
@@ -267,13 +267,14 @@ def load_backend(
     was fixed when it was exported).
 
     The seed's baselines run from keypoints (`ganmotion.runtime.baselines`): a checkpoint
-    trained with model: mlp, and `"nearest"` in place of a path, which looks poses up in the
-    training frames of `shards` (the target's shard root).
+    trained with model: mlp; `"nearest"` in place of a path, which looks poses up in the
+    training frames of `shards` (the target's shard root); and `"mean"`, their mean image.
     """
-    if str(path) == "nearest":  # a keyword, not a file: the lookup table is the shards
+    if str(path) in KEYWORDS:  # a keyword, not a file: the baseline is built from the shards
         if shards is None:
-            raise GanmotionError("nearest needs --target-shards DIR")
-        return load_nearest(shards, device=device)
+            raise GanmotionError(f"{path} needs --target-shards DIR")
+        load = load_nearest if str(path) == "nearest" else load_mean
+        return load(shards, device=device)
     path = Path(path)
     if backend is not None and backend not in BACKENDS:
         raise GanmotionError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")

@@ -2,13 +2,15 @@
 
     backend = load_backend("runs/mlp_tiny/checkpoints/step-000200")   # a model=mlp checkpoint
     backend = load_backend("nearest", shards="data/shards")          # nearest neighbour
+    backend = load_backend("mean", shards="data/shards")             # the mean training crop
     images = backend(skeletons, keypoints)   # keypoints (N, 33, 3) in pixels -> (N, 3, S, S)
 
-Both have `needs_keypoints = True`: the skeleton images that the video pipeline passes along
+All have `needs_keypoints = True`: the skeleton images that the video pipeline passes along
 are checked for shape and otherwise unused. They still have a skeleton style, for the runner's
 side-by-side view and for the checks: the MLP's from its checkpoint (what its training stream
-drew), nearest neighbour's the defaults for the shards' image size. Neither is exported to
-ONNX: the MLP runs from its checkpoint, and nearest neighbour is a lookup in its training set.
+drew), the others' the defaults for the shards' image size. None is exported to ONNX: the
+MLP runs from its checkpoint, nearest neighbour is a lookup in its training set, and the
+mean image (the floor of every table: a constant answer) is computed from the shards.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ from tqdm import tqdm
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError
-from ganmotion.models.baselines import MLPGenerator, NearestNeighbourGenerator
+from ganmotion.images import to_unit_range
+from ganmotion.models.baselines import (
+    MeanImageGenerator,
+    MLPGenerator,
+    NearestNeighbourGenerator,
+)
 from ganmotion.models.generator import as_keypoints
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.contract import check_batch
 from ganmotion.training.checkpoint import load_generator, saved_skeleton
 
-NAMES = ("mlp", "nearest")
+NAMES = ("mlp", "nearest", "mean")
+KEYWORDS = ("nearest", "mean")  # baselines named in place of a model file: built from shards
 
 
 class KeypointBackend:
@@ -115,7 +123,7 @@ def load_nearest(
     images, poses = [], []
     expected = min(total, max_frames or total)
     samples = decoded_samples(shards, split, urls, size)
-    for index, (_, image, keypoints) in enumerate(tqdm(samples, total=total, disable=None)):
+    for index, (_, image, keypoints, _) in enumerate(tqdm(samples, total=total, disable=None)):
         if index % stride:
             continue
         images.append(np.ascontiguousarray(image.transpose(2, 0, 1)))  # (3, S, S) uint8
@@ -126,3 +134,22 @@ def load_nearest(
         raise GanmotionError(f"{shards}: no samples in the {split} shards")
     model = NearestNeighbourGenerator(np.stack(poses), torch.from_numpy(np.stack(images)))
     return KeypointBackend(model, "nearest", device)
+
+
+def load_mean(
+    shards: str, split: str = "train", device: str | torch.device | None = None
+) -> KeypointBackend:
+    """The mean of the `split` crops of a shard root as a constant image: the floor row of
+    evaluation (a generator that cannot beat it has not learnt the person)."""
+    manifest = load_manifest(shards)
+    size, total = manifest.image_size, manifest.splits[split].samples
+    summed, count = np.zeros((size, size, 3), np.float64), 0
+    samples = decoded_samples(shards, split, shard_urls(shards, split), size)
+    for sample in tqdm(samples, total=total, desc="mean image", disable=None):
+        summed += sample.image
+        count += 1
+    if count == 0:
+        raise GanmotionError(f"{shards}: no samples in the {split} shards")
+    mean = np.round(summed / count).astype(np.uint8)  # the uint8 image a generator would give
+    image = to_unit_range(torch.from_numpy(mean).permute(2, 0, 1))
+    return KeypointBackend(MeanImageGenerator(image), "mean", device)
