@@ -1,6 +1,14 @@
 import numpy as np
 
-from ganmotion.data.crop import CropPolicy, crop_frame, crop_mask, keypoints_to_crop, smooth_crops
+from ganmotion.data.crop import (
+    CropPolicy,
+    crop_frame,
+    crop_mask,
+    crop_window,
+    fixed_crop,
+    keypoints_to_crop,
+    smooth_crops,
+)
 from ganmotion.pose.schema import missing_frame
 
 
@@ -74,3 +82,43 @@ def test_frames_without_a_person_get_no_crop_and_do_not_break_smoothing():
     crops = smooth_crops(keypoints, fps=30, policy=CropPolicy())
     assert np.isnan(crops[20:30]).all()
     assert np.isfinite(crops[:20]).all() and np.isfinite(crops[30:]).all()
+
+
+def _window_holds(crop: np.ndarray, points: np.ndarray) -> bool:
+    x0, y0, side = crop_window(crop)
+    x, y = points[..., 0], points[..., 1]
+    return bool((x >= x0).all() and (x <= x0 + side - 1).all() and (y >= y0).all()
+                and (y <= y0 + side - 1).all())  # fmt: skip
+
+
+def test_a_fixed_crop_holds_every_visible_joint_with_the_margin_in_whole_pixels():
+    keypoints = _walking(120)  # x 300..420 +- 40 and the arm, y 90..390
+    keypoints[50:60] = missing_frame()
+    keypoints[70, 3] = (2000.0, 2000.0, 0.1)  # an unseen joint does not stretch the box
+    crop = fixed_crop(keypoints, width=1920, height=1080)
+    visible = keypoints[..., 2] >= 0.5
+    assert _window_holds(crop, keypoints[visible][None])
+    x0, y0, side = crop_window(crop)
+    assert (crop == (x0 + side / 2, y0 + side / 2, side)).all()  # exactly its window
+    extent = np.ptp(keypoints[visible][:, :2], axis=0).max()
+    assert side == np.ceil(extent * (1 + 2 * CropPolicy().margin))
+
+
+def test_a_fixed_crop_stays_inside_the_frame_when_the_joints_allow_it():
+    keypoints = _walking(60)
+    keypoints[..., 1] -= 80  # the head near the top edge: a centred box would leave the frame
+    crop = fixed_crop(keypoints, width=800, height=600)
+    x0, y0, side = crop_window(crop)
+    assert y0 == 0 and side <= 600 and _window_holds(crop, keypoints)
+    # A frame too small for the margin: the margin gives way, the joints stay inside.
+    small = fixed_crop(keypoints, width=560, height=330)
+    x0, y0, side = crop_window(small)
+    assert side == 330 and y0 == 0 and 0 <= x0 <= 560 - 330 and _window_holds(small, keypoints)
+    # Joints spanning more than the frame: the box must leave it (black there).
+    wide = fixed_crop(keypoints, width=1000, height=200)
+    assert crop_window(wide)[2] > 200 and _window_holds(wide, keypoints)
+
+
+def test_a_clip_without_a_person_has_no_fixed_crop():
+    keypoints = np.stack([missing_frame()] * 5)
+    assert np.isnan(fixed_crop(keypoints, width=64, height=64)).all()

@@ -1,9 +1,12 @@
-"""Person-centred square crops that stay still when the person does.
+"""Person-centred square crops: one that tracks the person and stays still when the person
+does, or one fixed box for the whole clip.
 
-A crop is (cx, cy, side) in source pixels. Per frame, the body's extent gives a raw centre
-and side; both are then smoothed over time (Gaussian, in seconds so the policy does not
-depend on the frame rate), the side after a running maximum so an arm flung out for a moment
-does not leave the crop. Frames without a person get no crop (NaN).
+A crop is (cx, cy, side) in source pixels. Tracking (`smooth_crops`): per frame, the body's
+extent gives a raw centre and side; both are then smoothed over time (Gaussian, in seconds
+so the policy does not depend on the frame rate), the side after a running maximum so an arm
+flung out for a moment does not leave the crop. Fixed (`fixed_crop`): the body's extent over
+the whole clip, with the same margin, kept inside the frame where it fits. Frames without a
+person get no crop (NaN).
 """
 
 from __future__ import annotations
@@ -33,8 +36,18 @@ class CropPolicy:
     side_smoothing_s: float = 1.0
     min_visibility: float = 0.5
 
-    def to_json(self) -> dict:
-        return {"kind": "smoothed-square", "pad": "constant-black", **asdict(self)}
+    def to_json(self, fixed: np.ndarray | None = None) -> dict:
+        """The policy for a manifest: a tracking crop's, or with `fixed` (`fixed_crop`'s
+        box) the fixed crop's, which uses only the margin and the visibility threshold."""
+        if fixed is None:
+            return {"kind": "smoothed-square", "pad": "constant-black", **asdict(self)}
+        return {
+            "kind": "fixed-square",
+            "pad": "constant-black",
+            "box": [float(v) for v in fixed],
+            "margin": self.margin,
+            "min_visibility": self.min_visibility,
+        }
 
 
 def _visible_points(keypoints: np.ndarray, min_visibility: float) -> np.ndarray:
@@ -106,6 +119,41 @@ def smooth_crops(keypoints: np.ndarray, fps: float, policy: CropPolicy | None = 
         side[i] = max(side[i], 2 * reach + 2)
     crops[found] = np.stack([cx, cy, side], axis=1)[found]
     return crops
+
+
+def fixed_crop(
+    keypoints: np.ndarray, width: int, height: int, policy: CropPolicy | None = None
+) -> np.ndarray:
+    """One crop (3,) (cx, cy, side) for a whole clip of (N, 33, 3) keypoints in a
+    width x height video: a square that holds every visible joint of every frame with a person.
+
+    The square is the joints' extent over the clip plus `policy.margin` on each side, made
+    whole pixels (its `crop_window` is exactly x0, y0, side). Where the frame is too small for
+    the margin, the margin shrinks to what the frame's shorter side allows, and the square is
+    moved inside the frame when the joints allow it: pixels past the frame's edge would only
+    be black padding, the same in every sample. A clip without a person has no crop (NaN).
+    """
+    policy = policy or CropPolicy()
+    people = keypoints[has_person(keypoints)]
+    points = [_visible_points(frame, policy.min_visibility) for frame in people]
+    if not points:
+        return np.full(3, np.nan)
+    points = np.concatenate(points)
+    low, high = points.min(axis=0), points.max(axis=0)
+    extent = max(float((high - low).max()), 1.0)
+    side = extent * (1 + 2 * policy.margin)
+    if extent + 2 <= min(width, height):
+        side = min(side, min(width, height))
+    side = int(np.ceil(side))
+    corner = []
+    for axis, length in enumerate((width, height)):
+        centred = int(round((low[axis] + high[axis]) / 2 - side / 2))
+        # Corners whose square holds the joints, and those whose square stays in the frame.
+        hold = (int(np.ceil(high[axis])) + 1 - side, int(np.floor(low[axis])))
+        inside = (max(hold[0], 0), min(hold[1], length - side))
+        lo, hi = inside if inside[0] <= inside[1] else hold
+        corner.append(min(max(centred, lo), hi))
+    return np.array([corner[0] + side / 2, corner[1] + side / 2, side], np.float64)
 
 
 def crop_window(crop: np.ndarray) -> tuple[int, int, int]:
