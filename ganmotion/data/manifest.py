@@ -68,14 +68,56 @@ class FrameCounts:
 
 
 @dataclass(frozen=True)
+class CameraMeasure:
+    """The figure that decided `Manifest.camera` (`ganmotion.data.background` measures it).
+
+    residual: 90th percentile of |frame - temporal median| over the background pixels of
+        the sampled frames, in grey levels (0-255), each frame's median difference removed.
+    threshold: the camera is static when `residual` is at most this.
+    frames: frames sampled, evenly spaced over the video.
+    side: long side, in pixels, the frames were shrunk to for the measurement.
+    """
+
+    residual: float = ranged(0.0, 0)
+    threshold: float = ranged(6.0, 0)
+    frames: int = ranged(1, 1)
+    side: int = ranged(1, 1)
+
+    @property
+    def motion(self) -> Literal["static", "moving"]:
+        return "static" if self.residual <= self.threshold else "moving"
+
+
+@dataclass(frozen=True)
+class PlateEntry:
+    """The background plate of a static camera: the room without the person.
+
+    file: its PNG beside manifest.json, (source height, source width) RGB in source-frame
+        pixels; a sample's `box.npy` cuts it like the sample's jpg
+        (`ganmotion.data.background.crop_plate`).
+    frames: evenly spaced frames it is the per-pixel median of.
+    filled: share of its pixels the person never left in those frames, filled by inpainting.
+    """
+
+    file: str
+    frames: int = ranged(1, 1)
+    filled: float = ranged(0.0, 0, 1)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What `prepare` wrote: manifest.json, read back typed (DESIGN.md, "Shards").
 
     image_size: side of the square crops in the shards.
-    crop_policy: the crop settings (`CropPolicy.to_json()`).
+    crop_policy: the crop settings (`CropPolicy.to_json()`); `kind` is "smoothed-square"
+        (a crop that tracks the person) or "fixed-square" (one box for the whole clip, in
+        `box`); `requested` is what `--crop` asked for and `reason` why the kind was chosen.
     body: the training poses' body statistics (`BodyStats.to_json()`), the target that
         retargeting maps onto; None when no training frame shows a whole body.
     splits: "train" and (usually) "val", in the order written.
+    camera: "static" or "moving", as `camera_measure` decided; None (with `camera_measure`
+        and `plate`) for shards prepared before ganmotion measured the camera.
+    plate: the background plate, for a static camera; None for a moving one.
     """
 
     manifest_version: int
@@ -87,6 +129,9 @@ class Manifest:
     body: dict | None
     splits: dict[str, SplitEntry]
     jpeg_quality: int = ranged(95, 1, 100)
+    camera: Literal["static", "moving"] | None = None
+    camera_measure: CameraMeasure | None = None
+    plate: PlateEntry | None = None
 
     def __post_init__(self):
         if not 16 <= self.image_size <= 4096:
