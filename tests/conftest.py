@@ -41,13 +41,15 @@ def synthetic_clip(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def synthetic_shards(synthetic_clip, tmp_path_factory) -> Path:
-    """The synthetic clip prepared from its exact keypoints: 16 samples per shard, 64 px."""
+    """The synthetic clip prepared from its exact keypoints: 16 samples per shard, 64 px, with
+    the tracking crop (what the reference loss curves were recorded on; `--crop auto` would
+    pick the fixed crop for this static camera)."""
     video, keypoints = synthetic_clip
     out = tmp_path_factory.mktemp("synthetic") / "shards"
     prepare(
         video,
         out,
-        PrepareConfig(size=64, samples_per_shard=16),
+        PrepareConfig(size=64, samples_per_shard=16, crop_mode="track"),
         keypoints_file=keypoints,
         progress=False,
     )

@@ -43,6 +43,8 @@ def damaged(shards, tmp_path, change) -> str:
         (lambda m: m.update(manifest_version=0), "manifest version 0 is not 1"),
         (lambda m: m.update(extra=1), "unknown key extra"),
         (lambda m: m["source"].update(masks="paint"), "source.masks must be one of"),
+        (lambda m: m.update(camera="shaky"), "camera must be one of static, moving"),
+        (lambda m: m["plate"].pop("file"), "missing key plate.file"),
     ],
 )
 def test_a_damaged_manifest_is_a_one_line_error(synthetic_shards, tmp_path, change, message):
@@ -62,6 +64,15 @@ def test_a_manifest_from_before_masks_reads_as_shards_without_masks(synthetic_sh
     old = load_manifest(damaged(synthetic_shards, tmp_path, forget_masks))
     assert not old.has_masks and old.source.masks is None
     assert old.frames.kept_without_mask == 0
+
+
+def test_a_manifest_from_before_the_camera_measurement_still_loads(synthetic_shards, tmp_path):
+    def forget_camera(manifest: dict) -> None:
+        del manifest["camera"], manifest["camera_measure"], manifest["plate"]
+
+    assert load_manifest(synthetic_shards).camera == "static"
+    old = load_manifest(damaged(synthetic_shards, tmp_path, forget_camera))
+    assert old.camera is None and old.camera_measure is None and old.plate is None
 
 
 def test_a_manifest_that_is_not_an_object_is_refused(tmp_path):

@@ -8,14 +8,30 @@ import numpy as np
 import pytest
 from conftest import listing
 
-from ganmotion.data.crop import crop_mask
+from ganmotion.data.background import STATIC_THRESHOLD, crop_plate, load_plate
+from ganmotion.data.crop import crop_mask, crop_window
+from ganmotion.data.manifest import CameraMeasure, load_manifest
 from ganmotion.data.masks import MaskWriter
-from ganmotion.data.prepare import PrepareConfig, main, masks_file_for, prepare
-from ganmotion.data.synthetic import Appearance, keypoints_path_for, masks_path_for, person_mask
+from ganmotion.data.prepare import (
+    FIXED_MAX_RATIO,
+    PrepareConfig,
+    choose_crop,
+    main,
+    masks_file_for,
+    prepare,
+)
+from ganmotion.data.synthetic import (
+    Appearance,
+    keypoints_path_for,
+    make_clip,
+    masks_path_for,
+    person_mask,
+    render_background,
+)
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.retarget import body_stats, target_body
 from ganmotion.pose.schema import JOINT, has_person
-from ganmotion.video import VideoWriter
+from ganmotion.video import VideoWriter, read_frames
 
 TORSO = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
 
@@ -62,7 +78,7 @@ def test_taichi_shards_match_manifest_and_keypoints_lie_in_crops(taichi_shards):
     assert total == manifest["frames"]["kept"]
     for samples in splits.values():
         for key, sample in samples.items():
-            assert set(sample) == {"jpg", "pose.npy", "mask.png"}, key
+            assert set(sample) == {"jpg", "pose.npy", "mask.png", "box.npy"}, key
             pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
             visible = pose[:, 2] >= 0.5
             assert (pose[visible, :2] >= -0.5).all() and (pose[visible, :2] <= 127.5).all(), key
@@ -95,6 +111,17 @@ def test_taichi_masks_come_from_mediapipe_and_cover_the_person_in_the_crop(taich
     # The crop fits the body with a margin: the person is a good part of it, never all.
     assert 0.1 < np.median(shares) < 0.6 and max(shares) < 0.9, (min(shares), max(shares))
     assert np.mean(torso_on_mask) > 0.98
+
+
+def test_taichi_camera_is_moving_so_the_crop_tracks_and_there_is_no_plate(taichi_shards):
+    manifest = load_manifest(taichi_shards)
+    assert manifest.camera == "moving"
+    # The camera pans and zooms: far above the threshold (measured 16 grey levels).
+    assert manifest.camera_measure.residual > 2 * STATIC_THRESHOLD
+    assert manifest.crop_policy["kind"] == "smoothed-square"
+    assert manifest.crop_policy["requested"] == "auto"
+    assert manifest.crop_policy["reason"].startswith("auto: moving camera")
+    assert manifest.plate is None and not (taichi_shards / "plate.png").exists()
 
 
 def test_taichi_crop_centre_is_stable(taichi_shards):
@@ -197,6 +224,178 @@ def test_manifest_body_is_the_body_of_the_training_poses(synthetic_shards):
     ]
     assert manifest["manifest_version"] == 1
     assert target_body(manifest["body"], "manifest.json") == body_stats(np.stack(poses))
+
+
+# --- the camera, the background plate and the crop ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic_auto(synthetic_clip, tmp_path_factory):
+    """The synthetic clip (a static camera) prepared as a user would: `--crop auto`."""
+    video, keypoints = synthetic_clip
+    out = tmp_path_factory.mktemp("auto") / "shards"
+    prepare(video, out, PrepareConfig(size=64), keypoints_file=keypoints, progress=False)
+    return out
+
+
+def _grown(masks: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    return np.stack([cv2.dilate(mask.astype(np.uint8), kernel) > 0 for mask in masks])
+
+
+def _codec_room(tmp_path, size: int) -> np.ndarray:
+    """The synthetic room as the clip's codec shows it: written as a video and read back
+    (H.264 stores colour at half resolution, which alone moves sharp colour edges by tens
+    of grey levels at 128 px)."""
+    with VideoWriter(tmp_path / "room.mp4", fps=30) as writer:
+        for _ in range(3):
+            writer.write(render_background(Appearance.from_seed(0), size))
+    return next(read_frames(tmp_path / "room.mp4"))
+
+
+def test_a_static_camera_gets_a_fixed_crop_and_a_plate_by_default(synthetic_auto):
+    manifest = load_manifest(synthetic_auto)
+    assert manifest.camera == "static" and manifest.camera_measure.residual <= 2
+    assert manifest.camera_measure.frames == 96 and manifest.camera_measure.side == 128
+    assert manifest.crop_policy["kind"] == "fixed-square"
+    assert manifest.crop_policy["requested"] == "auto"
+    assert manifest.crop_policy["reason"].startswith("auto: static camera")
+    assert manifest.plate.file == "plate.png" and manifest.plate.frames == 96
+
+
+def test_synthetic_plate_is_the_room_wherever_the_person_ever_left(synthetic_auto, tmp_path):
+    manifest = load_manifest(synthetic_auto)
+    plate = load_plate(synthetic_auto, manifest)
+    assert plate.shape == (128, 128, 3) and plate.dtype == np.uint8
+    frames, keypoints = make_clip(96, 128)  # write_clip's defaults: the clip, uncompressed
+    frames = np.stack(frames)
+    appearance = Appearance.from_seed(0)
+    room = render_background(appearance, 128)
+    masks = np.stack([person_mask(k, appearance, 128) > 0 for k in keypoints])
+    # Where the person (grown by the plate's margin, 4 px here) was absent and the frame
+    # showed the room itself (no contact shadow) in most of those frames.
+    free = ~_grown(masks, 4)
+    clean = (frames == room).all(axis=3)
+    seen = (free & clean).sum(axis=0) > free.sum(axis=0) / 2
+    assert seen.mean() > 0.85
+    error = np.abs(plate.astype(int) - _codec_room(tmp_path, 128)).max(axis=2)[seen]
+    assert error.mean() < 3 and np.percentile(error, 98) < 12, (error.mean(), error.max())
+    # Holes: exactly the pixels the person never left (every frame went into this plate),
+    # filled from the room around them, not left black or painted with the person.
+    holes = masks.all(axis=0)
+    assert manifest.plate.filled == pytest.approx(holes.mean(), abs=1e-6)
+    filled_error = np.abs(plate[holes].astype(int) - room[holes]).mean()
+    assert filled_error < 0.5 * np.abs(frames[:, holes].astype(int) - room[holes]).mean()
+
+
+def test_fixed_crop_is_one_box_that_holds_every_keypoint_of_every_frame(
+    synthetic_clip, synthetic_auto
+):
+    manifest, splits = _read_shards(synthetic_auto)
+    keypoints = np.load(synthetic_clip[1])
+    crops = np.load(synthetic_auto / "crops.npy")
+    assert (crops == crops[0]).all()
+    np.testing.assert_array_equal(crops[0], manifest["crop_policy"]["box"])
+    x0, y0, side = crop_window(crops[0])
+    assert (keypoints[..., 0] >= x0).all() and (keypoints[..., 0] <= x0 + side - 1).all()
+    assert (keypoints[..., 1] >= y0).all() and (keypoints[..., 1] <= y0 + side - 1).all()
+    # The figure spans most of the square frame: the box is the frame, no black border.
+    assert (x0, y0, side) == (0, 0, 128)
+    for samples in splits.values():
+        for key, sample in samples.items():
+            pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+            assert (pose[:, :2] >= -0.5).all() and (pose[:, :2] <= 63.5).all(), key
+
+
+def test_the_plate_crops_like_each_sample(synthetic_auto):
+    manifest = load_manifest(synthetic_auto)
+    plate = load_plate(synthetic_auto, manifest)
+    crops = np.load(synthetic_auto / "crops.npy")
+    _, splits = _read_shards(synthetic_auto)
+    errors = []
+    for samples in splits.values():
+        for key, sample in samples.items():
+            box = np.load(io.BytesIO(sample["box.npy"]), allow_pickle=False)
+            frame = int(key.rsplit("_", 1)[1])
+            assert box.dtype == np.int32 and tuple(box) == crop_window(crops[frame]), key
+            image = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(int)
+            background = ~_grown(_mask(sample)[None] > 0, 2)[0]
+            errors.append(np.abs(image - crop_plate(plate, box, 64)).max(axis=2)[background])
+    errors = np.concatenate(errors)
+    # JPEG, H.264 and the contact shadow, which moves with the feet: a mean of 3.7 grey
+    # levels, against 6.8 for the plate cut one source pixel off.
+    assert errors.mean() < 4.5 and np.percentile(errors, 90) <= 8, errors.mean()
+
+
+def test_a_static_camera_asked_for_a_tracking_crop_still_gets_its_plate(synthetic_shards):
+    manifest = load_manifest(synthetic_shards)  # prepared with --crop track
+    assert manifest.camera == "static" and manifest.plate is not None
+    assert manifest.crop_policy["kind"] == "smoothed-square"
+    assert manifest.crop_policy["reason"] == "--crop track"
+    assert (synthetic_shards / "plate.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def panning_clip(tmp_path_factory) -> tuple:
+    """(video, keypoints .npy) of the synthetic person filmed by a camera panning 32 px to
+    the right over 40 frames: 128 px windows of a 160 px clip, masks beside the keypoints."""
+    folder = tmp_path_factory.mktemp("panning")
+    frames, keypoints = make_clip(40, 160)
+    appearance = Appearance.from_seed(0)
+    video = folder / "panning.mp4"
+    shifted = keypoints.copy()
+    with VideoWriter(video, fps=30) as writer, MaskWriter(masks_path_for(video)) as masks:
+        for i, (frame, pose) in enumerate(zip(frames, keypoints)):
+            x0 = round(i * 32 / 39)
+            writer.write(frame[16:144, x0 : x0 + 128])
+            masks.write(person_mask(pose, appearance, 160)[16:144, x0 : x0 + 128])
+            shifted[i, :, :2] -= (x0, 16)
+    np.save(keypoints_path_for(video), shifted, allow_pickle=False)
+    return video, keypoints_path_for(video)
+
+
+def test_a_moving_camera_gets_a_tracking_crop_and_no_plate(panning_clip, tmp_path):
+    video, keypoints = panning_clip
+    prepare(video, tmp_path / "s", PrepareConfig(size=32), keypoints_file=keypoints, progress=False)
+    manifest = load_manifest(tmp_path / "s")
+    assert manifest.camera == "moving"
+    assert manifest.camera_measure.residual > 2 * STATIC_THRESHOLD
+    assert manifest.crop_policy["kind"] == "smoothed-square"
+    assert manifest.crop_policy["reason"].startswith("auto: moving camera")
+    assert manifest.plate is None and not (tmp_path / "s" / "plate.png").exists()
+
+
+def test_crop_fixed_on_the_command_line_holds_every_keypoint_in_one_box(
+    panning_clip, tmp_path, capsys
+):
+    video, keypoints = panning_clip
+    argv = ["--video", str(video), "--keypoints", str(keypoints), "--out", str(tmp_path / "s")]
+    assert main([*argv, "--size", "32", "--crop", "fixed", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "moving camera (residual" in line and line.endswith("fixed crop (--crop fixed)")
+    manifest = load_manifest(tmp_path / "s")
+    assert manifest.crop_policy["kind"] == "fixed-square" and manifest.plate is None
+    crops, truth = np.load(tmp_path / "s" / "crops.npy"), np.load(keypoints)
+    assert (crops == crops[0]).all()
+    x0, y0, side = crop_window(crops[0])
+    assert (truth[..., 0] >= x0).all() and (truth[..., 0] <= x0 + side - 1).all()
+    assert (truth[..., 1] >= y0).all() and (truth[..., 1] <= y0 + side - 1).all()
+
+
+def test_auto_picks_fixed_for_a_static_camera_unless_the_box_would_be_too_large():
+    static = CameraMeasure(residual=1.0, threshold=6.0, frames=50, side=160)
+    moving = CameraMeasure(residual=16.0, threshold=6.0, frames=50, side=160)
+    tracking = np.array([[50.0, 50.0, 100.0]] * 4 + [[np.nan] * 3])  # median side 100
+    small, large = np.array([60.0, 60.0, 140.0]), np.array([80.0, 60.0, 160.0])
+    assert FIXED_MAX_RATIO == 1.5
+    assert choose_crop("auto", static, small, tracking)[0] == "fixed"
+    kind, reason = choose_crop("auto", static, large, tracking)
+    assert kind == "track" and "1.60x the tracking crop's median side (> 1.5)" in reason
+    kind, reason = choose_crop("auto", moving, small, tracking)
+    assert kind == "track" and reason == "auto: moving camera, residual 16 > 6 grey levels"
+    assert choose_crop("fixed", moving, large, tracking) == ("fixed", "--crop fixed")
+    assert choose_crop("track", static, small, tracking) == ("track", "--crop track")
 
 
 # --- bad input: one-line errors, nothing left behind -----------------------------------------
@@ -322,3 +521,5 @@ def test_a_mask_file_that_does_not_fit_the_video(synthetic_clip, tmp_path, capsy
 def test_invalid_settings_are_rejected_before_any_work(tmp_path):
     with pytest.raises(GanmotionError, match="--val-fraction 1.5"):
         prepare(tmp_path / "x.mp4", tmp_path / "o", PrepareConfig(val_fraction=1.5))
+    with pytest.raises(GanmotionError, match="--crop wide: must be one of auto, track, fixed"):
+        prepare(tmp_path / "x.mp4", tmp_path / "o", PrepareConfig(crop_mode="wide"))

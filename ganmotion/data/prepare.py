@@ -4,12 +4,23 @@ WebDataset shards.
     python -m ganmotion.data.prepare --video target.mp4 --out data/shards --size 512
 
 Output (DESIGN.md): `{split}-{index:06d}.tar` shards whose samples are `__key__`
-`{clip}_{frame:06d}`, `jpg` (the crop), `pose.npy` (33, 3 keypoints in crop pixels) and
-`mask.png` (the person's mask in crop pixels, 0/255), plus `manifest.json`, `keypoints.npy`
-(source-frame keypoints, NaN rows without a person) and `crops.npy` ((N, 3) cx, cy, side in
-source pixels). The validation split is the last contiguous range of frames. The manifest's
-`body` is the training poses' `BodyStats`, the target that inference retargets source poses
-onto. The directory appears only when complete.
+`{clip}_{frame:06d}`, `jpg` (the crop), `pose.npy` (33, 3 keypoints in crop pixels),
+`mask.png` (the person's mask in crop pixels, 0/255) and `box.npy` ((3,) int32 x0, y0, side:
+the square of source pixels the crop was cut from), plus `manifest.json`, `keypoints.npy`
+(source-frame keypoints, NaN rows without a person), `crops.npy` ((N, 3) cx, cy, side in
+source pixels) and, for a static camera, `plate.png` (the room without the person, in
+source-frame pixels; `ganmotion.data.background.crop_plate(plate, box, size)` cuts it like a
+sample). The validation split is the last contiguous range of frames. The manifest's `body`
+is the training poses' `BodyStats`, the target that inference retargets source poses onto.
+The directory appears only when complete.
+
+The camera is measured on a subsample of the frames (`ganmotion.data.background`) and
+recorded as `camera` ("static" or "moving") with `camera_measure`, the figure that decided
+it. The crop (`--crop`) either tracks the person (`smooth_crops`) or is one box for the
+whole clip (`fixed_crop`); `auto` picks fixed for a static camera unless that box's side is
+more than `FIXED_MAX_RATIO` (1.5) times the median side of the tracking crop (a person
+crossing a large frame would be small in it), and track otherwise. The manifest's
+`crop_policy` records the choice and why.
 
 Masks come from MediaPipe's segmentation, in the same pass as the keypoints. With given
 keypoints (`--keypoints <stem>.keypoints.npy`), a mask file `<stem>.masks.npz` beside them
@@ -29,23 +40,29 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ganmotion.data.background import PLATE_NAME, PlateBuilder, measure_camera, write_plate
 from ganmotion.data.crop import (
     CropPolicy,
     crop_frame,
     crop_mask,
+    crop_window,
+    fixed_crop,
     keypoints_to_crop,
     smooth_crops,
 )
 from ganmotion.data.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
+    CameraMeasure,
     FrameCounts,
     Manifest,
+    PlateEntry,
     ShardEntry,
     SourceVideo,
     SplitEntry,
@@ -58,6 +75,10 @@ from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
 from ganmotion.video import VideoInfo, probe_video, read_frames
 
+CropMode = Literal["auto", "track", "fixed"]
+CROP_MODES = ("auto", "track", "fixed")
+FIXED_MAX_RATIO = 1.5  # auto: a fixed box larger than this times the tracking box -> track
+
 
 @dataclass
 class PrepareConfig:
@@ -69,6 +90,10 @@ class PrepareConfig:
         every reader busy.
     jpeg_quality: OpenCV JPEG quality of the stored crops.
     workers: processes for pose detection.
+    crop: the tracking crop's settings; the fixed crop uses its margin and visibility.
+    crop_mode: "track" (a crop that follows the person), "fixed" (one box for the whole
+        clip) or "auto" (fixed for a static camera when that box is at most
+        `FIXED_MAX_RATIO` times the tracking crop's median side, track otherwise).
     """
 
     size: int = 512
@@ -77,6 +102,7 @@ class PrepareConfig:
     jpeg_quality: int = 95
     workers: int = 2
     crop: CropPolicy = field(default_factory=CropPolicy)
+    crop_mode: CropMode = "auto"
 
     def validate(self) -> None:
         if not 16 <= self.size <= 4096:
@@ -89,6 +115,8 @@ class PrepareConfig:
             raise GanmotionError(f"--jpeg-quality {self.jpeg_quality}: must be in [1, 100]")
         if self.workers < 1:
             raise GanmotionError(f"--workers {self.workers}: must be >= 1")
+        if self.crop_mode not in CROP_MODES:
+            raise GanmotionError(f"--crop {self.crop_mode}: must be one of {', '.join(CROP_MODES)}")
 
 
 @dataclass
@@ -98,13 +126,25 @@ class PrepareSummary:
     frames_skipped: int
     shards: int
     seconds: float
+    camera: CameraMeasure | None = None
+    crop: str = ""
+    crop_reason: str = ""
+    plate: bool = False
 
     def line(self) -> str:
-        return (
+        line = (
             f"prepared {self.frames_kept}/{self.frames_read} frames "
             f"({self.frames_skipped} without a person skipped) into {self.shards} shards "
             f"in {self.seconds:.1f} s ({self.frames_read / max(self.seconds, 1e-9):.1f} frames/s)"
         )
+        if self.camera is not None:
+            line += (
+                f"; {self.camera.motion} camera (residual {self.camera.residual:g}, threshold "
+                f"{self.camera.threshold:g} grey levels){', plate.png' if self.plate else ''}"
+            )
+        if self.crop:
+            line += f"; {self.crop} crop ({self.crop_reason})"
+        return line
 
 
 def clip_name(video: Path) -> str:
@@ -195,10 +235,34 @@ class _ShardSet:
             self._writer = None
 
 
-def _encode_pose(keypoints: np.ndarray) -> bytes:
+def _encode_npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, keypoints.astype(np.float32), allow_pickle=False)
+    np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def choose_crop(
+    mode: CropMode, camera: CameraMeasure, fixed: np.ndarray, tracking: np.ndarray
+) -> tuple[Literal["track", "fixed"], str]:
+    """The crop to use, "track" or "fixed", and why, for `--crop mode`: `camera` is the
+    measured camera, `fixed` the clip's fixed box (3,) and `tracking` the tracking crops
+    (N, 3) (NaN rows without a person)."""
+    if mode != "auto":
+        return mode, f"--crop {mode}"
+    measured = f"residual {camera.residual:g} {'<=' if camera.motion == 'static' else '>'} "
+    measured += f"{camera.threshold:g} grey levels"
+    if camera.motion == "moving":
+        return "track", f"auto: moving camera, {measured}"
+    ratio = fixed[2] / np.nanmedian(tracking[:, 2])
+    if ratio > FIXED_MAX_RATIO:
+        return "track", (
+            f"auto: static camera, but the fixed box would be {ratio:.2f}x the tracking crop's "
+            f"median side (> {FIXED_MAX_RATIO:g}) and the person small in it"
+        )
+    return "fixed", (
+        f"auto: static camera, {measured}; the fixed box is {ratio:.2f}x the tracking crop's "
+        f"median side (<= {FIXED_MAX_RATIO:g})"
+    )
 
 
 def write_shards(
@@ -210,9 +274,10 @@ def write_shards(
     splits: dict[str, np.ndarray],
     config: PrepareConfig,
     progress: bool,
+    plate: PlateBuilder | None = None,
 ) -> tuple[dict[str, _ShardSet], int, int]:
-    """Second pass over the video: crop, encode and write each kept frame (and its mask, when
-    it has one) to its split.
+    """The shard pass over the video: crop, encode and write each kept frame (and its mask,
+    when it has one) to its split; hand `plate` the frames it wants.
 
     Returns the shard sets, the number of frames the video decoded to and the number of
     samples written without a mask."""
@@ -225,6 +290,8 @@ def write_shards(
         bar = tqdm(total=len(split_of), desc="shards", unit="frame", disable=not progress)
         for index, frame in enumerate(read_frames(video)):
             decoded += 1
+            if plate is not None and plate.wants(index) and index < len(crops):
+                plate.add(frame, masks(index))
             split = split_of.get(index)
             if split is None:
                 continue
@@ -235,7 +302,8 @@ def write_shards(
             sample = {
                 "__key__": f"{clip}_{index:06d}",
                 "jpg": jpeg.tobytes(),
-                "pose.npy": _encode_pose(pose),
+                "pose.npy": _encode_npy(pose.astype(np.float32)),
+                "box.npy": _encode_npy(np.array(crop_window(crops[index]), np.int32)),
             }
             mask = masks(index)
             if mask is None:
@@ -290,22 +358,36 @@ def prepare(
     if not found.any():
         raise GanmotionError(f"{video}: no person found in any of its {frames_read} frames")
 
-    crops = smooth_crops(keypoints, info.fps, config.crop)
     splits = split_frames(np.flatnonzero(found), config.val_fraction)
     if len(splits["train"]) == 0:
         raise GanmotionError(f"{video}: too few frames with a person ({found.sum()}) to split")
+
+    camera, decoded = measure_camera(video, masks, frames_read)
+    _check_decoded(video, keypoints_file, frames_read, decoded)
+    tracking = smooth_crops(keypoints, info.fps, config.crop)
+    fixed = fixed_crop(keypoints, info.width, info.height, config.crop)
+    crop_kind, crop_reason = choose_crop(config.crop_mode, camera, fixed, tracking)
+    if crop_kind == "fixed":
+        crops = np.where(found[:, None], fixed, np.nan)
+        crop_policy = config.crop.to_json(fixed)
+    else:
+        crops, crop_policy = tracking, config.crop.to_json()
+    crop_policy |= {"requested": config.crop_mode, "reason": crop_reason}
+    plate = PlateBuilder(frames_read, info.height, info.width)
+    plate = plate if camera.motion == "static" else None
 
     # check_output_dir has decided that `out` may be replaced: it is absent, empty, or the
     # user asked to overwrite it.
     with atomic_folder(out, replace=True) as staging:
         shard_sets, decoded, without_mask = write_shards(
-            video, staging, keypoints, masks, crops, splits, config, progress
+            video, staging, keypoints, masks, crops, splits, config, progress, plate
         )
-        if decoded != frames_read:
-            source = keypoints_file if keypoints_file is not None else video
-            raise GanmotionError(
-                f"{source}: has {frames_read} frames of keypoints but {video} decodes to {decoded}"
-            )
+        _check_decoded(video, keypoints_file, frames_read, decoded)
+        plate_entry = None
+        if plate is not None:
+            image, filled = plate.result()
+            write_plate(staging / PLATE_NAME, image)
+            plate_entry = PlateEntry(file=PLATE_NAME, frames=plate.count, filled=round(filled, 6))
         np.save(staging / "keypoints.npy", keypoints, allow_pickle=False)
         np.save(staging / "crops.npy", crops.astype(np.float32), allow_pickle=False)
         manifest = Manifest(
@@ -327,7 +409,7 @@ def prepare(
                 skipped_no_person=int((~found).sum()),
                 kept_without_mask=without_mask,
             ),
-            crop_policy=config.crop.to_json(),
+            crop_policy=crop_policy,
             body=_train_body(keypoints, crops, splits["train"], config.size),
             jpeg_quality=config.jpeg_quality,
             splits={
@@ -338,6 +420,9 @@ def prepare(
                 )
                 for name, frames in splits.items()
             },
+            camera=camera.motion,
+            camera_measure=camera,
+            plate=plate_entry,
         )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
 
@@ -347,7 +432,19 @@ def prepare(
         frames_skipped=int((~found).sum()),
         shards=sum(len(s.shards) for s in shard_sets.values()),
         seconds=time.perf_counter() - started,
+        camera=camera,
+        crop=crop_kind,
+        crop_reason=crop_reason,
+        plate=plate_entry is not None,
     )
+
+
+def _check_decoded(video: Path, keypoints_file, frames: int, decoded: int) -> None:
+    if decoded != frames:
+        source = keypoints_file if keypoints_file is not None else video
+        raise GanmotionError(
+            f"{source}: has {frames} frames of keypoints but {video} decodes to {decoded}"
+        )
 
 
 def _train_body(
@@ -406,6 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
         "from <stem>.masks.npz beside a <stem>.keypoints.npy (one height x width uint8 0/255 "
         "array per frame, see ganmotion.data.masks) when it exists, else from MediaPipe",
     )
+    parser.add_argument(
+        "--crop",
+        choices=CROP_MODES,
+        default=defaults.crop_mode,
+        help="track: a crop that follows the person (moving cameras, people who cross the "
+        "frame); fixed: one box for the whole clip that holds the person in every frame "
+        "(static cameras: the background stays put); auto (default): fixed for a static "
+        f"camera unless that box is more than {FIXED_MAX_RATIO:g}x the tracking crop, else track",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -420,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         samples_per_shard=args.samples_per_shard,
         jpeg_quality=args.jpeg_quality,
         workers=args.workers,
+        crop_mode=args.crop,
     )
     summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet)
     print(summary.line())
