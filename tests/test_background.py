@@ -3,8 +3,8 @@ known: a masked median, a static and a panning camera, a plate with and without 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import pytest
 
 from ganmotion.data.background import (
     STATIC_THRESHOLD,
@@ -63,10 +63,14 @@ def test_plate_is_the_room_where_the_person_ever_left_and_holes_are_filled():
             plate.add(frame, mask)
     image, filled = plate.result()
     room = render_background(Appearance.from_seed(1), 96)[:64, :96]
+    # Holes: pixels never at least the margin (4 px here) from the person, at least the
+    # pixels the person never left.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    seen = (np.stack([cv2.dilate(mask, kernel) for mask in masks]) == 0).any(axis=0)
     holes = masks.min(axis=0) > 0
-    assert filled == pytest.approx(holes.mean())
-    # No codec here: exact wherever the person was ever absent.
-    np.testing.assert_array_equal(image[~holes], room[~holes])
+    assert holes.mean() < filled <= (~seen).mean()
+    # No codec here: exact wherever the person was ever that far away.
+    np.testing.assert_array_equal(image[seen], room[seen])
     # Holes are filled from the room around them, not left black or the person's colour.
     filled_error = np.abs(image[holes].astype(int) - room[holes]).mean()
     assert filled_error < 0.5 * np.abs(np.array((20, 30, 40)) - room[holes]).mean()

@@ -280,12 +280,13 @@ def test_synthetic_plate_is_the_room_wherever_the_person_ever_left(synthetic_aut
     assert seen.mean() > 0.85
     error = np.abs(plate.astype(int) - _codec_room(tmp_path, 128)).max(axis=2)[seen]
     assert error.mean() < 3 and np.percentile(error, 98) < 12, (error.mean(), error.max())
-    # Holes: exactly the pixels the person never left (every frame went into this plate),
-    # filled from the room around them, not left black or painted with the person.
+    # Holes: pixels never 4 px from the person (every frame went into this plate), filled
+    # from the room around them, not left black or painted with the person.
     holes = masks.all(axis=0)
-    assert manifest.plate.filled == pytest.approx(holes.mean(), abs=1e-6)
+    assert holes.mean() < manifest.plate.filled <= (~free.any(axis=0)).mean()
     filled_error = np.abs(plate[holes].astype(int) - room[holes]).mean()
-    assert filled_error < 0.5 * np.abs(frames[:, holes].astype(int) - room[holes]).mean()
+    person_error = np.abs(frames[:, holes].astype(int) - room[holes]).mean()
+    assert filled_error < 20 and filled_error < 0.5 * person_error, (filled_error, person_error)
 
 
 def test_fixed_crop_is_one_box_that_holds_every_keypoint_of_every_frame(

@@ -22,9 +22,10 @@ exceeds the budget: 830 MB). The frames are collected during the shard pass, whi
 every frame anyway. Near the person a pixel is not quite the room (a segmentation's soft
 edge, hair, anti-aliasing, shadows at the feet), so each pixel's median takes only the
 frames where it lies farthest from the person: at least `PLATE_MARGIN` (1%) of the frame's
-long side away when some frames allow it, else as far as the farthest frame. Pixels the
-person never leaves are holes, filled by OpenCV's Telea inpainting; the manifest records
-the share filled.
+long side away (`PLATE_MIN_MARGIN`, 4 px, at least) when some frames allow it. Pixels that
+are never that far from the person are holes, filled by OpenCV's Telea inpainting from the
+room around them (filling them with their farthest frames instead left a ghost of the
+person's colours there); the manifest records the share filled.
 
     measure = measure_camera(video, masks, frames)          # CameraMeasure
     plate = PlateBuilder(frames, height, width)
@@ -170,8 +171,8 @@ class PlateBuilder:
         return len(self._frames)
 
     def result(self) -> tuple[np.ndarray, float]:
-        """The plate (H, W, 3) uint8 RGB and the share of its pixels that were holes (the
-        person never left them) and are filled."""
+        """The plate (H, W, 3) uint8 RGB and the share of its pixels that were holes (never
+        the margin away from the person) and are filled."""
         if not self._frames:
             raise GanmotionError("no frames were collected for the background plate")
         plate = np.zeros((self.height, self.width, 3), np.uint8)
@@ -182,8 +183,8 @@ class PlateBuilder:
             values = np.stack([frame[rows] for frame in self._frames])
             distances = np.stack([distance[rows] for distance in self._distances])
             farthest = distances.max(axis=0)
-            plate[rows], _ = masked_median(values, distances >= np.maximum(farthest, 1))
-            holes[rows] = farthest == 0
+            plate[rows], _ = masked_median(values, distances >= farthest)
+            holes[rows] = farthest < self.margin
         if holes.any():
             bgr = cv2.cvtColor(plate, cv2.COLOR_RGB2BGR)
             filled = cv2.inpaint(bgr, holes.astype(np.uint8), 3, cv2.INPAINT_TELEA)

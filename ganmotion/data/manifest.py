@@ -96,7 +96,8 @@ class PlateEntry:
         pixels; a sample's `box.npy` cuts it like the sample's jpg
         (`ganmotion.data.background.crop_plate`).
     frames: evenly spaced frames it is the per-pixel median of.
-    filled: share of its pixels the person never left in those frames, filled by inpainting.
+    filled: share of its pixels that were never at least a margin (1% of the long side, at
+        least 4 px) away from the person in those frames, filled by inpainting.
     """
 
     file: str
