@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganmotion.errors import GanmotionError
 from ganmotion.models import (
+    ComposedGenerator,
     CriticConfig,
     GeneratorConfig,
     MLPGenerator,
@@ -17,6 +18,7 @@ from ganmotion.models import (
     PoseToImage,
     SelfAttention,
     UNetGenerator,
+    compose,
     reduced_pose_vector,
     render_skeletons,
 )
@@ -356,3 +358,45 @@ def test_models_keep_the_generate_contract(index):
     assert images.shape == (3, 3, 64, 64) and images.dtype == torch.float32
     assert torch.isfinite(images).all() and images.abs().max() <= 1
     assert model.generate(keypoints[:0]).shape == (0, 3, 64, 64)
+
+
+def test_alpha_generator_outputs_image_and_alpha_in_range():
+    generator = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32, alpha=True)
+    output = generator(torch.randn(2, 3, 32, 32) * 3)
+    assert output.shape == (2, 4, 32, 32)
+    assert output[:, :3].abs().max() <= 1
+    assert 0 <= output[:, 3:].min() and output[:, 3:].max() <= 1
+
+
+def test_compose_lays_the_person_over_the_background_by_alpha():
+    person = torch.full((1, 3, 2, 2), 0.5)
+    alpha = torch.tensor([[[[1.0, 0.0], [0.25, 0.5]]]])
+    background = torch.full((1, 3, 2, 2), -1.0)
+    image, returned = compose(torch.cat([person, alpha], 1), background)
+    assert torch.equal(returned, alpha)
+    expected = torch.tensor([[0.5, -1.0], [0.25 * 0.5 - 0.75, 0.5 * 0.5 - 0.5]])
+    assert torch.allclose(image[0, 0], expected)
+
+
+def test_composed_generator_is_skeleton_to_image_over_its_background():
+    generator = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32, alpha=True)
+    background = torch.rand(3, 32, 32) * 2 - 1
+    composed = ComposedGenerator(generator, background).eval()
+    skeleton = torch.randn(2, 3, 32, 32)
+    image, alpha = composed.with_alpha(skeleton)
+    assert torch.allclose(composed(skeleton), image)
+    with torch.no_grad():
+        person = generator(skeleton)[:, :3]
+    assert torch.allclose(image, alpha * person + (1 - alpha) * background, atol=1e-6)
+    assert composed.generate(torch.zeros(1, 33, 3)).shape == (1, 3, 32, 32)
+    with pytest.raises(GanmotionError, match="32x32"):
+        composed(torch.randn(1, 3, 64, 64))
+
+
+def test_composed_generator_rejects_a_background_that_does_not_fit():
+    generator = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32, alpha=True)
+    with pytest.raises(GanmotionError, match=r"\(3, 32, 32\)"):
+        ComposedGenerator(generator, torch.zeros(3, 16, 16))
+    plain = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32)
+    with pytest.raises(GanmotionError, match="alpha=True"):
+        ComposedGenerator(plain, torch.zeros(3, 32, 32))

@@ -18,10 +18,12 @@ from ganmotion.models.baselines import (
 )
 from ganmotion.models.critic import CriticConfig, PatchCritic
 from ganmotion.models.generator import (
+    ComposedGenerator,
     GeneratorConfig,
     SelfAttention,
     UNetGenerator,
     check_size_fits_depth,
+    compose,
     render_skeletons,
 )
 
@@ -42,6 +44,7 @@ class PoseToImage(Protocol):
 
 
 __all__ = [
+    "ComposedGenerator",
     "CriticConfig",
     "GeneratorConfig",
     "MLPConfig",
@@ -52,6 +55,7 @@ __all__ = [
     "SelfAttention",
     "UNetGenerator",
     "check_size_fits_depth",
+    "compose",
     "reduced_pose_vector",
     "render_skeletons",
 ]

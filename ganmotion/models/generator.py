@@ -5,6 +5,12 @@
     images = generator.generate(keypoints)       # (N, 33, 3) pixels -> (N, 3, 512, 512),
                                                  # skeletons drawn in generator.skeleton
 
+With `alpha=True` the generator draws the person and where it is: its output has one more
+channel, the alpha in [0, 1], and `compose` lays that person over a background (the room
+the target was filmed in, cropped like the frame). A generator that composes never has to
+paint the room from a skeleton, which it cannot know; `ComposedGenerator` holds one with its
+background and is again skeleton -> image (what a checkpoint loads and the export bakes).
+
 Upsampling is bilinear + 3x3 conv, never a transposed conv, whose uneven kernel overlap
 paints checkerboards into 512 px output. At 512x512 the defaults cost about 36 GMAC and
 5.8 M parameters per frame, the budget of the seed project's U-Net.
@@ -42,6 +48,8 @@ class GeneratorConfig:
     attention: self-attention over all positions of the bottleneck.
     size: side of the square images `generate` draws and returns; `forward` takes any size
         that fits the depth. In a training config it is data.stream.size (leave it out).
+    alpha: also output an alpha channel (the person's coverage, in [0, 1]) after the image
+        channels, for composition over a background (`compose`).
     """
 
     in_channels: int = ranged(3, 1)
@@ -52,6 +60,7 @@ class GeneratorConfig:
     norm: str = "instance"
     attention: bool = True
     size: int | None = ranged(None, 16, 4096)
+    alpha: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, "generator.")
@@ -149,7 +158,8 @@ class UNetGenerator(nn.Module):
     A full-resolution 3x3 stem, `depth` stride-2 4x4 convs (width doubling up to
     `max_channels`), self-attention at the bottleneck, then per level a bilinear x2
     upsample, concatenation with the encoder feature of that resolution and a 3x3 conv;
-    a 3x3 conv and tanh make the image. Arguments are those of `GeneratorConfig`.
+    a 3x3 conv and tanh make the image (with `alpha`, one more channel through a sigmoid:
+    output (N, out + 1, H, W)). Arguments are those of `GeneratorConfig`.
 
     `skeleton` is how `generate` draws its input: the defaults for `size`, or, for a
     generator from `load_generator`, the style it was trained on (not an argument: it is
@@ -166,10 +176,19 @@ class UNetGenerator(nn.Module):
         norm: str = "instance",
         attention: bool = True,
         size: int = 512,
+        alpha: bool = False,
     ):
         super().__init__()
         self.config = GeneratorConfig(
-            in_channels, out_channels, base_channels, depth, max_channels, norm, attention, size
+            in_channels,
+            out_channels,
+            base_channels,
+            depth,
+            max_channels,
+            norm,
+            attention,
+            size,
+            alpha,
         )
         self.size = size
         self.skeleton = SkeletonStyle.for_size(size)
@@ -183,7 +202,7 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList(
             _conv_block(widths[i + 1] + widths[i], widths[i], 3, 1, norm) for i in range(depth)
         )
-        self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        self.head = nn.Conv2d(widths[0], out_channels + alpha, 3, padding=1)
 
     @classmethod
     def from_config(cls, config: GeneratorConfig) -> UNetGenerator:
@@ -214,7 +233,11 @@ class UNetGenerator(nn.Module):
         for up, skip in zip(reversed(self.up), reversed(skips)):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skip], dim=1))  # (N, C_i, H/2**i, W/2**i)
-        return torch.tanh(self.head(x))  # (N, out, H, W)
+        x = self.head(x)  # (N, out (+ 1), H, W)
+        if not self.config.alpha:
+            return torch.tanh(x)
+        image, alpha = x.split([self.config.out_channels, 1], dim=1)
+        return torch.cat([torch.tanh(image), torch.sigmoid(alpha)], dim=1)
 
     @torch.no_grad()
     def generate(self, keypoints: torch.Tensor) -> torch.Tensor:
@@ -227,5 +250,57 @@ class UNetGenerator(nn.Module):
         weight = self.head.weight
         skeleton = render_skeletons(keypoints, self.skeleton).to(weight.device, weight.dtype)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
-            return skeleton.new_zeros(0, self.config.out_channels, self.size, self.size)
+            channels = self.config.out_channels + self.config.alpha
+            return skeleton.new_zeros(0, channels, self.size, self.size)
         return self(skeleton)
+
+
+def compose(output: torch.Tensor, background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image, alpha) of an alpha generator's output (N, C + 1, H, W) over a background
+    (N or 1, C, H, W): image = alpha * person + (1 - alpha) * background, alpha (N, 1, H, W)."""
+    person, alpha = output[:, :-1], output[:, -1:]
+    return alpha * person + (1 - alpha) * background.to(person.dtype), alpha
+
+
+class ComposedGenerator(nn.Module):
+    """An alpha `UNetGenerator` and its background: skeleton (N, in, H, W) -> image (N, out,
+    H, W) composed over the background, like a generator without alpha; `with_alpha` also
+    returns the alpha (N, 1, H, W).
+
+    The background (out, size, size) in [-1, 1] is a buffer: it travels with `.to()`, and
+    the ONNX export bakes it into the model as a constant.
+    """
+
+    def __init__(self, generator: UNetGenerator, background: torch.Tensor):
+        super().__init__()
+        if not generator.config.alpha:
+            raise GanmotionError("ComposedGenerator needs a generator with alpha=True")
+        expected = (generator.config.out_channels, generator.size, generator.size)
+        if tuple(background.shape) != expected:
+            raise GanmotionError(
+                f"background must be {expected} to compose this generator's output, "
+                f"got {tuple(background.shape)}"
+            )
+        self.generator = generator
+        self.register_buffer("background", background[None].float())
+        self.size, self.skeleton, self.config = generator.size, generator.skeleton, generator.config
+
+    def with_alpha(self, skeleton: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_input_size(skeleton.shape[-2], skeleton.shape[-1])
+        return compose(self.generator(skeleton), self.background)
+
+    def forward(self, skeleton: torch.Tensor) -> torch.Tensor:
+        return self.with_alpha(skeleton)[0]
+
+    def check_input_size(self, height: int, width: int) -> None:
+        if (height, width) != (self.size, self.size):
+            raise GanmotionError(
+                f"a composed generator draws {self.size}x{self.size} images (its background's "
+                f"size), got a {height}x{width} skeleton"
+            )
+
+    @torch.no_grad()
+    def generate(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """Keypoints (N, 33, 3) -> images (N, out, size, size) composed over the background."""
+        output = self.generator.generate(keypoints)
+        return compose(output, self.background)[0]

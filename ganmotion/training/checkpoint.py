@@ -6,6 +6,9 @@
         generator.safetensors      live generator weights
         generator_ema.safetensors  EMA generator (samples, export)
         critic.safetensors         (GAN runs)
+        background.png             what an alpha generator composes over at inference (its
+                                   image size, RGB): the plate cut by the clip's typical box,
+                                   or for a moving camera the mean room around the person
         optimizers.pt              optimiser, scheduler and grad-scaler states (tensors and
                                    numbers only: read with torch.load(weights_only=True))
         rng-rank00000.pt ...       each rank's RNG states, same format
@@ -34,6 +37,7 @@ import re
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
@@ -41,8 +45,9 @@ from torch import nn
 
 from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write, commit_folder
+from ganmotion.images import to_unit_range
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
-from ganmotion.models.generator import GeneratorConfig, UNetGenerator
+from ganmotion.models.generator import ComposedGenerator, GeneratorConfig, UNetGenerator
 from ganmotion.pose.render import SkeletonStyle
 
 log = logging.getLogger(__name__)
@@ -296,11 +301,42 @@ def saved_skeleton(checkpoint: Path, state: dict | None = None) -> SkeletonStyle
         raise GanmotionError(f"{checkpoint / 'state.json'}: config.data.stream: {error}") from None
 
 
-def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator | MLPGenerator:
+BACKGROUND_FILE = "background.png"
+
+
+def save_background(background: np.ndarray, path: Path) -> None:
+    """Write a checkpoint's inference background (S, S, 3) uint8 RGB (lossless PNG)."""
+    if not cv2.imwrite(str(path), cv2.cvtColor(background, cv2.COLOR_RGB2BGR)):
+        raise GanmotionError(f"{path}: cannot write the background")
+
+
+def load_background(path: Path, size: int) -> torch.Tensor:
+    """A checkpoint's background.png as (3, size, size) float32 in [-1, 1]; an error naming
+    the file when it is missing, unreadable or of another size."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise GanmotionError(
+            f"{path}: missing or not a readable image (an alpha generator's checkpoint "
+            "holds the background it composes over)"
+        )
+    if image.shape[:2] != (size, size):
+        raise GanmotionError(
+            f"{path}: the background is {image.shape[1]}x{image.shape[0]}, the generator "
+            f"draws {size}x{size}"
+        )
+    rgb = torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+    return to_unit_range(rgb)
+
+
+def load_generator(
+    checkpoint: Path, ema: bool = True
+) -> UNetGenerator | ComposedGenerator | MLPGenerator:
     """The generator of a checkpoint folder, in eval mode on the CPU: the EMA weights
     (`generator_ema.safetensors`, what samples and exports use) or, with ema=False, the live
     ones. The architecture (U-Net, or the MLP baseline) comes from state.json, so no training
     config is needed; a U-Net's `skeleton` is the style it was trained on (`saved_skeleton`).
+    A U-Net with alpha comes composed over the checkpoint's background.png
+    (`ComposedGenerator`): skeleton -> image like any other.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
@@ -330,4 +366,7 @@ def load_generator(checkpoint: Path, ema: bool = True) -> UNetGenerator | MLPGen
         generator.skeleton = saved_skeleton(checkpoint, state)
     name = "generator_ema.safetensors" if ema else "generator.safetensors"
     load_weights(generator, checkpoint / name)
+    if isinstance(generator, UNetGenerator) and generator.config.alpha:
+        background = load_background(checkpoint / BACKGROUND_FILE, generator.size)
+        generator = ComposedGenerator(generator, background)
     return generator.eval()
