@@ -21,13 +21,21 @@ from ganmotion.errors import GanmotionError
 class RegressionLossConfig:
     """Weights of the reconstruction terms (the regression baseline's whole loss).
 
-    l1_weight: L1 to the real image (the seed's 50 with WGAN-GP).
+    l1_weight: L1 to the real image (the seed's 50 with WGAN-GP), over the pixels inside the
+        source frame (padding where a crop leaves the frame teaches nothing and is left out).
+    person_weight: how much more an L1 pixel of the person counts than one of the room
+        (weighted by the person mask; 1 = all alike). The person is a small part of most
+        crops, and it is what a viewer looks at.
+    mask_weight: L1 of the generator's alpha to the person mask (needs generator.alpha):
+        the alpha learns where the person is, so that the room comes from the background.
     perceptual_weight: VGG16 feature loss; 0 turns it off.
     vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
         perceptual_weight > 0: weights cannot be downloaded at run time.
     """
 
     l1_weight: float = ranged(50.0, 0)
+    person_weight: float = ranged(1.0, 0)
+    mask_weight: float = ranged(0.0, 0)
     perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
 
@@ -45,10 +53,14 @@ class GanLossConfig(RegressionLossConfig):
 
     gp_weight: gradient penalty lambda (10, as in Gulrajani et al.).
     adversarial_weight: the generator's Wasserstein term.
+    feature_matching_weight: pix2pixHD's feature matching: L1 between the critic's
+        activations on the generated and on the real image, layer by layer (pix2pixHD: 10).
+        It needs no pretrained network, so it works offline; 0 turns it off.
     """
 
     gp_weight: float = ranged(10.0, 0)
     adversarial_weight: float = ranged(1.0, 0)
+    feature_matching_weight: float = ranged(0.0, 0)
 
 
 Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,6 +73,23 @@ def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.T
 
 def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.float().mean()
+
+
+def weighted_l1(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of sum(weight * |fake - real|) / sum(weight), per-pixel weights
+    (N, 1, H, W) shared by the channels; a sample whose weights are all 0 counts 0."""
+    difference = (fake.float() - real.float()).abs().mean(1, keepdim=True)
+    total = weight.flatten(1).sum(1)
+    return ((difference * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
+
+
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's feature-matching loss: the mean over layers of the L1 between a critic's
+    activations on generated and on real images (the real ones held fixed). The scores,
+    the last item of each list, are left out: they are the adversarial term's."""
+    layers = list(zip(fake[:-1], real[:-1]))
+    loss = sum(F.l1_loss(f.float(), r.detach().float()) for f, r in layers)
+    return loss / len(layers)
 
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ganmotion.data import stream as stream_module
+from ganmotion.data.background import Backdrop
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import (
     StreamConfig,
@@ -38,7 +39,7 @@ def test_batches_have_the_requested_shape_and_range(synthetic_shards):
     )
     batches = list(stream)
     assert len(batches) == len(stream) == 5
-    for skeleton, image, keypoints, mask in batches:
+    for skeleton, image, keypoints, mask, *_ in batches:
         assert skeleton.shape == image.shape == (4, 3, 96, 96)
         assert mask.shape == (4, 1, 96, 96) and mask.dtype == torch.float32
         assert mask.min() >= 0 and mask.max() <= 1 and 0.02 < mask.mean() < 0.5
@@ -67,7 +68,7 @@ def test_flip_mirrors_the_image_and_swaps_left_and_right_joints():
     keypoints = rng.uniform(0, 63, (33, 3)).astype(np.float32)
     config = StreamConfig(size=64, max_scale=0, max_shift=0, flip_probability=1.0)
     mask = rng.integers(0, 2, (64, 64), dtype=np.uint8) * 255
-    flipped_image, flipped, flipped_mask = transform_sample(image, keypoints, mask, config, rng)
+    flipped_image, flipped, flipped_mask, *_ = transform_sample(image, keypoints, mask, config, rng)
     np.testing.assert_array_equal(flipped_image, cv2.flip(image, 1))
     np.testing.assert_array_equal(flipped_mask, cv2.flip(mask, 1))
     for left, right in [("left_wrist", "right_wrist"), ("left_ankle", "right_ankle")]:
@@ -79,8 +80,8 @@ def test_flipped_stream_samples_are_mirrors_of_plain_ones(synthetic_shards):
     urls = shard_urls(synthetic_shards)
     plain = StreamConfig(size=64, batch_size=4, augment=False)
     mirrored = StreamConfig(size=64, batch_size=4, max_scale=0, max_shift=0, flip_probability=1)
-    _, image, _, mask = next(iter(TrainingStream(urls, plain, 1)))
-    skeleton_f, image_f, _, mask_f = next(iter(TrainingStream(urls, mirrored, 1)))
+    _, image, _, mask, *_ = next(iter(TrainingStream(urls, plain, 1)))
+    skeleton_f, image_f, _, mask_f, *_ = next(iter(TrainingStream(urls, mirrored, 1)))
     torch.testing.assert_close(image_f, image.flip(-1))
     torch.testing.assert_close(mask_f, mask.flip(-1))
     # The mirrored skeleton is drawn from swapped joints: not a pixel mirror of the plain one,
@@ -103,7 +104,7 @@ def test_augmented_keypoints_stay_on_the_pixels_they_mark(seed):
     _, flip = augmentation_matrix(80, config, np.random.default_rng(seed + 100))
     mask = np.zeros((80, 80), np.uint8)
     rng = np.random.default_rng(seed + 100)
-    out, moved, _ = transform_sample(image, keypoints, mask, config, rng)
+    out, moved, *_ = transform_sample(image, keypoints, mask, config, rng)
     # After a flip the dot belongs to the joint now called right_wrist.
     expected = moved[JOINT["right_wrist" if flip else "left_wrist"], :2]
     weight = out[..., 0].astype(float)
@@ -125,7 +126,7 @@ def test_the_mask_moves_with_the_image(flip_probability):
             x, y = rng.integers(5, 75, 2)
             mask[y - 4 : y + 5, x - 3 : x + 4] = 255
         image = np.dstack([mask, rng.integers(0, 255, (80, 80, 2), dtype=np.uint8)])
-        out, _, out_mask = transform_sample(image, keypoints, mask, config, rng)
+        out, _, out_mask, *_ = transform_sample(image, keypoints, mask, config, rng)
         assert out_mask.shape == (64, 64) and out_mask.dtype == np.uint8 and out_mask.any()
         np.testing.assert_array_equal(out_mask, out[..., 0])
 
@@ -292,3 +293,32 @@ def test_missing_split_and_empty_urls_are_clear_errors(synthetic_shards, tmp_pat
         shard_urls(tmp_path)
     with pytest.raises(GanmotionError, match="no shard URLs"):
         TrainingStream([])
+
+
+def test_the_background_is_the_plate_cut_and_warped_like_the_image(synthetic_shards):
+    manifest = load_manifest(synthetic_shards)
+    assert manifest.camera == "static" and manifest.plate is not None
+    backdrop = Backdrop.of_shards(synthetic_shards, manifest)
+    config = StreamConfig(size=64, batch_size=8, max_scale=0.3, max_shift=0.2)
+    stream = TrainingStream(
+        shard_urls(synthetic_shards), config, batches_per_epoch=2, backdrop=backdrop
+    )
+    for batch in stream:
+        room = (batch.mask < 0.01) & (batch.inside > 0.99)
+        person = batch.mask > 0.99
+        difference = (batch.background - batch.image).abs().mean(1, keepdim=True)
+        # The room of every crop is the plate (up to JPEG and resampling), wherever the
+        # augmentation moved it; where the person stands the plate shows the room instead.
+        assert difference[room].mean() < 0.03
+        assert difference[person].mean() > 0.2
+        # Where the augmentation or the crop leaves the frame, nothing is inside: padding,
+        # black up to JPEG's ringing.
+        outside = (batch.inside == 0).expand_as(batch.image)
+        assert outside.any() and batch.image[outside].mean() < -0.95
+
+
+def test_without_a_backdrop_each_sample_is_its_own_background(synthetic_shards):
+    config = StreamConfig(size=64, batch_size=4)
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config, 1)
+    assert torch.equal(batch.background, batch.image)
+    assert torch.equal(batch.inside, torch.ones_like(batch.inside))

@@ -1,10 +1,13 @@
-"""The training stream: WebDataset shards in, batches of (skeleton, image, keypoints, mask) out.
+"""The training stream: WebDataset shards in, batches of (skeleton, image, keypoints, mask,
+background, inside) out.
 
     config = StreamConfig(size=512, batch_size=8)
-    stream = TrainingStream(shard_urls("data/shards", "train"), config, batches_per_epoch=1000)
+    backdrop = Backdrop.of_shards("data/shards", load_manifest("data/shards"))
+    stream = TrainingStream(shard_urls("data/shards", "train"), config, batches_per_epoch=1000,
+                            backdrop=backdrop)
     for batch in stream:    # TrainingBatch: skeleton, image (B, 3, size, size) float32 in
         ...                 # [-1, 1], keypoints (B, 33, 3) in output pixels, mask (B, 1, size,
-                            # size) float32 in [0, 1]
+                            # size) float32 in [0, 1], background like image, inside like mask
 
 Shards are resampled with replacement from this rank's and this loader worker's share of
 the URLs, so every rank reads different shards and never runs dry; the epoch is a fixed
@@ -12,8 +15,9 @@ number of batches per rank, which keeps DDP ranks in step. Skeletons are drawn f
 (augmented) keypoints here, so their size and line width are choices of training, not of
 `prepare`: `StreamConfig.skeleton`, which the trainer saves with every checkpoint. Samples
 are decoded explicitly (JPEG, PNG and .npy without pickle), never by WebDataset's automatic
-decoders. The person mask goes through exactly the image's warp, so augmentation moves both
-alike and draws no extra random numbers.
+decoders. The person mask, the background (the plate cut like the crop, see
+`Backdrop`) and the map of pixels inside the source frame go through exactly the image's
+warp, so augmentation moves them all alike and draws no extra random numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 import webdataset as wds
 
 from ganmotion.config import check_ranges, ranged
+from ganmotion.data.background import Backdrop
 from ganmotion.errors import GanmotionError
 from ganmotion.images import to_unit_range
 from ganmotion.pose.render import SkeletonStyle
@@ -135,6 +140,18 @@ class SkippedData:
         return True
 
 
+def decode_box(sample: dict) -> np.ndarray | None:
+    """A sample's `box.npy` ((3,) x0, y0, side of its square in source pixels), or None for
+    samples prepared before boxes."""
+    if "box.npy" not in sample:
+        return None
+    box = np.load(io.BytesIO(sample["box.npy"]), allow_pickle=False)
+    if box.shape != (3,):
+        key = sample.get("__key__", "?")
+        raise GanmotionError(f"sample {key}: box.npy is {box.shape}, not (3,)")
+    return box
+
+
 def decode_sample(sample: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(RGB uint8 image (H, W, 3), keypoints (33, 3) float32 in its pixels, person mask
     (H, W) uint8 0/255 or None when the sample has no `mask.png`) of one sample."""
@@ -186,38 +203,69 @@ def augmentation_matrix(
     return matrix, flip
 
 
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+class Warped(NamedTuple):
+    """One sample after `transform_sample`: images (size, size, 3) uint8 RGB, maps (size,
+    size) uint8 0-255 (soft along edges where the warp interpolates), keypoints in its
+    pixels."""
+
+    image: np.ndarray
+    keypoints: np.ndarray  # (33, 3) float32
+    mask: np.ndarray
+    background: np.ndarray
+    inside: np.ndarray
+
+
 def transform_sample(
     image: np.ndarray,
     keypoints: np.ndarray,
     mask: np.ndarray,
     config: StreamConfig,
     rng: np.random.Generator | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resize (and with `rng`, augment) an image (H, W, 3), its keypoints (33, 3) and its
-    person mask (H, W) uint8 together; black and 0 where the map reaches outside them. The
-    mask comes out (size, size) uint8, soft (0-255) along its edge where the map
-    interpolates.
+    background: np.ndarray | None = None,
+    inside: np.ndarray | None = None,
+) -> Warped:
+    """Resize (and with `rng`, augment) an image (H, W, 3), its keypoints (33, 3), its
+    person mask (H, W) uint8, its background (H, W, 3) (default: the image itself) and the
+    map of its pixels inside the source frame (H, W) uint8 (default: all) together; black
+    and 0 where the map reaches outside them.
 
-    Image and mask are warped as one 4-channel image, so the mask cannot drift from the
-    image, and one warp costs less than two (0.26 against 0.46 ms at 256 px); the image's
-    pixels are those of warping it alone, bit for bit.
+    Image and mask are warped as one 4-channel image, background and inside as another, so
+    none can drift from the others, and one warp costs less than two (0.26 against 0.46 ms
+    at 256 px); the image's pixels are those of warping it alone, bit for bit. A sample
+    that is its own background costs one 1-channel warp more, not a 4-channel one.
     """
     matrix, flip = augmentation_matrix(image.shape[0], config, rng)
-    both = cv2.warpAffine(
-        cv2.merge([*cv2.split(image), mask]),  # cv2.merge: much faster than np.dstack
-        matrix,
-        (config.size, config.size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+    size = config.size
+    both = _warp(cv2.merge([*cv2.split(image), mask]), matrix, size)  # merge: faster than dstack
+    if inside is None:
+        inside = np.full(image.shape[:2], 255, np.uint8)
     moved = keypoints.copy()
     moved[:, :2] = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     if flip:
         moved = moved[FLIP_PERMUTATION]
     # Contiguous halves: OpenCV splits them off in microseconds, numpy's strided copy (in
     # the batch's np.stack) took longer than the warp.
-    return cv2.cvtColor(both, cv2.COLOR_RGBA2RGB), moved, cv2.extractChannel(both, 3)
+    warped_image = cv2.cvtColor(both, cv2.COLOR_RGBA2RGB)
+    if background is None or background is image:
+        warped_background, warped_inside = warped_image, _warp(inside, matrix, size)
+    else:
+        rest = _warp(cv2.merge([*cv2.split(background), inside]), matrix, size)
+        warped_background = cv2.cvtColor(rest, cv2.COLOR_RGBA2RGB)
+        warped_inside = cv2.extractChannel(rest, 3)
+    return Warped(
+        warped_image, moved, cv2.extractChannel(both, 3), warped_background, warped_inside
+    )
 
 
 class _Shuffle:
@@ -245,12 +293,16 @@ _warned_no_mask = False  # see _Samples.unknown_mask
 
 
 class _Samples:
-    """Pipeline stage: raw samples -> (skeleton, image, keypoints, mask): uint8 (size, size,
-    3) x2, float32 (33, 3) in output pixels and uint8 (size, size) 0-255."""
+    """Pipeline stage: raw samples -> (skeleton, image, keypoints, mask, background, inside):
+    uint8 (size, size, 3) x2, float32 (33, 3) in output pixels, uint8 (size, size) 0-255,
+    uint8 (size, size, 3), uint8 (size, size) 0-255."""
 
-    def __init__(self, config: StreamConfig, epoch: int, handler: SkippedData):
+    def __init__(
+        self, config: StreamConfig, epoch: int, handler: SkippedData, backdrop: Backdrop | None
+    ):
         self.config, self.epoch, self.handler = config, epoch, handler
         self.skeleton = config.skeleton
+        self.backdrop = backdrop or Backdrop(None, None)
 
     def __call__(self, samples: Iterator[dict]) -> Iterator[tuple[np.ndarray, ...]]:
         rank, _, worker, _ = _worker_info()
@@ -258,15 +310,22 @@ class _Samples:
         for sample in samples:
             try:
                 image, keypoints, mask = decode_sample(sample)
+                background, inside = self.backdrop(decode_box(sample), image)
             except Exception as error:  # a bad sample must not end the stream
                 self.handler(error)
                 continue
             if mask is None:
                 mask = self.unknown_mask(image, sample)
-            image, keypoints, mask = transform_sample(
-                image, keypoints, mask, self.config, rng if self.config.augment else None
+            warped = transform_sample(
+                image,
+                keypoints,
+                mask,
+                self.config,
+                rng if self.config.augment else None,
+                background,
+                inside,
             )
-            yield self.skeleton.render(keypoints), image, keypoints, mask
+            yield self.skeleton.render(warped.keypoints), *warped
 
     @staticmethod
     def unknown_mask(image: np.ndarray, sample: dict) -> np.ndarray:
@@ -291,43 +350,64 @@ class _Samples:
 
 
 def _collate(samples: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
-    """Stack (H, W, 3) uint8 pairs into (B, 3, H, W) uint8 tensors, keypoints into (B, 33, 3),
-    masks (H, W) uint8 into (B, 1, H, W).
+    """Stack (H, W, 3) uint8 images into (B, 3, H, W) uint8 tensors, keypoints into (B, 33,
+    3), maps (H, W) uint8 into (B, 1, H, W), in `TrainingBatch`'s order.
 
     Batches stay uint8 until they leave the loader: a float32 batch is 4x the bytes to pass
     from worker processes (and to a GPU), and that copy, not decoding, was the bottleneck.
     """
-    skeletons, images, keypoints, masks = zip(*samples)
+    skeletons, images, keypoints, masks, backgrounds, insides = zip(*samples)
     return (
         torch.from_numpy(np.stack(skeletons)).permute(0, 3, 1, 2),
         torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2),
         torch.from_numpy(np.stack(keypoints)),
         torch.from_numpy(np.stack(masks)).unsqueeze(1),
+        torch.from_numpy(np.stack(backgrounds)).permute(0, 3, 1, 2),
+        torch.from_numpy(np.stack(insides)).unsqueeze(1),
     )
 
 
 class TrainingBatch(NamedTuple):
-    """One batch: what the generator sees, what it should draw, the pose behind both, and
-    where the person is in the image."""
+    """One batch: what the generator sees, what it should draw, the pose behind both, where
+    the person is in the image, what lies behind the person, and which pixels are real."""
 
     skeleton: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1]
     image: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1]
     keypoints: torch.Tensor  # (B, 33, 3) float32: x, y in pixels of the batch images, visibility
     mask: torch.Tensor  # (B, 1, H, W) float32 in [0, 1]: the person (soft at warped edges)
+    # (B, 3, H, W) float32 in [-1, 1]: the room behind the person (the plate cut like the
+    # image for a static camera, else the image itself)
+    background: torch.Tensor
+    # (B, 1, H, W) float32 in [0, 1]: 1 where the image shows the source frame, 0 on padding
+    # (where the crop or the augmentation left the frame)
+    inside: torch.Tensor
 
 
 def _as_batch(
-    skeleton: torch.Tensor, image: torch.Tensor, keypoints: torch.Tensor, mask: torch.Tensor
+    skeleton: torch.Tensor,
+    image: torch.Tensor,
+    keypoints: torch.Tensor,
+    mask: torch.Tensor,
+    background: torch.Tensor,
+    inside: torch.Tensor,
 ) -> TrainingBatch:
     """A `TrainingBatch` of `_collate`'s uint8 tensors, converted where they are."""
     return TrainingBatch(
-        to_unit_range(skeleton), to_unit_range(image), keypoints, mask.float() / 255
+        to_unit_range(skeleton),
+        to_unit_range(image),
+        keypoints,
+        mask.float() / 255,
+        to_unit_range(background),
+        inside.float() / 255,
     )
 
 
 class TrainingStream:
     """`TrainingBatch`es: (skeleton, image) (B, 3, size, size) float32 in [-1, 1], keypoints,
-    mask (B, 1, size, size) float32 in [0, 1].
+    mask (B, 1, size, size) float32 in [0, 1], background and inside (see `TrainingBatch`).
+
+    `backdrop` says what lies behind the person in each crop (`Backdrop.of_shards`); without
+    one every sample is its own background and all of each crop counts as inside.
 
     Batches are converted to float on `device` (default: where they are, the CPU), after the
     cheaper uint8 copy. One pass (`for batch in stream`) is one epoch of `batches_per_epoch`
@@ -342,6 +422,7 @@ class TrainingStream:
         batches_per_epoch: int = 100,
         num_workers: int = 0,
         device: torch.device | str | None = None,
+        backdrop: Backdrop | None = None,
     ):
         if not urls:
             raise GanmotionError("no shard URLs given to the training stream")
@@ -352,6 +433,7 @@ class TrainingStream:
         self.batches_per_epoch = batches_per_epoch
         self.num_workers = num_workers
         self.device = torch.device(device) if device is not None else None
+        self.backdrop = backdrop
         self.epoch = 0
         self.skipped = SkippedData()
         self.shards: ResampledRankShards | None = None
@@ -368,7 +450,7 @@ class TrainingStream:
             self.shards,
             wds.tarfile_to_samples(handler=self.skipped),
             _Shuffle(self.config.shuffle_buffer, self.config.seed, epoch),
-            _Samples(self.config, epoch, self.skipped),
+            _Samples(self.config, epoch, self.skipped, self.backdrop),
             wds.batched(self.config.batch_size, collation_fn=_collate, partial=False),
         )
 
@@ -383,23 +465,22 @@ class TrainingStream:
             generator=torch.Generator().manual_seed(_seed(self.config.seed, self.epoch)),
         ).with_epoch(self.batches_per_epoch)
         self.epoch += 1
-        for skeleton, image, keypoints, mask in loader:
+        for batch in loader:
             if self.device is not None:  # move uint8, convert on the device
-                skeleton = skeleton.to(self.device, non_blocking=True)
-                image = image.to(self.device, non_blocking=True)
-                keypoints = keypoints.to(self.device, non_blocking=True)
-                mask = mask.to(self.device, non_blocking=True)
-            yield _as_batch(skeleton, image, keypoints, mask)
+                batch = [t.to(self.device, non_blocking=True) for t in batch]
+            yield _as_batch(*batch)
 
 
-def validation_batches(urls: list[str], config: StreamConfig, count: int) -> list[TrainingBatch]:
+def validation_batches(
+    urls: list[str], config: StreamConfig, count: int, backdrop: Backdrop | None = None
+) -> list[TrainingBatch]:
     """Up to `count` batches from the start of `urls`, in order, without augmentation: the
     same fixed samples on every rank and in every run (for validation loss and sample grids)."""
     config = dataclasses.replace(config, augment=False)
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
         wds.tarfile_to_samples(handler=SkippedData()),
-        _Samples(config, 0, SkippedData()),
+        _Samples(config, 0, SkippedData(), backdrop),
         wds.batched(config.batch_size, collation_fn=_collate, partial=True),
     )
     batches = [_as_batch(*batch) for batch in itertools.islice(pipeline, count)]

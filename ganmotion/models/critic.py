@@ -104,6 +104,20 @@ class PatchCritic(nn.Module):
         return self.config.min_input_size()
 
     def forward(self, skeleton: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.inputs(skeleton, image))  # (N, 1, H/2**d - 2, W/2**d - 2)
+
+    def features(self, skeleton: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU, then the scores (the last item): what
+        pix2pixHD's feature-matching loss compares between real and generated images."""
+        x, found = self.inputs(skeleton, image), []
+        for layer in self.layers:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                found.append(x)
+        return [*found, x]
+
+    def inputs(self, skeleton: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Skeleton and image concatenated, or a GanmotionError saying what does not fit."""
         if skeleton.ndim != 4 or image.ndim != 4 or skeleton.shape[2:] != image.shape[2:]:
             raise GanmotionError(
                 f"critic inputs must be (N, C, H, W) of one size, "
@@ -120,4 +134,4 @@ class PatchCritic(nn.Module):
                 f"image size {image.shape[2]}x{image.shape[3]} is too small for a depth-"
                 f"{self.config.depth} critic: each side must be at least {self.min_input_size()}"
             )
-        return self.layers(torch.cat([skeleton, image], dim=1))  # (N, 1, H/2**d - 2, W/2**d - 2)
+        return torch.cat([skeleton, image], dim=1)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
@@ -29,19 +29,30 @@ from ganmotion.data.stream import TrainingBatch
 from ganmotion.losses import (
     PerceptualLoss,
     critic_loss,
+    feature_matching_loss,
     generator_adversarial_loss,
     gradient_penalty,
     vgg16_features,
+    weighted_l1,
 )
 from ganmotion.models.baselines import MLPGenerator, reduced_pose_vector
 from ganmotion.models.critic import PatchCritic
-from ganmotion.models.generator import UNetGenerator
+from ganmotion.models.generator import UNetGenerator, compose
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.ema import EMA
 from ganmotion.training.optim import Network
 from ganmotion.training.updates import Updates, make_updates
 
 Losses = dict[str, torch.Tensor]  # "critic/gap": 0-dim float32 tensor on the device
+
+
+class Drawn(NamedTuple):
+    """What a generator drew for a batch: the image (B, 3, S, S) in [-1, 1] (composed over
+    the batch's background when the generator has alpha) and its alpha (B, 1, S, S), or
+    None."""
+
+    image: torch.Tensor
+    alpha: torch.Tensor | None
 
 
 class LossSums:
@@ -74,19 +85,33 @@ class Objective:
     def __init__(self, config: GanConfig | VanillaConfig, accelerator: Accelerator):
         self.config = config
         self.accelerator = accelerator
+        mlp = isinstance(config, VanillaConfig) and config.model == "mlp"
+        self.alpha = not mlp and config.generator.alpha
 
     def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
         """One generator optimiser step; returns the mean losses (tensors) and whether
         every optimiser step in it was applied (gradients finite on every rank)."""
         raise NotImplementedError
 
-    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
-        """Images (B, 3, S, S) in [-1, 1] that `generator` draws for a batch."""
+    def output(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+        """What `generator` outputs for a batch (with alpha: image channels, then alpha)."""
         raise NotImplementedError
 
-    def generate(self, batch: TrainingBatch) -> torch.Tensor:
-        """The live generator's images for a batch, through its DDP wrapper."""
-        return self.draw(self.updates.module("generator"), batch)
+    def drawn(self, generator: nn.Module, batch: TrainingBatch) -> Drawn:
+        """The image `generator` draws for a batch, composed over the batch's background
+        when it has alpha."""
+        output = self.output(generator, batch)
+        if self.alpha:
+            return Drawn(*compose(output, batch.background))
+        return Drawn(output, None)
+
+    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+        """Images (B, 3, S, S) in [-1, 1] that `generator` draws for a batch."""
+        return self.drawn(generator, batch).image
+
+    def generate(self, batch: TrainingBatch) -> Drawn:
+        """The live generator's drawing of a batch, through its DDP wrapper."""
+        return self.drawn(self.updates.module("generator"), batch)
 
     def networks(self) -> dict[str, nn.Module]:
         """The bare trained networks by weight-file name (generator, critic, ...)."""
@@ -108,12 +133,20 @@ class Objective:
 
         return forward
 
-    def reconstruction_terms(self, fake: torch.Tensor, real: torch.Tensor) -> Losses:
-        """Weighted L1 (and perceptual) distance of generated to real images (under autocast)."""
+    def reconstruction_terms(self, fake: Drawn, batch: TrainingBatch) -> Losses:
+        """Weighted L1 (and perceptual) distance of generated to real images over the pixels
+        inside the frame, the person counting `person_weight` times; the alpha's L1 to the
+        person mask (under autocast)."""
         loss = self.config.loss
-        terms = {"l1": F.l1_loss(fake.float(), real) * loss.l1_weight}
+        weight = batch.inside
+        if loss.person_weight != 1:
+            weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
+        terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
+        if fake.alpha is not None and loss.mask_weight > 0:
+            mask = weighted_l1(fake.alpha, batch.mask, batch.inside)
+            terms["mask"] = mask * loss.mask_weight
         if self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(fake, real) * loss.perceptual_weight
+            terms["perceptual"] = self.perceptual(fake.image, batch.image) * loss.perceptual_weight
         return terms
 
     def _perceptual(self) -> PerceptualLoss | None:
@@ -128,8 +161,12 @@ class WganGpStep(Objective):
 
     critic phase      loss_C = E[C(s, fake)] - E[C(s, real)] + gp_weight * penalty,
                       penalty = E[(||grad_x C(s, x)||_2 - 1)^2] at interpolates x
-    generator phase   loss_G = -adversarial_weight * E[C(s, G(s))] + L1 (+ perceptual)
+    generator phase   loss_G = -adversarial_weight * E[C(s, G(s))] + L1 (+ mask)
+                               (+ feature matching) (+ perceptual)
     EMA               after each applied generator step
+
+    With generator.alpha, G(s) is the person composed over the batch's background, and
+    the critic judges that composed image.
     """
 
     name = "gan"
@@ -148,7 +185,7 @@ class WganGpStep(Objective):
         self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
         self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
 
-    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+    def output(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
         return generator(batch.skeleton)
 
     def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
@@ -169,12 +206,12 @@ class WganGpStep(Objective):
         return sums.means(), all(a for a in applied if a is not None)
 
     def critic_phase(
-        self, batch: TrainingBatch, fake: torch.Tensor | None, sums: LossSums
+        self, batch: TrainingBatch, drawn: Drawn | None, sums: LossSums
     ) -> bool | None:
-        if fake is None:  # a critic-only micro-batch: the generator is not trained on it
+        if drawn is None:  # a critic-only micro-batch: the generator is not trained on it
             with torch.no_grad(), self.accelerator.autocast():
-                fake = self.generate(batch)
-        fake = fake.detach().to(batch.image.dtype)
+                drawn = self.generate(batch)
+        fake = drawn.image.detach().to(batch.image.dtype)
         critic, gp_weight = self.updates.module("critic"), self.config.loss.gp_weight
 
         # The penalty in a critic forward of its own: its double backward then runs through
@@ -205,19 +242,27 @@ class WganGpStep(Objective):
         )
         return applied
 
-    def generator_phase(self, batch: TrainingBatch, fake: torch.Tensor, sums: LossSums) -> bool:
+    def generator_phase(self, batch: TrainingBatch, fake: Drawn, sums: LossSums) -> bool:
         # The bare critic, frozen: its DDP wrapper would expect gradients for its parameters
         # in this backward (and a DeepSpeed engine would reduce them).
         critic = self.updates.raw("critic").requires_grad_(False)
+        loss = self.config.loss
         with self.accelerator.autocast():
-            terms = self.reconstruction_terms(fake, batch.image)
-            scores = critic(batch.skeleton, fake)
-            adversarial = generator_adversarial_loss(scores) * self.config.loss.adversarial_weight
-            terms["adversarial"] = adversarial
-        loss = sum(terms.values())
-        applied = self.updates.backward_and_step("generator", loss)
+            terms = self.reconstruction_terms(fake, batch)
+            if loss.feature_matching_weight > 0:
+                features = critic.features(batch.skeleton, fake.image)
+                with torch.no_grad():
+                    real = critic.features(batch.skeleton, batch.image)
+                matching = feature_matching_loss(features, real)
+                terms["feature_matching"] = matching * loss.feature_matching_weight
+                scores = features[-1]
+            else:
+                scores = critic(batch.skeleton, fake.image)
+            terms["adversarial"] = generator_adversarial_loss(scores) * loss.adversarial_weight
+        total = sum(terms.values())
+        applied = self.updates.backward_and_step("generator", total)
         critic.requires_grad_(True)
-        sums.add("generator", {"loss": loss, **terms})
+        sums.add("generator", {"loss": total, **terms})
         return applied
 
     def networks(self) -> dict[str, nn.Module]:
@@ -251,7 +296,7 @@ class RegressionStep(Objective):
         self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
         self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
 
-    def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
+    def output(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
         if self.mlp:
             return generator(reduced_pose_vector(batch.keypoints, self.config.mlp.size))
         return generator(batch.skeleton)
@@ -262,8 +307,7 @@ class RegressionStep(Objective):
             batch = next(data)
             with self.updates.accumulate():
                 with self.accelerator.autocast():
-                    fake = self.generate(batch)
-                    terms = self.reconstruction_terms(fake, batch.image)
+                    terms = self.reconstruction_terms(self.generate(batch), batch)
                 loss = sum(terms.values())
                 applied = self.updates.backward_and_step("generator", loss)
                 sums.add("generator", {"loss": loss, **terms})
