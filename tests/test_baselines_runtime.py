@@ -209,6 +209,16 @@ def test_keypoint_backends_need_keypoints(mlp_checkpoint):
         backend(torch.zeros(2, 3, 32, 32), poses(2))
 
 
+def test_baselines_have_no_alpha(mlp_checkpoint, synthetic_shards):
+    for backend in (
+        load_backend(mlp_checkpoint, device="cpu"),
+        load_backend("nearest", device="cpu", shards=str(synthetic_shards)),
+    ):
+        assert backend.has_alpha is False and backend.background is None
+        with pytest.raises(GanmotionError, match=f"the {backend.name} baseline: the model has no"):
+            backend.with_alpha(None, poses(1))
+
+
 def test_the_mean_floor_is_the_mean_training_crop_for_every_pose(synthetic_shards):
     from ganmotion.data.manifest import shard_urls
     from ganmotion.data.stream import decoded_samples

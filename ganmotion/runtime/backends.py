@@ -11,6 +11,13 @@ files follow the exported-model contract: one input `skeleton` (N, 3, S, S) floa
 dynamic N, one output `image`. Each backend knows how its model's skeletons are drawn
 (`skeleton`, a SkeletonStyle): from the checkpoint's state.json or the exported model's
 sidecar, so that whatever runs a model feeds it the skeletons it was trained on.
+
+A composed model (a checkpoint of a generator with alpha, or its export with the second
+output `alpha`) gives the same images, and more:
+
+    backend.has_alpha                               # True
+    images, alpha = backend.with_alpha(skeletons)   # alpha (N, 1, S, S) in [0, 1]
+    backend.background                              # the plate it composes over, (3, S, S)
 """
 
 from __future__ import annotations
@@ -21,16 +28,20 @@ import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError
+from ganmotion.models.generator import ComposedGenerator
 from ganmotion.runtime.baselines import KEYWORDS, KeypointBackend, load_mean, load_nearest
 from ganmotion.runtime.contract import (
+    ALPHA_NAME,
     ENGINE_SUFFIXES,
     INPUT_NAME,
     OUTPUT_NAME,
     Backend,
     check_batch,
     check_model_io,
+    has_alpha_output,
+    no_alpha,
 )
-from ganmotion.runtime.sidecar import sidecar_skeleton
+from ganmotion.runtime.sidecar import sidecar_background, sidecar_skeleton
 from ganmotion.runtime.tensorrt import TensorRTBackend
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator
 
@@ -62,7 +73,8 @@ class TorchBackend:
 
     Whatever the options, images come back float32 in [-1, 1], contiguous (NCHW), on `device`.
     `generator` itself is moved to `device` (and to channels_last if asked); its `skeleton`
-    (set by `load_generator` from the checkpoint) is the backend's.
+    (set by `load_generator` from the checkpoint) is the backend's. A `ComposedGenerator`
+    (what an alpha checkpoint loads as) has alpha: `with_alpha` runs its `with_alpha`.
     """
 
     name = "torch"
@@ -87,10 +99,16 @@ class TorchBackend:
         self.size = generator.config.size
         self.skeleton = generator.skeleton
         self.skeleton.check_size(self.size, type(generator).__name__)
+        self.source = type(generator).__name__  # `load` names the checkpoint instead
+        self.has_alpha = isinstance(generator, ComposedGenerator)
+        self.background = generator.background[0].cpu() if self.has_alpha else None
         self.forward = self.generator
+        self.forward_alpha = self.generator.with_alpha if self.has_alpha else None
         if compile:
             self.check_compiler(self.device)
             self.forward = torch.compile(self.generator)
+            if self.has_alpha:
+                self.forward_alpha = torch.compile(self.generator.with_alpha)
 
     @classmethod
     def load(
@@ -103,13 +121,15 @@ class TorchBackend:
         channels_last: bool = False,
         precision: str = "fp32",
     ) -> TorchBackend:
-        return cls(
+        backend = cls(
             load_generator(Path(checkpoint), ema=ema),
             device,
             compile=compile,
             channels_last=channels_last,
             precision=precision,
         )
+        backend.source = str(checkpoint)
+        return backend
 
     @property
     def variant(self) -> str:
@@ -171,9 +191,29 @@ class TorchBackend:
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> torch.Tensor:
-        check_batch(skeleton, self.size)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
+            check_batch(skeleton, self.size)
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
+        return self._run(self.forward, skeleton).float().contiguous()
+
+    def with_alpha(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]), float32 on `device`."""
+        if not self.has_alpha:
+            raise no_alpha(self.source)
+        if len(skeleton) == 0:
+            check_batch(skeleton, self.size)
+            return (
+                torch.zeros(0, 3, self.size, self.size, device=self.device),
+                torch.zeros(0, 1, self.size, self.size, device=self.device),
+            )
+        images, alpha = self._run(self.forward_alpha, skeleton)
+        return images.float().contiguous(), alpha.float().contiguous()
+
+    def _run(self, forward, skeleton: torch.Tensor):
+        """`forward` on the batch, on `device`, in the backend's precision and layout."""
+        check_batch(skeleton, self.size)
         batch = skeleton.to(self.device, torch.float32)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -182,18 +222,18 @@ class TorchBackend:
         )
         try:
             with torch.inference_mode(), autocast:
-                images = self.forward(batch)
+                return forward(batch)
         except self.compile_errors() as error:
             first = next((ln for ln in str(error).splitlines() if ln.strip()), "")
             raise GanmotionError(
                 f"torch.compile failed ({type(error).__name__}: {first.strip()})"
             ) from None
-        return images.float().contiguous()
 
 
 class OnnxRuntimeBackend:
     """An exported .onnx run by ONNX Runtime; images come back on the CPU. Its skeleton style
-    comes from the sidecar (gen.onnx -> gen.json)."""
+    comes from the sidecar (gen.onnx -> gen.json); a composed model's (one with an `alpha`
+    output) baked plate from the PNG the sidecar names (`sidecar_background`)."""
 
     name = "onnxruntime"
     needs_keypoints = False
@@ -220,12 +260,13 @@ class OnnxRuntimeBackend:
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise GanmotionError(f"{self.path}: ONNX Runtime cannot load it ({first})") from None
         self.provider = self.session.get_providers()[0]
+        outputs = [_ort_io(v) for v in self.session.get_outputs()]
         self.size = check_model_io(
-            self.path,
-            [_ort_io(v) for v in self.session.get_inputs()],
-            [_ort_io(v) for v in self.session.get_outputs()],
+            self.path, [_ort_io(v) for v in self.session.get_inputs()], outputs
         )
         self.skeleton = sidecar_skeleton(self.path, self.size)
+        self.has_alpha = has_alpha_output(outputs)
+        self.background = sidecar_background(self.path, self.size) if self.has_alpha else None
 
     @classmethod
     def load(cls, path: Path, providers: list[str] | None = None) -> OnnxRuntimeBackend:
@@ -235,14 +276,34 @@ class OnnxRuntimeBackend:
         """(N, 3, S, S) float32 numpy -> (N, 3, S, S) float32 numpy."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: skeleton})[0]
 
+    def run_with_alpha(self, skeleton: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, S, S) float32 numpy -> images (N, 3, S, S) and alpha (N, 1, S, S), numpy."""
+        images, alpha = self.session.run([OUTPUT_NAME, ALPHA_NAME], {INPUT_NAME: skeleton})
+        return images, alpha
+
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
             return torch.zeros(0, 3, self.size, self.size)
-        batch = skeleton.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.run(batch))
+        return torch.from_numpy(self.run(self._numpy(skeleton)))
+
+    def with_alpha(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]), float32 on the CPU."""
+        if not self.has_alpha:
+            raise no_alpha(str(self.path))
+        check_batch(skeleton, self.size)
+        if len(skeleton) == 0:
+            return torch.zeros(0, 3, self.size, self.size), torch.zeros(0, 1, self.size, self.size)
+        images, alpha = self.run_with_alpha(self._numpy(skeleton))
+        return torch.from_numpy(images), torch.from_numpy(alpha)
+
+    @staticmethod
+    def _numpy(skeleton: torch.Tensor) -> np.ndarray:
+        return skeleton.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}

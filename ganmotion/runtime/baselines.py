@@ -6,7 +6,8 @@
     images = backend(skeletons, keypoints)   # keypoints (N, 33, 3) in pixels -> (N, 3, S, S)
 
 All have `needs_keypoints = True`: the skeleton images that the video pipeline passes along
-are checked for shape and otherwise unused. They still have a skeleton style, for the runner's
+are checked for shape and otherwise unused. None has alpha (`has_alpha = False`): they draw
+whole frames, not a person to compose. They still have a skeleton style, for the runner's
 side-by-side view and for the checks: the MLP's from its checkpoint (what its training stream
 drew), the others' the defaults for the shards' image size. None is exported to ONNX: the
 MLP runs from its checkpoint, nearest neighbour is a lookup in its training set, and the
@@ -34,7 +35,7 @@ from ganmotion.models.baselines import (
 )
 from ganmotion.models.generator import as_keypoints
 from ganmotion.pose.render import SkeletonStyle
-from ganmotion.runtime.contract import check_batch
+from ganmotion.runtime.contract import check_batch, no_alpha
 from ganmotion.training.checkpoint import load_generator, saved_skeleton
 
 NAMES = ("mlp", "nearest", "mean")
@@ -49,6 +50,8 @@ class KeypointBackend:
     """
 
     needs_keypoints = True
+    has_alpha = False
+    background = None
 
     def __init__(
         self,
@@ -99,6 +102,11 @@ class KeypointBackend:
         with torch.inference_mode():
             images = self.model.generate(keypoints.to(self.device))
         return images.float().contiguous()  # nearest's lookup table may be channels-last
+
+    def with_alpha(
+        self, skeleton: torch.Tensor | None, keypoints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise no_alpha(f"the {self.name} baseline")
 
 
 def load_nearest(

@@ -2,6 +2,11 @@
 the model's input and output names, the `Backend` interface and the checks of a batch and
 of a model file's inputs and outputs. The backends (backends.py, baselines.py,
 tensorrt.py) import it; it imports none of them.
+
+A composed model (a generator with alpha, baked over the target's plate) keeps the contract
+skeleton -> image and has a second output, `alpha` (N, 1, S, S) in [0, 1]: where the person
+is. Its backend has `has_alpha` and the baked plate as `background`, which is what puts the
+person on another background exactly (`ganmotion.runtime.background`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from ganmotion.pose.render import SkeletonStyle
 
 INPUT_NAME = "skeleton"
 OUTPUT_NAME = "image"
+ALPHA_NAME = "alpha"  # the optional second output of a composed model
 ENGINE_SUFFIXES = (".plan", ".engine")
 
 
@@ -28,6 +34,11 @@ class Backend(Protocol):
     size x size image too: image-conditioned generators ignore them, and the seed's
     baselines (`needs_keypoints = True`), which work from poses, use nothing else.
     `skeleton` is how the model's skeletons are drawn (skeleton.size == size).
+
+    A model with alpha (`has_alpha`) composes its person over the plate it was trained on,
+    `background` (3, size, size) float32 in [-1, 1] on the CPU (None without alpha);
+    `with_alpha` returns the images and the alpha (N, 1, size, size) float32 in [0, 1], both
+    on `device`, and is a GanmotionError for a model without alpha.
     """
 
     name: str
@@ -35,10 +46,24 @@ class Backend(Protocol):
     device: torch.device
     needs_keypoints: bool
     skeleton: SkeletonStyle
+    has_alpha: bool
+    background: torch.Tensor | None
 
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> torch.Tensor: ...
+
+    def with_alpha(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def no_alpha(model: str) -> GanmotionError:
+    """The error of asking a model without an alpha output for one."""
+    return GanmotionError(
+        f"{model}: the model has no alpha output (only a generator trained with "
+        "generator.alpha: true has one)"
+    )
 
 
 def check_batch(skeleton: torch.Tensor, size: int) -> None:
@@ -60,16 +85,19 @@ def check_model_io(
 ) -> int:
     """The image side S of a model whose inputs/outputs are (name, shape, dtype) triples, or a
     GanmotionError naming what breaks the contract. A dimension is an int, or a str/None/-1
-    when dynamic; dtype is "float32" when it is one."""
+    when dynamic; dtype is "float32" when it is one. The outputs are `image`, or `image` and
+    `alpha` (N, 1, S, S) in any order (a composed model; `has_alpha_output` tells)."""
     if [name for name, _, _ in inputs] != [INPUT_NAME]:
         found = ", ".join(repr(name) for name, _, _ in inputs) or "none"
         raise GanmotionError(
             f"{path}: model inputs are {found}; expected one input named {INPUT_NAME!r}"
         )
-    if [name for name, _, _ in outputs] != [OUTPUT_NAME]:
-        found = ", ".join(repr(name) for name, _, _ in outputs) or "none"
+    names = [name for name, _, _ in outputs]
+    if names != [OUTPUT_NAME] and sorted(names) != sorted([OUTPUT_NAME, ALPHA_NAME]):
+        found = ", ".join(repr(name) for name in names) or "none"
         raise GanmotionError(
-            f"{path}: model outputs are {found}; expected one output named {OUTPUT_NAME!r}"
+            f"{path}: model outputs are {found}; expected one output named {OUTPUT_NAME!r} "
+            f"(and {ALPHA_NAME!r} for a composed model)"
         )
     _, shape, dtype = inputs[0]
     shown = "(" + ", ".join(str(d) for d in shape) + ")"
@@ -79,7 +107,19 @@ def check_model_io(
             f"{path}: input {INPUT_NAME!r} has shape {shown}; expected (N, 3, S, S) "
             "with a dynamic batch N"
         )
-    for name, _, kind in (inputs[0], outputs[0]):
+    for name, _, kind in (inputs[0], *outputs):
         if kind != "float32":
             raise GanmotionError(f"{path}: {name!r} is {kind}; expected float32")
+    for name, alpha, _ in outputs:
+        fixed_channels = len(alpha) == 4 and isinstance(alpha[1], int) and alpha[1] > 0
+        if name == ALPHA_NAME and (len(alpha) != 4 or (fixed_channels and alpha[1] != 1)):
+            shown = "(" + ", ".join(str(d) for d in alpha) + ")"
+            raise GanmotionError(
+                f"{path}: output {ALPHA_NAME!r} has shape {shown}; expected (N, 1, S, S)"
+            )
     return int(shape[2])
+
+
+def has_alpha_output(outputs: list[tuple[str, list, str]]) -> bool:
+    """Whether a model's outputs (name, shape, dtype) include `alpha`."""
+    return any(name == ALPHA_NAME for name, _, _ in outputs)

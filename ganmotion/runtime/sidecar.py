@@ -5,7 +5,11 @@
 
 The runner reads the target body from it (`ganmotion.runtime.target`) and every backend of an
 exported model its skeleton style (`sidecar_skeleton`); the engine build starts its own from
-the ONNX's.
+the ONNX's. A composed model (one with an `alpha` output) also has `"alpha": true` and
+`"background"`, the name of a PNG beside the model that holds the plate baked into it
+(gen.onnx -> gen.background.png, gen.plan -> gen.plan.background.png): the exact pixels of
+the constant, which putting the person on another background subtracts
+(`sidecar_background`). Sidecars from before composition have neither key.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ def sidecar_path(model: Path) -> Path:
     if model.suffix == ".onnx":
         return model.with_suffix(".json")
     return model.with_name(model.name + ".json")
+
+
+def background_path(model: Path) -> Path:
+    """Where the plate baked into a composed model is written beside it: gen.onnx ->
+    gen.background.png; an engine gen.plan -> gen.plan.background.png."""
+    model = Path(model)
+    stem = model.stem if model.suffix == ".onnx" else model.name
+    return model.with_name(stem + ".background.png")
 
 
 def read_sidecar(model: Path) -> dict | None:
@@ -48,3 +60,23 @@ def sidecar_skeleton(model: Path, size: int) -> SkeletonStyle:
     style = SkeletonStyle.from_dict(entry, where)
     style.check_size(size, where)
     return style
+
+
+def sidecar_background(model: Path, size: int):
+    """The plate baked into the composed `model` of `size` px images, (3, size, size) float32
+    in [-1, 1], read from the PNG its sidecar names; None when the sidecar names none (a
+    model without alpha, or one exported before composition). A named file that is missing,
+    unreadable or of another size is an error naming it."""
+    sidecar = read_sidecar(model) or {}
+    name = sidecar.get("background")
+    if name is None:
+        return None
+    path = Path(model).parent / str(name)
+    if not path.is_file():
+        raise GanmotionError(
+            f"{path}: missing; {sidecar_path(model).name} names it as the background baked "
+            f"into {Path(model).name} (the export writes it beside the model: copy them together)"
+        )
+    from ganmotion.training.checkpoint import load_background
+
+    return load_background(path, size)

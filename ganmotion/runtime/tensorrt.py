@@ -18,8 +18,16 @@ import torch
 
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.render import SkeletonStyle
-from ganmotion.runtime.contract import INPUT_NAME, OUTPUT_NAME, check_batch, check_model_io
-from ganmotion.runtime.sidecar import sidecar_skeleton
+from ganmotion.runtime.contract import (
+    ALPHA_NAME,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    check_batch,
+    check_model_io,
+    has_alpha_output,
+    no_alpha,
+)
+from ganmotion.runtime.sidecar import sidecar_background, sidecar_skeleton
 
 TENSORRT_MISSING = (
     "TensorRT is not installed: pip install 'ganmotion[tensorrt]' on a machine with an "
@@ -71,7 +79,9 @@ class TensorRTBackend:
     Batches larger than the engine's profile are run in slices of its max batch; smaller
     ones are padded up to its min batch (frames are independent: no batch statistics).
     `skeleton`: how the model's skeletons are drawn; `load` reads it from the engine's
-    sidecar (gen.plan.json), and without one it is the defaults for the engine's size.
+    sidecar (gen.plan.json), and without one it is the defaults for the engine's size. An
+    engine of a composed model has the output `alpha` too (outputs are bound by name);
+    `background`, its baked plate, comes from the PNG its sidecar names.
     """
 
     name = "tensorrt"
@@ -116,6 +126,10 @@ class TensorRTBackend:
 
         inputs, outputs = described(trt.TensorIOMode.INPUT), described(trt.TensorIOMode.OUTPUT)
         self.size = check_model_io(Path(source), inputs, outputs)
+        self.source = source
+        self.has_alpha = has_alpha_output(outputs)
+        self.background = None  # `load` reads a composed engine's from its sidecar
+        self._outputs = [name for name, _, _ in outputs]
         low, _, high = engine_.get_tensor_profile_shape(INPUT_NAME, 0)  # (min, opt, max) shapes
         self.min_batch, self.max_batch = int(low[0]), int(high[0])
         self.skeleton = skeleton or SkeletonStyle.for_size(self.size)
@@ -128,6 +142,8 @@ class TensorRTBackend:
             raise GanmotionError(f"{path}: no such engine file")
         backend = cls(path.read_bytes(), str(path), device)
         backend.skeleton = sidecar_skeleton(path, backend.size)  # the size is the engine's
+        if backend.has_alpha:
+            backend.background = sidecar_background(path, backend.size)
         return backend
 
     def __call__(
@@ -136,9 +152,26 @@ class TensorRTBackend:
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
-        return torch.cat([self._run(part) for part in skeleton.split(self.max_batch)])
+        parts = skeleton.split(self.max_batch)
+        return torch.cat([self._run(part)[OUTPUT_NAME] for part in parts])
 
-    def _run(self, skeleton: torch.Tensor) -> torch.Tensor:
+    def with_alpha(
+        self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]) on the GPU."""
+        if not self.has_alpha:
+            raise no_alpha(self.source)
+        check_batch(skeleton, self.size)
+        if len(skeleton) == 0:
+            return (
+                torch.zeros(0, 3, self.size, self.size, device=self.device),
+                torch.zeros(0, 1, self.size, self.size, device=self.device),
+            )
+        runs = [self._run(part) for part in skeleton.split(self.max_batch)]
+        return tuple(torch.cat([run[name] for run in runs]) for name in (OUTPUT_NAME, ALPHA_NAME))
+
+    def _run(self, skeleton: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output of the engine for one batch, by name, float32 on the GPU."""
         n = len(skeleton)
         x = skeleton.to(self.device, self._dtypes[INPUT_NAME]).contiguous()
         if n < self.min_batch:
@@ -146,17 +179,18 @@ class TensorRTBackend:
         context = self._context
         if not context.set_input_shape(INPUT_NAME, tuple(x.shape)):
             raise GanmotionError(f"TensorRT refused input shape {tuple(x.shape)}")
-        y = torch.empty(
-            tuple(context.get_tensor_shape(OUTPUT_NAME)),
-            dtype=self._dtypes[OUTPUT_NAME],
-            device=self.device,
-        )
         context.set_tensor_address(INPUT_NAME, x.data_ptr())
-        context.set_tensor_address(OUTPUT_NAME, y.data_ptr())
-        # Torch's current stream: the copies above and whatever consumes `y` are ordered with
-        # the engine's work without a sync, and x/y are freed in that same stream order.
+        outputs = {}  # every output needs a buffer bound, whichever the caller wants
+        for name in self._outputs:
+            outputs[name] = torch.empty(
+                tuple(context.get_tensor_shape(name)), dtype=self._dtypes[name], device=self.device
+            )
+            context.set_tensor_address(name, outputs[name].data_ptr())
+        # Torch's current stream: the copies above and whatever consumes the outputs are
+        # ordered with the engine's work without a sync, and the buffers are freed in that
+        # same stream order.
         stream = torch.cuda.current_stream(self.device)
         with torch.cuda.device(self.device):
             if not context.execute_async_v3(stream.cuda_stream):
                 raise GanmotionError("TensorRT failed to run the engine (see its log above)")
-        return y[:n].float()
+        return {name: y[:n].float() for name, y in outputs.items()}
