@@ -210,3 +210,47 @@ def test_a_bad_style_in_state_json_is_one_line_naming_the_file(tmp_path, entry, 
     with pytest.raises(GanmotionError, match="state.json: skeleton: ") as raised:
         load_generator(checkpoint)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+# ----------------------------------------------------------------- alpha
+
+
+def test_a_composed_checkpoint_gives_its_images_and_alpha(tmp_path, batches):
+    from test_export import make_alpha_checkpoint
+
+    from ganmotion.training.checkpoint import BACKGROUND_FILE, load_background
+
+    checkpoint = make_alpha_checkpoint(tmp_path / "checkpoints", SIZE)
+    backend = TorchBackend.load(checkpoint, "cpu")
+    assert backend.has_alpha
+    assert torch.equal(backend.background, load_background(checkpoint / BACKGROUND_FILE, SIZE))
+    generator = load_generator(checkpoint)
+    for _, batch in batches:
+        images, alpha = backend.with_alpha(batch)
+        assert images.shape == (len(batch), 3, SIZE, SIZE) and alpha.shape == (
+            len(batch),
+            1,
+            SIZE,
+            SIZE,
+        )
+        assert images.dtype == alpha.dtype == torch.float32
+        assert 0 <= alpha.min() and alpha.max() <= 1
+        with torch.no_grad():
+            expected_images, expected_alpha = generator.with_alpha(batch)
+        assert torch.equal(images, expected_images) and torch.equal(alpha, expected_alpha)
+        assert torch.equal(backend(batch), images)  # skeleton -> image, as any generator
+    images, alpha = backend.with_alpha(torch.zeros(0, 3, SIZE, SIZE))
+    assert images.shape == (0, 3, SIZE, SIZE) and alpha.shape == (0, 1, SIZE, SIZE)
+    # the options run the alpha too, within their tolerance
+    bf16 = TorchBackend.load(checkpoint, "cpu", precision="bf16", channels_last=True)
+    _, batch = batches[1]
+    images, alpha = bf16.with_alpha(batch)
+    assert images.dtype == alpha.dtype == torch.float32 and alpha.is_contiguous()
+    assert relative_error(alpha.numpy(), backend.with_alpha(batch)[1].numpy()) <= BF16_TOLERANCE
+
+
+def test_a_checkpoint_without_alpha_has_none(checkpoint):
+    backend = TorchBackend.load(checkpoint, "cpu")
+    assert backend.has_alpha is False and backend.background is None
+    with pytest.raises(GanmotionError, match=f"{checkpoint}: the model has no alpha output"):
+        backend.with_alpha(torch.zeros(1, 3, SIZE, SIZE))

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,10 @@ from ganmotion.export.onnx import (
     relative_error,
     to_fp16,
 )
-from ganmotion.models.generator import SelfAttention
+from ganmotion.models.generator import SelfAttention, UNetGenerator
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
+from ganmotion.runtime.contract import check_model_io, has_alpha_output
 from ganmotion.runtime.tensorrt import TENSORRT_MISSING
 from ganmotion.training import checkpoint as ckpt
 
@@ -419,3 +421,216 @@ def test_relative_error_is_max_difference_over_max_reference():
     assert relative_error(expected + [0.0, 0.01, 0.0], expected) == pytest.approx(0.01)
     assert relative_error(expected * 0, expected * 0) == 0.0
     assert np.isnan(relative_error(np.array([np.nan, 0, 0]), expected))
+
+
+# ------------------------------------------------------------------------------ composition
+
+
+def alpha_generator(size: int, alpha_bias: float = 0.0) -> UNetGenerator:
+    """A tiny U-Net with alpha, whose alpha's logit bias is `alpha_bias` (0: alpha around
+    0.5, some person and some plate in every frame; -40: alpha ~ 0, no person)."""
+    torch.manual_seed(3)
+    model = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=size, alpha=True)
+    with torch.no_grad():
+        model.attention.gamma.fill_(0.5)  # 0 at init, which would hide the attention
+        model.head.bias[-1] = alpha_bias
+    return model.eval()
+
+
+def plate(size: int, seed: int = 0) -> np.ndarray:
+    """A background plate, RGB uint8 (size, size, 3): a gradient with noise."""
+    ramp = np.linspace(0, 200, size, dtype=np.float32)
+    noise = np.random.default_rng(seed).integers(0, 55, (size, size, 3))
+    return (ramp[:, None, None] + noise).astype(np.uint8)
+
+
+def make_alpha_checkpoint(
+    root: Path,
+    size: int,
+    shards: Path | None = None,
+    alpha_bias: float = 0.0,
+    background: np.ndarray | None = None,
+) -> Path:
+    """A checkpoint folder of a generator with alpha (live = EMA weights) and its
+    background.png (`plate(size)` unless given), as training writes one."""
+    folder = make_checkpoint(root, size, shards)
+    model = alpha_generator(size, alpha_bias)
+    for name in ("generator.safetensors", "generator_ema.safetensors"):
+        ckpt.save_weights(model, folder / name)
+    state = json.loads((folder / "state.json").read_text())
+    state["architecture"]["generator"] = {"class": "UNetGenerator", **asdict(model.config)}
+    (folder / "state.json").write_text(json.dumps(state))
+    ckpt.save_background(plate(size) if background is None else background,
+                         folder / ckpt.BACKGROUND_FILE)  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory) -> tuple[Path, Path, object]:
+    """(checkpoint, gen.onnx, summary) of a 64 px generator with alpha."""
+    root = tmp_path_factory.mktemp("composed")
+    checkpoint = make_alpha_checkpoint(root / "checkpoints", 64)
+    (root / "export").mkdir()
+    summary = export_checkpoint(checkpoint, root / "export" / "gen.onnx")
+    return checkpoint, root / "export" / "gen.onnx", summary
+
+
+def test_a_composed_model_exports_image_and_alpha_over_its_baked_plate(composed):
+    checkpoint, path, summary = composed
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    outputs = {o.name: o.type.tensor_type for o in model.graph.output}
+    assert list(outputs) == ["image", "alpha"]
+    for name, channels in (("image", 3), ("alpha", 1)):
+        dims = outputs[name].shape.dim
+        assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [channels, 64, 64]
+        assert outputs[name].elem_type == TensorProto.FLOAT
+    # the plate is a constant of the graph, exactly the checkpoint's background.png
+    background = ckpt.load_background(checkpoint / ckpt.BACKGROUND_FILE, 64)[None].numpy()
+    constants = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
+    assert any(c.shape == (1, 3, 64, 64) and np.array_equal(c, background) for c in constants)
+    # beside it: the sidecar, which says so, and the plate as a PNG of the same pixels
+    assert listing(path.parent) == ["gen.background.png", "gen.json", "gen.onnx"]
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["alpha"] is True and meta["background"] == "gen.background.png"
+    assert meta["alpha_output"] == {"name": "alpha", "shape": ["N", 1, 64, 64], "dtype": "float32"}
+    assert meta["output"]["name"] == "image" and meta["architecture"]["alpha"] is True
+    assert meta["architecture"]["class"] == "UNetGenerator"
+    png = ckpt.load_background(path.parent / "gen.background.png", 64)[None].numpy()
+    assert np.array_equal(png, background)
+    assert summary.parity["noise"] <= PARITY_TOLERANCES["noise"]
+    assert summary.parity["skeletons"] <= PARITY_TOLERANCES["skeletons"]
+
+
+def test_a_composed_onnx_matches_pytorch_on_both_outputs(composed):
+    checkpoint, path, _ = composed
+    generator = ckpt.load_generator(checkpoint)
+    backend = load_backend(path)
+    assert backend.has_alpha and torch.equal(backend.background, generator.background[0])
+    batches = [b for _, b in parity_batches(backend.skeleton)] + [torch.rand(5, 3, 64, 64)]
+    for batch in batches:
+        with torch.no_grad():
+            image, alpha = generator.with_alpha(batch)
+        actual_image, actual_alpha = backend.with_alpha(batch)
+        assert actual_alpha.shape == (len(batch), 1, 64, 64)
+        assert relative_error(actual_image.numpy(), image.numpy()) < 1e-4
+        assert export_module.alpha_error(actual_alpha.numpy(), alpha.numpy()) < 1e-4
+        assert torch.equal(backend(batch), actual_image)  # the contract: skeleton -> image
+    empty_image, empty_alpha = backend.with_alpha(batches[0][:0])
+    assert empty_image.shape == (0, 3, 64, 64) and empty_alpha.shape == (0, 1, 64, 64)
+
+
+def test_the_fp16_copy_of_a_composed_onnx_keeps_both_outputs_close(composed, tmp_path):
+    pytest.importorskip("onnxconverter_common")
+    _, path, _ = composed
+    half = to_fp16(onnx.load(str(path)))
+    onnx.checker.check_model(half)
+    assert [o.type.tensor_type.elem_type for o in half.graph.output] == [TensorProto.FLOAT] * 2
+    onnx.save(half, str(tmp_path / "half.onnx"))
+    full = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    fp16 = OnnxRuntimeBackend(tmp_path / "half.onnx", providers=["CPUExecutionProvider"])
+    for _, batch in parity_batches(full.skeleton):
+        (image, alpha), (half_image, half_alpha) = full.with_alpha(batch), fp16.with_alpha(batch)
+        assert relative_error(half_image.numpy(), image.numpy()) < 2 / 255
+        assert export_module.alpha_error(half_alpha.numpy(), alpha.numpy()) < 2 / 255
+
+
+def test_an_alpha_that_disagrees_fails_the_export_and_leaves_nothing(
+    composed, tmp_path, capsys, monkeypatch
+):
+    checkpoint, _, _ = composed
+    run = OnnxRuntimeBackend.run_with_alpha
+
+    def off(self, x):
+        image, alpha = run(self, x)
+        return image, alpha + 1e-3
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "run_with_alpha", off)
+    assert export_module.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "g.onnx")])
+    line = _one_error_line(capsys)
+    assert "disagree on noise inputs: the alpha: error 1.00e-03 > 1.0e-04" in line
+    assert listing(tmp_path) == []
+
+
+def test_a_plate_of_another_size_is_one_line_and_no_export(tmp_path, capsys):
+    checkpoint = make_alpha_checkpoint(tmp_path / "checkpoints", 64, background=plate(32))
+    out = tmp_path / "export"
+    out.mkdir()
+    assert export_module.main(["--checkpoint", str(checkpoint), "--out", str(out / "g.onnx")])
+    line = _one_error_line(capsys)
+    assert f"{checkpoint / 'background.png'}: the background is 32x32" in line
+    assert "draws 64x64" in line and listing(out) == []
+
+
+def test_a_composed_export_needs_its_background_png_only_where_the_sidecar_names_it(
+    composed, tmp_path
+):
+    _, path, _ = composed
+    copy = tmp_path / "gen.onnx"
+    shutil.copy(path, copy)
+    shutil.copy(path.with_suffix(".json"), copy.with_suffix(".json"))
+    with pytest.raises(GanmotionError, match="gen.background.png: missing; gen.json names it"):
+        load_backend(copy)
+    (tmp_path / "gen.background.png").write_bytes(b"not a png")
+    with pytest.raises(GanmotionError, match="gen.background.png: missing or not a readable"):
+        load_backend(copy)
+    ckpt.save_background(plate(32), tmp_path / "gen.background.png")
+    with pytest.raises(GanmotionError, match="the background is 32x32, the generator draws 64"):
+        load_backend(copy)
+    copy.with_suffix(".json").unlink()  # no sidecar: the alpha still there, the plate unknown
+    backend = load_backend(copy)
+    assert backend.has_alpha and backend.background is None
+
+
+def test_a_model_without_alpha_has_none_and_says_so(onnx64):
+    checkpoint, path = onnx64
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["alpha"] is False and "background" not in meta
+    for backend in (load_backend(path), load_backend(checkpoint, device="cpu")):
+        assert backend.has_alpha is False and backend.background is None
+        with pytest.raises(GanmotionError, match="has no alpha output") as raised:
+            backend.with_alpha(torch.zeros(1, 3, 64, 64))
+        assert str(raised.value).startswith(str(path if backend.name != "torch" else checkpoint))
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ([("image", ["N", 3, 64, 64], "float32"), ("alpha", ["N", 1, 64, 64], "float32")], None),
+        ([("alpha", ["N", 1, 64, 64], "float32"), ("image", ["N", 3, 64, 64], "float32")], None),
+        ([("image", ["N", 3, 64, 64], "float32"), ("alpha", ["N", 3, 64, 64], "float32")],
+         "output 'alpha' has shape (N, 3, 64, 64); expected (N, 1, S, S)"),
+        ([("image", ["N", 3, 64, 64], "float32"), ("alpha", ["N", 1, 64, 64], "float16")],
+         "'alpha' is float16; expected float32"),
+        ([("alpha", ["N", 1, 64, 64], "float32")], "model outputs are 'alpha'"),
+        ([("image", ["N", 3, 64, 64], "float32"), ("mask", ["N", 1, 64, 64], "float32")],
+         "model outputs are 'image', 'mask'"),
+    ],
+)  # fmt: skip
+def test_the_contract_allows_an_alpha_output_beside_the_image(outputs, message):
+    inputs = [("skeleton", ["N", 3, 64, 64], "float32")]
+    if message is None:
+        assert check_model_io(Path("g.onnx"), inputs, outputs) == 64
+        assert has_alpha_output(outputs)
+        return
+    with pytest.raises(GanmotionError) as raised:
+        check_model_io(Path("g.onnx"), inputs, outputs)
+    assert message in str(raised.value)
+
+
+def test_engine_verification_compares_the_alpha_too(composed):
+    """verify_engine with ONNX Runtime standing in for the engine (no TensorRT here)."""
+    _, path, _ = composed
+    reference = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
+    config = trt_module.EngineConfig(min_batch=1, opt_batch=2, max_batch=3)
+    assert trt_module.verify_engine(reference, reference, config) == 0.0
+
+    class AlphaOff:
+        has_alpha = True
+
+        def with_alpha(self, frames):
+            image, alpha = reference.with_alpha(frames)
+            return image, alpha + 0.02
+
+    with pytest.raises(GanmotionError, match="relative error 2.00e-02 > 1e-02"):
+        trt_module.verify_engine(AlphaOff(), reference, config)

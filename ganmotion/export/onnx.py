@@ -7,12 +7,20 @@
     gen.json   the sidecar: size, normalisation, skeleton style, channels, architecture,
                source checkpoint and step, opset, parity result, versions
 
+A generator with alpha (its checkpoint loads as a `ComposedGenerator`) keeps that contract:
+its plate is baked into gen.onnx as a constant, so `image` is the person composed over it,
+and a second output `alpha` (N, 1, S, S) in [0, 1] says where the person is. Beside it:
+
+    gen.background.png   the baked plate, lossless (the constant is exactly its pixels), which
+                         puts the person on another background (`ganmotion.runtime.background`);
+                         the sidecar names it ("background") and has "alpha": true
+
 Parity: ONNX Runtime (CPU) and PyTorch (CPU, fp32) run the same batches, uniform noise
 (batch 2) and skeletons drawn from synthetic poses in the model's skeleton style (batches 4
 and 1). The relative error max|onnx - torch| / max|torch| must stay under 1e-4 on noise and
-under one 8-bit grey level (2/255) on skeletons (why: `PARITY_TOLERANCES`), or the export
-fails and leaves nothing at --out (files are written under temporary names and renamed at
-the end).
+under one 8-bit grey level (2/255) on skeletons (why: `PARITY_TOLERANCES`), and so must the
+alpha's max|onnx - torch| (its range is [0, 1]: the same units), or the export fails and
+leaves nothing at --out (files are written under temporary names and renamed at the end).
 
 The weights go inside the .onnx (no .onnx.data sidecar): the default generator is 22 MiB at 512 px,
 far below protobuf's 2 GiB cap, and one file is one thing to copy and rename atomically.
@@ -27,6 +35,7 @@ import json
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,13 +46,24 @@ from torch import nn
 
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write
-from ganmotion.models.generator import SelfAttention, UNetGenerator, render_skeletons
+from ganmotion.images import to_uint8_images, to_unit_range
+from ganmotion.models.generator import (
+    ComposedGenerator,
+    SelfAttention,
+    UNetGenerator,
+    render_skeletons,
+)
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime.backends import OnnxRuntimeBackend
-from ganmotion.runtime.contract import INPUT_NAME, OUTPUT_NAME
-from ganmotion.runtime.sidecar import sidecar_path
+from ganmotion.runtime.contract import ALPHA_NAME, INPUT_NAME, OUTPUT_NAME
+from ganmotion.runtime.sidecar import background_path, sidecar_path
 from ganmotion.runtime.target import checkpoint_target
-from ganmotion.training.checkpoint import checkpoint_folder, load_generator, read_state
+from ganmotion.training.checkpoint import (
+    checkpoint_folder,
+    load_generator,
+    read_state,
+    save_background,
+)
 
 DEFAULT_OPSET = 20
 # The opsets torch 2.14's exporter writes itself; outside them it calls a version converter
@@ -105,20 +125,42 @@ class MatMulAttention(nn.Module):
         return self.gamma * out + x
 
 
-def exportable(generator: UNetGenerator) -> UNetGenerator:
-    """An eval-mode copy of `generator` on the CPU with every SelfAttention as MatMulAttention."""
+class ComposedOutputs(nn.Module):
+    """A `ComposedGenerator` with both its outputs: skeleton (N, 3, S, S) -> (image (N, 3, S, S)
+    over its background, alpha (N, 1, S, S)), what its ONNX computes. The background is a
+    buffer, which the exporter writes as a constant (an initializer) of the graph."""
+
+    def __init__(self, composed: ComposedGenerator):
+        super().__init__()
+        self.composed = composed
+
+    def forward(self, skeleton: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.composed.with_alpha(skeleton)
+
+
+def exportable(generator: UNetGenerator | ComposedGenerator) -> nn.Module:
+    """An eval-mode copy of `generator` on the CPU with every SelfAttention as MatMulAttention;
+    a composed one returns (image, alpha) (`ComposedOutputs`)."""
     model = copy.deepcopy(generator).eval().cpu().float()
     for name, module in list(model.named_modules()):
         if isinstance(module, SelfAttention):
             parent_name, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent_name), child, MatMulAttention(module))
-    return model
+    return ComposedOutputs(model) if isinstance(model, ComposedGenerator) else model
 
 
-def export_onnx(generator: UNetGenerator, path: Path, opset: int = DEFAULT_OPSET):
+def output_names(generator: UNetGenerator | ComposedGenerator) -> list[str]:
+    """The ONNX outputs of `generator`: `image`, and `alpha` for a composed one."""
+    return [OUTPUT_NAME, ALPHA_NAME] if isinstance(generator, ComposedGenerator) else [OUTPUT_NAME]
+
+
+def export_onnx(
+    generator: UNetGenerator | ComposedGenerator, path: Path, opset: int = DEFAULT_OPSET
+):
     """Write `generator` as ONNX to `path` (one file, dynamic batch) and return the ModelProto.
 
-    Input `skeleton` (N, in, S, S), output `image` (N, out, S, S), S = generator.config.size.
+    Input `skeleton` (N, in, S, S), output `image` (N, out, S, S), S = generator.config.size;
+    a composed generator also `alpha` (N, 1, S, S), its background a constant in the graph.
     """
     import onnx
 
@@ -140,7 +182,7 @@ def export_onnx(generator: UNetGenerator, path: Path, opset: int = DEFAULT_OPSET
                 model,
                 (example,),
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=output_names(generator),
                 opset_version=opset,
                 dynamo=True,
                 dynamic_shapes={INPUT_NAME: {0: batch}},
@@ -156,6 +198,8 @@ def export_onnx(generator: UNetGenerator, path: Path, opset: int = DEFAULT_OPSET
     if written != opset:
         raise GanmotionError(f"{path}: asked for opset {opset}, the exporter wrote {written}")
     proto.doc_string = "ganmotion generator: skeleton (N, 3, S, S) in [-1, 1] -> image in [-1, 1]"
+    if isinstance(generator, ComposedGenerator):
+        proto.doc_string += " composed over the baked background, and alpha (N, 1, S, S) in [0, 1]"
     onnx.save_model(proto, str(path))
     return proto
 
@@ -185,6 +229,16 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(actual - expected).max(initial=0.0) / scale)
 
 
+def alpha_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max|actual - expected| of alphas in [0, 1]: the worst error in units of the range, as
+    `relative_error` is for images. Not relative to max|expected|: an alpha near 0 everywhere
+    (a frame with no person) would turn float noise into large ratios. NaN gives NaN."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise GanmotionError(f"alpha shapes differ: {actual.shape} vs {expected.shape}")
+    return float(np.abs(actual - expected).max(initial=0.0))
+
+
 def parity_batches(skeleton: SkeletonStyle, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
     """(kind, batch) pairs that check an export: "noise" (2, 3, S, S) uniform in [-1, 1], and
     "skeletons" (4, 3, S, S) drawn in `skeleton` from synthetic poses plus one of them alone
@@ -203,28 +257,49 @@ def parity_batches(skeleton: SkeletonStyle, seed: int = 0) -> list[tuple[str, to
 
 def check_parity(
     path: Path,
-    generator: UNetGenerator,
+    generator: UNetGenerator | ComposedGenerator,
     batches: list[tuple[str, torch.Tensor]],
     tolerances: dict[str, float] = PARITY_TOLERANCES,
 ) -> dict[str, float]:
-    """The worst relative error of ONNX Runtime (CPU) against `generator` (CPU, fp32) for each
-    kind of batch; a GanmotionError if one exceeds its tolerance or is not finite."""
+    """The worst error of ONNX Runtime (CPU) against `generator` (CPU, fp32) for each kind of
+    batch: `relative_error` of the image, and for a composed generator the worse of that and
+    `alpha_error`; a GanmotionError naming the output if one exceeds its tolerance or is not
+    finite."""
     session = OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"])
     reference = copy.deepcopy(generator).eval().cpu().float()  # leave the caller's as it is
     worst: dict[str, float] = {}
+    culprit: dict[str, str] = {}  # which output the worst error is of
     for kind, batch in batches:
-        with torch.inference_mode():
-            expected = reference(batch).numpy()
-        error = relative_error(session(batch).numpy(), expected)
-        before = worst.get(kind, 0.0)
-        worst[kind] = error if not math.isfinite(error) else max(before, error)
+        for output, error in _output_errors(session, reference, batch):
+            before = worst.get(kind, 0.0)
+            if math.isfinite(before) and not error <= before:  # larger, or NaN (which stays)
+                worst[kind], culprit[kind] = error, output
+            worst.setdefault(kind, error)
     for kind, error in worst.items():
         if not error <= tolerances[kind]:
+            if culprit.get(kind) == ALPHA_NAME:
+                what, definition = "the alpha: error", "max|onnx - torch|, alpha in [0, 1]"
+            else:
+                what, definition = "relative error", "max|onnx - torch| / max|torch|"
             raise GanmotionError(
-                f"{path}: ONNX Runtime and PyTorch disagree on {kind} inputs: relative error "
-                f"{error:.2e} > {tolerances[kind]:.1e} (max|onnx - torch| / max|torch|)"
+                f"{path}: ONNX Runtime and PyTorch disagree on {kind} inputs: {what} "
+                f"{error:.2e} > {tolerances[kind]:.1e} ({definition})"
             )
     return worst
+
+
+def _output_errors(session: OnnxRuntimeBackend, reference: nn.Module, batch: torch.Tensor):
+    """(output name, error) of each output of the ONNX against `reference` on one batch."""
+    if not isinstance(reference, ComposedGenerator):
+        with torch.inference_mode():
+            expected = reference(batch).numpy()
+        yield OUTPUT_NAME, relative_error(session(batch).numpy(), expected)
+        return
+    with torch.inference_mode():
+        image, alpha = reference.with_alpha(batch)
+    actual_image, actual_alpha = session.with_alpha(batch)
+    yield OUTPUT_NAME, relative_error(actual_image.numpy(), image.numpy())
+    yield ALPHA_NAME, alpha_error(actual_alpha.numpy(), alpha.numpy())
 
 
 def to_fp16(model):
@@ -233,20 +308,46 @@ def to_fp16(model):
     Inputs and outputs stay float32 (Casts at the edges), and `FP32_OPS` plus
     onnxconverter-common's default block list stay float32 inside, with Casts around them.
     """
+    import onnx
+
     try:
         from onnxconverter_common import float16
     except ImportError:
         raise GanmotionError(
             "fp16 conversion needs onnxconverter-common: pip install 'onnxconverter-common>=1.16'"
         ) from None
+    copied = onnx.ModelProto()
+    copied.CopyFrom(model)
+    _outputs_read_by_no_node(copied.graph)
     with warnings.catch_warnings():
         # Weights below fp16's smallest subnormal (6e-8) are flushed; it warns for each one.
         warnings.simplefilter("ignore")
         return float16.convert_float_to_float16(
-            model,
+            copied,
             keep_io_types=True,
             op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
         )
+
+
+def _outputs_read_by_no_node(graph) -> None:
+    """Give each graph output that nodes also read (a composed model's `alpha`, which the
+    composition uses) an Identity of its own. The fp16 conversion casts a graph output back
+    to float32 under its own name, so the nodes reading it would get float32 beside float16
+    inputs, which ONNX Runtime and TensorRT refuse."""
+    from onnx import helper
+
+    read = {name for node in graph.node for name in node.input}
+    for output in graph.output:
+        if output.name not in read:
+            continue
+        name, inner = output.name, f"{output.name}_internal"
+        for node in graph.node:
+            node.input[:] = [inner if i == name else i for i in node.input]
+            node.output[:] = [inner if o == name else o for o in node.output]
+        for info in graph.value_info:
+            if info.name == name:
+                info.name = inner
+        graph.node.append(helper.make_node("Identity", [inner], [name], name=f"{name}_output"))
 
 
 def versions() -> dict:
@@ -303,7 +404,7 @@ class ExportSummary:
 
 
 def export_generator(
-    generator: UNetGenerator,
+    generator: UNetGenerator | ComposedGenerator,
     out: Path,
     source: dict | None = None,
     normalisation: str = "[-1, 1]",
@@ -311,7 +412,8 @@ def export_generator(
     tolerances: dict[str, float] = PARITY_TOLERANCES,
     target: dict | None = None,
 ) -> ExportSummary:
-    """Export, check and parity-test `generator`; write `out` and its sidecar only if all pass.
+    """Export, check and parity-test `generator`; write `out` and its sidecar (and a composed
+    generator's background PNG) only if all pass.
 
     `source` (checkpoint, step, weights) goes into the sidecar as it is, and so does `target`
     (the training shards' body measurements, which the video runner retargets to), and the
@@ -327,16 +429,26 @@ def export_generator(
             f"generator takes {config.in_channels} input channels; skeleton images have 3"
         )
     generator.skeleton.check_size(config.size, f"{out}: the generator's skeleton style")
+    composed = isinstance(generator, ComposedGenerator)
+    plate = background_pixels(generator, out) if composed else None
     sidecar = sidecar_path(out)
     tmp = out  # the temporary name, once there is one (errors name `out` instead)
     try:
-        # The inner block commits first: the ONNX is renamed into place, then its sidecar.
-        with atomic_write(sidecar) as tmp_sidecar, atomic_write(out) as tmp:
+        # The inner blocks commit first: the background, the ONNX, then the sidecar that
+        # names them, so a sidecar is never there without its files.
+        with (
+            atomic_write(sidecar) as tmp_sidecar,
+            atomic_write(out) as tmp,
+            atomic_write(background_path(out)) if composed else nullcontext() as tmp_plate,
+        ):
+            if composed:
+                save_background(plate, tmp_plate)
             proto = export_onnx(generator, tmp, opset)
             check_onnx(tmp)
             batches = parity_batches(generator.skeleton)
             parity = check_parity(tmp, generator, batches, tolerances)
             size = config.size
+            unet = generator.generator if composed else generator
             meta = {
                 "format": SIDECAR_FORMAT,
                 "model": out.name,
@@ -350,13 +462,15 @@ def export_generator(
                 "normalisation": normalisation,
                 "skeleton": generator.skeleton.to_dict(),
                 "channels": {"in": config.in_channels, "out": config.out_channels},
-                "architecture": {"class": type(generator).__name__, **asdict(config)},
+                "alpha": composed,
+                "architecture": {"class": type(unet).__name__, **asdict(config)},
                 "source": source or {},
                 **({"target": target} if target is not None else {}),
                 "opset": opset,
                 "precision": "fp32",
                 "parity": {
-                    "definition": "max|onnxruntime - torch| / max|torch| per batch, CPU, fp32",
+                    "definition": "max|onnxruntime - torch| / max|torch| per batch, CPU, fp32"
+                    + (", and the alpha's max|onnxruntime - torch| if worse" if composed else ""),
                     **{
                         kind: {
                             "max_relative_error": error,
@@ -368,6 +482,9 @@ def export_generator(
                 },
                 "versions": versions(),
             }
+            if composed:  # the second output, and the file that holds the baked plate
+                alpha = {"name": ALPHA_NAME, "shape": ["N", 1, size, size], "dtype": "float32"}
+                meta.update(alpha_output=alpha, background=background_path(out).name)
             tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as error:
         raise GanmotionError(f"{out}: cannot write ({error})") from None
@@ -376,6 +493,22 @@ def export_generator(
     nodes, size_bytes = len(proto.graph.node), out.stat().st_size
     seconds = time.perf_counter() - start
     return ExportSummary(out, nodes, size_bytes, opset, parity, tolerances, seconds)
+
+
+def background_pixels(generator: ComposedGenerator, out: Path) -> np.ndarray:
+    """A composed generator's background as RGB uint8 (S, S, 3), the PNG written beside its
+    export; an error unless those 8-bit levels are exactly the float background baked into
+    the model (a checkpoint's background.png always is), so that the runner, which reads the
+    PNG, subtracts exactly the constant the model adds."""
+    background = generator.background.detach().float().cpu()  # (1, 3, S, S)
+    pixels = to_uint8_images(background)[0]
+    if not torch.equal(to_unit_range(torch.from_numpy(pixels).permute(2, 0, 1)), background[0]):
+        raise GanmotionError(
+            f"{out}: the composed generator's background is not an 8-bit image in [-1, 1] "
+            "(to_unit_range of uint8 pixels): its PNG beside the export would differ from the "
+            "baked constant"
+        )
+    return pixels
 
 
 def export_checkpoint(
@@ -390,8 +523,8 @@ def export_checkpoint(
     checkpoint, out = checkpoint_folder(checkpoint), Path(out)
     check_output(out, (".onnx",))  # before loading anything
     check_opset(opset)
-    generator = load_generator(checkpoint, ema=ema)
-    if not isinstance(generator, UNetGenerator):  # the seed's MLP takes keypoints, not images
+    generator = load_generator(checkpoint, ema=ema)  # composed over background.png with alpha
+    if not isinstance(generator, (UNetGenerator, ComposedGenerator)):  # the seed's MLP
         raise GanmotionError(
             f"{checkpoint}: the MLP baseline is not exported; run it from the checkpoint"
         )

@@ -7,6 +7,8 @@
                     it was built with
     gen.plan.json   the ONNX sidecar plus the build: TensorRT version, GPU, precision, batch
                     profile, and the verification against ONNX Runtime
+    gen.plan.background.png   for a composed model (outputs `image` and `alpha`): a copy of
+                    the plate baked into it (gen.background.png), named in gen.plan.json
 
 Precision lives in the ONNX, not in builder flags. TensorRT 10.12 deprecated
 BuilderFlag.FP16/BF16/INT8 and TensorRT 11 removed them ("superseded by strong typing"), so
@@ -38,6 +40,7 @@ import torch
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import (
     DEFAULT_OPSET,
+    alpha_error,
     check_output,
     export_checkpoint,
     parity_batches,
@@ -47,7 +50,7 @@ from ganmotion.export.onnx import (
 from ganmotion.files import atomic_write
 from ganmotion.runtime.backends import OnnxRuntimeBackend
 from ganmotion.runtime.contract import ENGINE_SUFFIXES, INPUT_NAME
-from ganmotion.runtime.sidecar import read_sidecar, sidecar_path
+from ganmotion.runtime.sidecar import background_path, read_sidecar, sidecar_path
 from ganmotion.runtime.tensorrt import TensorRTBackend, import_tensorrt, require_cuda
 
 # fp16 weights and activations, or TF32 convolutions in an fp32 build (TensorRT's default on
@@ -208,6 +211,11 @@ def build_engine(onnx_path: Path, out: Path, config: EngineConfig) -> EngineSumm
     verify_error = verify_engine(backend, reference, config)
 
     meta = read_sidecar(onnx_path) or {}
+    targets = []
+    if meta.get("background") is not None:  # the reference read it: it is there, of its size
+        plate = (onnx_path.parent / meta["background"]).read_bytes()
+        targets.append((background_path(out), plate))
+        meta["background"] = background_path(out).name
     meta.update(
         model=out.name,
         onnx=str(onnx_path.resolve()),
@@ -226,7 +234,7 @@ def build_engine(onnx_path: Path, out: Path, config: EngineConfig) -> EngineSumm
             "definition": "max|tensorrt - onnxruntime(fp32 onnx)| / max|onnxruntime|",
         },
     )
-    targets = [(out, engine), (sidecar_path(out), (json.dumps(meta, indent=2) + "\n").encode())]
+    targets += [(out, engine), (sidecar_path(out), (json.dumps(meta, indent=2) + "\n").encode())]
     if cache_path is not None:
         targets.append((cache_path, bytes(build.get_timing_cache().serialize())))
     _write_all(targets)
@@ -240,21 +248,28 @@ def verify_engine(
 ) -> float:
     """Worst relative error of the engine against ONNX Runtime on the export's parity inputs,
     run at the profile's min, opt and max batch (rows repeat the 7 inputs: frames are
-    independent, so each row must match its input's reference)."""
+    independent, so each row must match its input's reference); with alpha, the worse of
+    that and the alpha's `alpha_error`."""
     frames = torch.cat([b for _, b in parity_batches(reference.skeleton)])  # (7, 3, S, S)
-    expected = reference(frames).numpy()
+    expected = [output.numpy() for output in _outputs(reference, frames)]
     worst = 0.0
     for batch in sorted({config.min_batch, config.opt_batch, config.max_batch}):
         rows = torch.arange(batch) % len(frames)
-        actual = backend(frames[rows]).cpu().numpy()
-        error = relative_error(actual, expected[rows.numpy()])
-        worst = error if not math.isfinite(error) else max(worst, error)
+        outputs = _outputs(backend, frames[rows])
+        for measure, actual, wanted in zip((relative_error, alpha_error), outputs, expected):
+            error = measure(actual.cpu().numpy(), wanted[rows.numpy()])
+            worst = error if not math.isfinite(error) else max(worst, error)
     if not worst <= config.tolerance:
         raise GanmotionError(
             f"the engine differs from ONNX Runtime: relative error {worst:.2e} > "
             f"{config.tolerance:.0e}"
         )
     return worst
+
+
+def _outputs(backend, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(images,) or, from a model with alpha, (images, alpha)."""
+    return backend.with_alpha(frames) if backend.has_alpha else (backend(frames),)
 
 
 def _write_all(targets: list[tuple[Path, bytes]]) -> None:
