@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
 from ganmotion.eval import load_frames, skeletons_of
 from ganmotion.export.onnx import export_checkpoint
-from ganmotion.images import to_uint8_images
+from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.filters import OneEuroConfig, smooth_sequence
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import body_stats
@@ -382,3 +383,139 @@ def test_torch_options_reach_the_backend_and_are_refused_for_onnx(
                          "--precision", "bf16"])  # fmt: skip
     assert status == 1 and not refused.exists()
     assert "only apply to the torch backend" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- another background
+
+
+@pytest.fixture(scope="module")
+def alpha_model(synthetic_shards, tmp_path_factory) -> Path:
+    """A tiny untrained checkpoint with alpha, over a plate, trained on the synthetic shards."""
+    from test_export import make_alpha_checkpoint
+
+    root = tmp_path_factory.mktemp("runner_alpha")
+    return make_alpha_checkpoint(root / "checkpoints", SIZE, synthetic_shards)
+
+
+@pytest.fixture(scope="module")
+def alpha_onnx(alpha_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runner_alpha_onnx") / "gen.onnx"
+    export_checkpoint(alpha_model, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def beach(tmp_path_factory) -> Path:
+    """A smooth 90x150 RGB picture (not square: its centre square becomes the background)."""
+    y, x = np.mgrid[0:90, 0:150].astype(np.float32)
+    image = np.stack([x * 1.6, 60 + y * 2, 200 - x * 0.8], axis=-1).astype(np.uint8)
+    path = tmp_path_factory.mktemp("backgrounds") / "beach.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_fit_background_covers_the_square_with_the_centre_of_the_image(beach):
+    from ganmotion.runtime.background import fit_background, read_image
+
+    image = read_image(beach)
+    assert image.shape == (90, 150, 3)
+    fitted = fit_background(image, SIZE)
+    assert fitted.shape == (3, SIZE, SIZE) and fitted.dtype == torch.float32
+    centre = cv2.resize(image[:, 30:120], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(to_uint8_images(fitted[None])[0], centre)
+
+
+def test_another_background_recomposes_each_frame_exactly(
+    alpha_model, alpha_onnx, synthetic_clip, poses, beach
+):
+    """Every frame is alpha * person + (1 - alpha) * the new background, the person and
+    alpha being the generator's own, whether it runs from the checkpoint or the export."""
+    from ganmotion.runtime.background import OnBackground, fit_background, read_image
+    from ganmotion.training.checkpoint import load_generator
+
+    new = fit_background(read_image(beach), SIZE)
+    unet = load_generator(alpha_model).generator  # the person and the alpha, before the plate
+    for model in (alpha_model, alpha_onnx):
+        backend = OnBackground(load_backend(model), new, str(model))
+        pipeline = VideoPipeline(backend, RunnerConfig(retarget=False, batch_size=8))
+        posed = [f for f in pipeline.frames(synthetic_clip[0], poses) if f.skeleton is not None]
+        assert len(posed) == len(poses)
+        skeletons = torch.from_numpy(np.stack([f.skeleton for f in posed])).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            output = unet(to_unit_range(skeletons))
+        person, alpha = output[:, :3], output[:, 3:]
+        assert 0.05 < alpha.mean() < 0.95  # some of both: the test tells plate from person
+        expected = to_uint8_images(alpha * person + (1 - alpha) * new).astype(np.int16)
+        difference = np.abs(np.stack([f.generated for f in posed]).astype(np.int16) - expected)
+        assert difference.max() <= 1 and difference.mean() < 0.01  # float rounding only
+
+
+def test_a_model_that_draws_no_person_puts_out_the_new_background(
+    synthetic_shards, synthetic_clip, poses, beach, tmp_path, capsys
+):
+    from test_export import make_alpha_checkpoint
+
+    from ganmotion.runtime.background import OnBackground, fit_background, read_image
+
+    nobody = make_alpha_checkpoint(tmp_path / "checkpoints", SIZE, synthetic_shards, -40.0)
+    fitted = fit_background(read_image(beach), SIZE)
+    new = to_uint8_images(fitted[None])[0]
+    backend = OnBackground(load_backend(nobody), fitted, str(nobody))
+    pipeline = VideoPipeline(backend, RunnerConfig(retarget=False, batch_size=4))
+    images = [f.generated for f in pipeline.frames(synthetic_clip[0], poses)]
+    assert all(np.array_equal(image, new) for image in images)  # exactly, not nearly
+    # the command line: the same, through the encoder
+    poses_file, out = tmp_path / "poses.npy", tmp_path / "out" / "beach.mp4"
+    np.save(poses_file, poses)
+    out.parent.mkdir()
+    code = infer_main(["--source", str(synthetic_clip[0]), "--model", str(nobody), "--out",
+                       str(out), "--poses", str(poses_file), "--background", str(beach),
+                       "--quiet"])  # fmt: skip
+    assert code == 0 and listing(out.parent) == ["beach.mp4"]
+    written = frames(out)
+    assert len(written) == len(poses)
+    assert np.abs(written - new.astype(np.int16)).mean() < 2  # H.264 at crf 18
+    assert capsys.readouterr().out.startswith(f"{out}: {len(poses)} frames")
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unreadable background", "bg.png: not a readable image"),
+        ("missing background", "gone.png: no such background image"),
+        ("model without alpha", "the model has no alpha output"),
+        ("plate of another size", "background.png: the background is 32x32"),
+        ("export without its plate", "gen.background.png: missing; gen.json names it"),
+    ],
+)
+def test_bad_background_input_is_one_line_and_no_output(
+    case, message, model, alpha_onnx, synthetic_shards, synthetic_clip, beach, tmp_path, capsys
+):
+    from test_export import make_alpha_checkpoint, plate
+
+    out = tmp_path / "out" / "result.mp4"
+    out.parent.mkdir()
+    model_arg, background = alpha_onnx, beach
+    if case == "unreadable background":
+        background = tmp_path / "bg.png"
+        background.write_text("not an image")
+    elif case == "missing background":
+        background = tmp_path / "gone.png"
+    elif case == "model without alpha":
+        model_arg = model
+    elif case == "plate of another size":
+        model_arg = make_alpha_checkpoint(tmp_path / "ckpt", SIZE, synthetic_shards,
+                                          background=plate(32))  # fmt: skip
+    elif case == "export without its plate":
+        model_arg = tmp_path / "gen.onnx"
+        shutil.copy(alpha_onnx, model_arg)
+        shutil.copy(alpha_onnx.with_suffix(".json"), model_arg.with_suffix(".json"))
+    code = infer_main(["--source", str(synthetic_clip[0]), "--model", str(model_arg),
+                       "--out", str(out), "--poses", str(synthetic_clip[1]),
+                       "--background", str(background), "--quiet"])  # fmt: skip
+    assert code == 1
+    line = _error_line(capsys)
+    assert message in line
+    if case == "model without alpha":
+        assert line.startswith(f"error: {model}: ")
+    assert listing(out.parent) == []

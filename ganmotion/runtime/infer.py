@@ -5,6 +5,8 @@
         --out out.mp4 --side-by-side
     python infer/video.py --source dance.mp4 --model nearest --target-shards data/shards \\
         --out nearest.mp4
+    python infer/video.py --source dance.mp4 --model gen.onnx --out beach.mp4 \\
+        --background beach.jpg          # a model with alpha: the person on another background
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--side-by-side", action="store_true", help="write source | skeleton | generated"
     )
     parser.add_argument(
+        "--background",
+        type=Path,
+        help="a model with alpha: put the person on this image instead of the room it was "
+        "trained in; the image becomes the crop's background (scaled to cover the model's "
+        "square, centre cut)",
+    )
+    parser.add_argument(
         "--pose-workers", type=int, default=1, help="MediaPipe processes (1: tracking mode)"
     )
     parser.add_argument(
@@ -116,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     from ganmotion.runtime.backends import load_backend
+    from ganmotion.runtime.background import OnBackground, fit_background, read_image
     from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline
     from ganmotion.runtime.target import resolve_target
 
@@ -127,14 +137,18 @@ def run(args: argparse.Namespace):
     if args.save_poses is not None and not Path(args.save_poses).parent.is_dir():
         raise GanmotionError(f"{args.save_poses}: directory does not exist")
     poses = load_poses(args.poses) if args.poses is not None else None
+    background = read_image(args.background) if args.background is not None else None
     torch_options = {
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
     }
     backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
+    batch_size = default_batch(backend) if args.batch is None else args.batch
+    if background is not None:
+        backend = OnBackground(backend, fit_background(background, backend.size), args.model)
     config = RunnerConfig(
-        batch_size=default_batch(backend) if args.batch is None else args.batch,
+        batch_size=batch_size,
         pose_workers=args.pose_workers,
         smoothing=OneEuroConfig(
             min_cutoff=args.min_cutoff,
