@@ -14,6 +14,9 @@ on), and the output is compared with the real frame:
   over the real frame's person mask (where the shards carry masks). A moving camera's
   background cannot be predicted from a pose, so the person columns are what tell whether
   the person is right;
+- the alpha of a model that has one (trained with generator.alpha): the IoU of where it puts
+  the person (alpha > 0.5) with the real person mask (> 127), per frame, averaged (where the
+  shards carry masks);
 - pose accuracy: MediaPipe runs on each generated frame and its keypoints are compared with
   the keypoints that drove it (PCK at 0.05 and 0.1 torso heights, mean error in pixels,
   share of frames where a person with a visible torso is found). The same detector on the
@@ -107,14 +110,32 @@ def skeletons_of(frames: Frames, skeleton: SkeletonStyle) -> np.ndarray:
     return np.stack([skeleton.render(k) for k in frames.keypoints])
 
 
-def generate(backend, skeletons: np.ndarray, keypoints: np.ndarray, batch: int) -> np.ndarray:
-    """Run a Backend over skeletons (N, S, S, 3) uint8 -> images (N, S, S, 3) uint8."""
-    out = []
+def generate(
+    backend, skeletons: np.ndarray, keypoints: np.ndarray, batch: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a Backend over skeletons (N, S, S, 3) uint8 -> images (N, S, S, 3) uint8, and the
+    alpha (N, S, S) float32 in [0, 1] of a model that has one (None otherwise)."""
+    images, alphas = [], []
     for start in range(0, len(skeletons), batch):
         skeleton = torch.from_numpy(skeletons[start : start + batch]).permute(0, 3, 1, 2)
+        skeleton = to_unit_range(skeleton)
         points = torch.from_numpy(keypoints[start : start + batch].astype(np.float32))
-        out.append(to_uint8_images(backend(to_unit_range(skeleton), points)))
-    return np.concatenate(out)
+        if backend.has_alpha:
+            image, alpha = backend.with_alpha(skeleton, points)
+            alphas.append(alpha[:, 0].float().cpu().numpy())
+        else:
+            image = backend(skeleton, points)
+        images.append(to_uint8_images(image))
+    return np.concatenate(images), np.concatenate(alphas) if alphas else None
+
+
+def mask_iou(alpha: np.ndarray, masks: np.ndarray) -> float:
+    """Mean over frames of the IoU of alpha (N, S, S) in [0, 1] above 0.5 with the real person
+    masks (N, S, S) uint8 above 127; a frame where both are empty counts 1 (they agree)."""
+    predicted, real = alpha > 0.5, masks > 127
+    union = (predicted | real).sum(axis=(1, 2))
+    overlap = (predicted & real).sum(axis=(1, 2))
+    return float(np.mean(np.where(union > 0, overlap / np.maximum(union, 1), 1.0)))
 
 
 def detect_poses(images: np.ndarray, detector) -> np.ndarray:
@@ -136,13 +157,20 @@ def detect_poses(images: np.ndarray, detector) -> np.ndarray:
 
 
 def score(
-    generated: np.ndarray, frames: Frames, detector=None, lpips: metrics.LPIPS | None = None
+    generated: np.ndarray,
+    frames: Frames,
+    detector=None,
+    lpips: metrics.LPIPS | None = None,
+    alpha: np.ndarray | None = None,
 ) -> dict:
-    """Every metric of one generator's frames against the real ones."""
+    """Every metric of one generator's frames (and alpha (N, S, S), if it has one) against
+    the real ones."""
+    masked = alpha is not None and frames.masks is not None
     result = {
         **reconstruction(generated, frames.images),
         "lpips": float(lpips(generated, frames.images).mean()) if lpips is not None else None,
         **person_scores(generated, frames),
+        "mask_iou": mask_iou(alpha, frames.masks) if masked else None,
         "flicker": metrics.frame_difference(generated, frames.consecutive)
         / metrics.frame_difference(frames.images, frames.consecutive),
     }
@@ -199,6 +227,7 @@ RECONSTRUCTION_COLUMNS = (  # (key, heading, format)
     ("mask_psnr", "person mask PSNR ↑", "{:.2f}"),
     ("mask_ssim", "mask SSIM ↑", "{:.4f}"),
     ("mask_l1", "mask L1 ↓", "{:.4f}"),
+    ("mask_iou", "alpha mask IoU ↑", "{:.3f}"),
 )
 POSE_COLUMNS = (
     ("pck@0.05", "PCK@0.05 ↑", "{:.3f}"),
@@ -212,7 +241,8 @@ POSE_COLUMNS = (
 
 def markdown_table(report: dict) -> str:
     """The report's models as Markdown tables: reconstruction (whole frame, person box,
-    person mask), then pose and time (with the real frames' reference row)."""
+    person mask, and the alpha's mask IoU where a model has alpha), then pose and time (with
+    the real frames' reference row)."""
     rows = dict(report["models"])
     tables = [_table(rows, RECONSTRUCTION_COLUMNS)]
     if report.get("real"):
@@ -333,8 +363,8 @@ def evaluate(
         style = backend.skeleton
         if style not in drawn:
             drawn[style] = skeletons_of(frames, style)
-        outputs[label] = generate(backend, drawn[style], frames.keypoints, args.batch)
-        scores = score(outputs[label], frames, detector, lpips)
+        outputs[label], alpha = generate(backend, drawn[style], frames.keypoints, args.batch)
+        scores = score(outputs[label], frames, detector, lpips, alpha)
         report["models"][label] = {
             "model": spec,
             "weights": _weights(spec),

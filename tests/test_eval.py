@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import make_checkpoint
 
@@ -192,3 +193,50 @@ def test_compare_on_the_sample_video(taichi_shards, tmp_path):
     assert all(0 < row["mask_ssim"] < 1 for row in report["models"].values())
     sheet = cv2.imread(str(tmp_path / "eval" / "contact_sheet.png"))
     assert sheet.shape[0] == 6 * 128  # skeleton, real, nearest, vanilla, gan, mean
+
+
+# -------------------------------------------------------------------------- alpha
+
+
+def test_mask_iou_is_the_overlap_of_alpha_and_mask_over_their_union():
+    from ganmotion.eval import mask_iou
+
+    masks = np.zeros((3, 4, 4), np.uint8)
+    masks[0, :2] = 255  # half the frame
+    masks[1, :, :1] = 255
+    alpha = np.zeros((3, 4, 4), np.float32)
+    alpha[0, :1] = 0.9  # a quarter, inside the mask: IoU 1/2
+    alpha[1] = 0.6  # the whole frame over a quarter of it: IoU 1/4
+    alpha[2] = 0.5  # not above 0.5, where the mask is empty too: they agree, IoU 1
+    assert mask_iou(alpha, masks) == pytest.approx((0.5 + 0.25 + 1) / 3)
+
+
+def test_a_model_with_alpha_gets_a_mask_iou_column(synthetic_shards, tmp_path, capsys):
+    from test_export import make_alpha_checkpoint
+
+    alpha = make_alpha_checkpoint(tmp_path / "alpha", 64, synthetic_shards)
+    out = tmp_path / "eval"
+    code = main(["--model", f"alpha={alpha}", "--shards", str(synthetic_shards), "--no-pose",
+                 "--max-frames", "4", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = json.loads((out / "report.json").read_text())["models"]
+    assert 0 < rows["alpha"]["mask_iou"] < 1
+    assert rows["mean"]["mask_iou"] is None  # the floor row has no alpha
+    assert 0 < rows["alpha"]["mask_ssim"] < 1  # the other columns as for any model
+    table = (out / "report.md").read_text()
+    assert "alpha mask IoU ↑" in table
+    floor = next(line for line in table.splitlines() if line.startswith("| mean |"))
+    assert floor.rstrip(" |").endswith("–")  # the last column: no alpha, no IoU
+    capsys.readouterr()
+
+
+def test_the_mask_iou_column_stays_empty_without_masks(synthetic_shards):
+    import dataclasses
+
+    from ganmotion.eval import score
+
+    frames = load_frames(str(synthetic_shards), "val", max_frames=2)
+    alpha = frames.masks.astype(np.float32) / 255
+    assert score(frames.images, frames, alpha=alpha)["mask_iou"] == 1.0  # the real mask itself
+    unmasked = dataclasses.replace(frames, masks=None)  # shards prepared before masks
+    assert score(frames.images, unmasked, alpha=alpha)["mask_iou"] is None
