@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import UNetGenerator
 from ganmotion.training import checkpoint as ckpt
-from ganmotion.training import objectives
+from ganmotion.training import loop, objectives
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.loop import Diverged, Trainer
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE
@@ -242,6 +243,47 @@ def test_a_preemption_signal_saves_and_returns_the_requeue_status(
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
 
 
+class Clock:
+    """A monotonic clock that advances a second each time it is read."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_time_budget_stops_the_run_like_its_last_step(
+    synthetic_shards, tmp_path, monkeypatch, capsys
+):
+    # Read once when training starts (deadline 1 + 3 s), then once after each step.
+    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(loop, "time", clock)
+    config = tiny(
+        synthetic_shards,
+        tmp_path,
+        "run.steps=100000",
+        "run.max_minutes=0.05",
+        "run.checkpoint_every=100000",
+        "run.sample_every=100000",
+        "run.log_every=100000",
+    )
+    assert Trainer(config).run() == 0
+    saved = ckpt.step_dir(tmp_path / "checkpoints", 3)
+    assert json.loads((tmp_path / "status.json").read_text()) == {
+        "state": "finished",
+        "step": 3,
+        "requeue": False,
+        "checkpoint": str(saved),
+        "stopped": "max_minutes",
+    }
+    assert sorted(val_l1(tmp_path)) == [0, 3]  # a final validation
+    assert "generator/l1" in read_metrics(tmp_path)[-2]  # and the last losses, logged
+    out = capsys.readouterr().out
+    assert "budget of 0.05 minutes reached at step 3 of 100000: checkpoint saved" in out
+
+
 def test_tensorboard_gets_losses_and_images(synthetic_shards, tmp_path):
     config = tiny(
         synthetic_shards, tmp_path, "run.steps=2", "run.log_every=1", "run.tensorboard=true"
@@ -255,6 +297,12 @@ def test_tensorboard_gets_losses_and_images(synthetic_shards, tmp_path):
 
 
 # ----------------------------------------------------------------- bad input
+
+
+def test_a_time_budget_must_be_positive(synthetic_shards, tmp_path):
+    with pytest.raises(GanmotionError, match="run.max_minutes must be > 0, got 0"):
+        tiny(synthetic_shards, tmp_path, "run.max_minutes=0")
+    assert tiny(synthetic_shards, tmp_path, "run.max_minutes=null").run.max_minutes is None
 
 
 def test_missing_shards_are_named(tmp_path):
@@ -413,6 +461,25 @@ def test_sigusr1_checkpoints_and_asks_for_requeue(synthetic_shards, tmp_path):
     assert resumed.returncode == 0, out[-3000:]
     assert f"resumed from {saved} at step {status['step']}" in out
     assert json.loads((tmp_path / "status.json").read_text())["step"] == status["step"] + 2
+
+
+def test_two_processes_stop_together_when_the_budget_is_spent(synthetic_shards, tmp_path):
+    args = run_args(synthetic_shards, tmp_path, "run.steps=100000", "run.max_minutes=0.02",
+                    "run.checkpoint_every=100000", "run.sample_every=100000")  # fmt: skip
+    process = launch("gan.py", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = process.communicate(timeout=240)
+    assert process.returncode == 0, out[-3000:]  # neither rank waited on the other
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "finished" and status["stopped"] == "max_minutes", status
+    step = status["step"]
+    assert 0 < step < 100000
+    assert f"budget of 0.02 minutes reached at step {step} of 100000: checkpoint saved" in out
+    saved = ckpt.step_dir(tmp_path / "checkpoints", step)
+    assert status["checkpoint"] == str(saved)
+    state = json.loads((saved / "state.json").read_text())
+    first, second = state["replica_checksums"]
+    assert state["world_size"] == 2 and first == second
+    assert step in val_l1(tmp_path)
 
 
 def test_bf16_mixed_precision_trains_on_cpu(synthetic_shards, tmp_path):

@@ -69,7 +69,15 @@ class RunConfig:
     """How long, how precise, and what is kept.
 
     out_dir: run folder: checkpoints/, samples/, tensorboard/, metrics.jsonl, status.json.
-    steps: generator optimiser steps in the whole run.
+    steps: generator optimiser steps in the whole run; the learning-rate schedules (warm-up
+        aside) are keyed on it: "cosine" and "linear" reach 0 at this step.
+    max_minutes: wall-clock budget of the run in minutes, or None (no limit). When it is
+        spent, the run stops like at its last step (a final validation and checkpoint, then
+        status.json says "finished" with "stopped": "max_minutes"). The clock starts when
+        this process starts training, so a resumed run gets a fresh budget; the final
+        validation and checkpoint come after it. A decaying schedule that the budget cuts off
+        never reaches its end: set `steps` to what the budget fits (the budget is then a
+        guard against a slower machine), as `ganmotion train-video` does.
     seed: seeds model init (same on every rank) and per-rank noise (seed + rank).
     precision: "no" (fp32), "bf16", or "fp16" (GPU only: Accelerate ignores it on CPU).
     grad_accumulation: micro-batches per optimiser step, for both networks.
@@ -89,6 +97,7 @@ class RunConfig:
 
     out_dir: str = "runs/gan"
     steps: int = ranged(10_000, 1)
+    max_minutes: float | None = ranged(None, 0, low_open=True)
     seed: int = ranged(0, 0)
     precision: Literal["no", "bf16", "fp16"] = "no"
     grad_accumulation: int = ranged(1, 1)

@@ -7,7 +7,8 @@ training objective (objectives.py), in one or many processes through Accelerate.
 Each step: the objective's step (its optimiser updates and EMA); every `run.log_every` steps
 the mean losses (the only host read of them); every `run.sample_every` a validation of the
 EMA generator (and a sample grid); a checkpoint when due, when the validation is the best so
-far by `run.best_metric`, at the end, and when a preemption signal arrived on any rank.
+far by `run.best_metric`, at the end, and when a preemption signal arrived on any rank. The
+end is `run.steps`, or the step at which `run.max_minutes` ran out on any rank.
 """
 
 from __future__ import annotations
@@ -143,9 +144,9 @@ class Trainer:
             f"{acc.num_processes} ({acc.device.type}), step {self.step} of {run.steps}"
         )
         try:
-            status = self.train(tracker, preemption)
-            self.write_status(*status)
-            return REQUEUE_EXIT_CODE if status[0] == "preempted" else 0
+            state, requeue, stopped = self.train(tracker, preemption)
+            self.write_status(state, requeue, stopped)
+            return REQUEUE_EXIT_CODE if state == "preempted" else 0
         except Diverged:
             self.write_status("diverged")
             raise
@@ -154,9 +155,12 @@ class Trainer:
             preemption.restore()
             tracker.close()
 
-    def train(self, tracker: Tracker, preemption: PreemptionFlag) -> tuple[str, bool]:
-        """Steps to the end, or to a preemption; the final (state, requeue) for status.json."""
+    def train(self, tracker: Tracker, preemption: PreemptionFlag) -> tuple[str, bool, str | None]:
+        """Steps to the end, to a preemption or to the end of the time budget; the final
+        (state, requeue, why it stopped before run.steps or None) for status.json."""
         run = self.config.run
+        # The budget counts from here, in this process: a resumed run gets a fresh one.
+        deadline = None if run.max_minutes is None else time.monotonic() + 60 * run.max_minutes
         if self.step == 0:
             self.validate(tracker)
         data = self.batches(self.step * self.objective.micro_batches)
@@ -166,8 +170,8 @@ class Trainer:
             disable=not self.accelerator.is_main_process,
             unit="step",
         )
-        window, bad_in_a_row = LossWindow(), 0
-        while self.step < run.steps:
+        window, bad_in_a_row, stop = LossWindow(), 0, None
+        while self.step < run.steps and stop is None:
             losses, finite = self.objective.train_step(data)
             self.step += 1
             bar.update()
@@ -175,19 +179,42 @@ class Trainer:
             bad_in_a_row = 0 if finite else bad_in_a_row + 1
             if not finite:
                 self.skipped(bad_in_a_row)
-            if self.step % run.log_every == 0 or self.step == run.steps:
+            stop = self.stop_requested(preemption, deadline)
+            last = self.step == run.steps or stop == "max_minutes"
+            if self.step % run.log_every == 0 or last:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in self.log(tracker, window).items()})
                 window = LossWindow()
-            saved = self.validate_and_save(tracker)
-            if self.any_rank(preemption.requested):
-                if not saved:
-                    self.save()
-                self.accelerator.print(
-                    f"preempted at step {self.step}: checkpoint saved, exit to requeue"
-                )
-                return "preempted", True
+            saved = self.validate_and_save(tracker, last)
+            if stop == "preempted" and not saved:
+                self.save()
         bar.close()
-        return "finished", False
+        if stop == "preempted":
+            self.accelerator.print(
+                f"preempted at step {self.step}: checkpoint saved, exit to requeue"
+            )
+            return "preempted", True, None
+        if stop == "max_minutes":
+            self.accelerator.print(
+                f"budget of {run.max_minutes:g} minutes reached at step {self.step} of "
+                f"{run.steps}: checkpoint saved"
+            )
+            return "finished", False, "max_minutes"
+        return "finished", False, None
+
+    def stop_requested(self, preemption: PreemptionFlag, deadline: float | None) -> str | None:
+        """Why every rank stops after this step: "preempted" (a signal arrived on any rank),
+        "max_minutes" (the budget ran out on any rank's clock), or None. Collective.
+
+        One gather for both: the preemption flag already costs a host sync every step (a
+        signal must stop all ranks at the same step), and reading the clock rides on it
+        instead of adding a sync of its own; the run then stops within a step of its budget.
+        """
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        flags = torch.tensor([preemption.requested, out_of_time], device=self.accelerator.device)
+        preempted, out_of_time = self.accelerator.gather(flags.float()).view(-1, 2).amax(0).tolist()
+        if preempted:  # before the budget: the run is requeued and continues
+            return "preempted"
+        return "max_minutes" if out_of_time else None
 
     def skipped(self, bad_in_a_row: int) -> None:
         """A step whose gradients were not finite was dropped; too many in a row stop the run."""
@@ -199,10 +226,11 @@ class Trainer:
                 f"{ckpt.latest_checkpoint(self.checkpoints) or 'none'}"
             )
 
-    def validate_and_save(self, tracker: Tracker) -> bool:
+    def validate_and_save(self, tracker: Tracker, last: bool) -> bool:
         """Validate when due, then save when due or when that validation is the best so far;
-        whether a checkpoint was saved. Every rank calls this (saving is collective)."""
-        run, last = self.config.run, self.step == self.config.run.steps
+        at the `last` step of the run, both. Whether a checkpoint was saved. Every rank calls
+        this (saving is collective)."""
+        run = self.config.run
         new_best = False
         if self.step % run.sample_every == 0 or last:
             new_best = self.is_new_best(self.validate(tracker))
@@ -293,7 +321,9 @@ class Trainer:
         tracker.scalars(self.step, values)
         return losses
 
-    def write_status(self, state: str, requeue: bool = False) -> None:
+    def write_status(self, state: str, requeue: bool = False, stopped: str | None = None) -> None:
+        """status.json; `stopped` names why a finished run ended before run.steps
+        ("max_minutes"), and is then written as "stopped"."""
         if not self.accelerator.is_main_process:
             return
         latest = ckpt.latest_checkpoint(self.checkpoints)
@@ -303,6 +333,8 @@ class Trainer:
             "requeue": requeue,
             "checkpoint": str(latest) if latest else None,
         }
+        if stopped is not None:
+            status["stopped"] = stopped
         with atomic_write(self.run_dir / "status.json") as tmp:
             tmp.write_text(json.dumps(status, indent=2))
 
