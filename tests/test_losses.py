@@ -4,7 +4,15 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ganmotion.errors import GanmotionError
-from ganmotion.losses import PerceptualLoss, critic_loss, gradient_penalty, vgg16_features
+from ganmotion.losses import (
+    PerceptualLoss,
+    critic_loss,
+    feature_matching_loss,
+    gradient_penalty,
+    vgg16_features,
+    weighted_l1,
+)
+from ganmotion.models.critic import PatchCritic
 
 
 class SquareCritic(nn.Module):
@@ -96,3 +104,37 @@ def test_vgg_features_load_from_a_local_torchvision_state_dict(tmp_path):
     torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
     loaded = vgg16_features(path)
     torch.testing.assert_close(loaded[0].weight, reference[0].weight)
+
+
+def test_weighted_l1_counts_only_weighted_pixels_per_sample():
+    fake = torch.zeros(2, 3, 2, 2)
+    real = torch.zeros(2, 3, 2, 2)
+    real[0, :, 0, 0] = 1.0  # sample 0: one pixel off by 1
+    real[1] = 0.5  # sample 1: every pixel off by 0.5
+    weight = torch.zeros(2, 1, 2, 2)
+    weight[0, :, 0, :] = 1  # sample 0: the top row only
+    weight[1] = 1
+    # sample 0: (1 + 0) / 2 pixels; sample 1: 0.5 everywhere; their mean
+    assert weighted_l1(fake, real, weight).item() == pytest.approx((0.5 + 0.5) / 2)
+    assert weighted_l1(fake, real, torch.ones(2, 1, 2, 2)).item() == pytest.approx(
+        torch.nn.functional.l1_loss(fake, real).item()
+    )
+    # A sample with no weight at all counts zero, not NaN.
+    assert weighted_l1(fake, real, torch.zeros(2, 1, 2, 2)).item() == 0
+
+
+def test_feature_matching_compares_layers_not_scores_and_holds_real_fixed():
+    fake = [torch.ones(1, 2, 4, 4, requires_grad=True), torch.zeros(1, 1, 2, 2)]
+    real = [torch.zeros(1, 2, 4, 4, requires_grad=True), torch.full((1, 1, 2, 2), 100.0)]
+    loss = feature_matching_loss(fake, real)
+    assert loss.item() == pytest.approx(1.0)  # the scores' difference of 100 is left out
+    loss.backward()
+    assert fake[0].grad is not None and real[0].grad is None
+
+
+def test_critic_features_end_in_its_scores():
+    critic = PatchCritic(base_channels=4, depth=2, max_channels=8)
+    skeleton, image = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    features = critic.features(skeleton, image)
+    assert len(features) == 3 + 1  # after each LeakyReLU (depth + 1 of them), then the scores
+    assert torch.equal(features[-1], critic(skeleton, image))

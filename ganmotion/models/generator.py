@@ -33,6 +33,7 @@ from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import NUM_JOINTS
 
 NORMS = ("instance", "batch", "group")
+ALPHA_INIT_LOGIT = -2.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,12 @@ class UNetGenerator(nn.Module):
             _conv_block(widths[i + 1] + widths[i], widths[i], 3, 1, norm) for i in range(depth)
         )
         self.head = nn.Conv2d(widths[0], out_channels + alpha, 3, padding=1)
+        if alpha:
+            # A new generator shows the background (alpha = sigmoid(-2) = 0.12 everywhere):
+            # most of a crop is room, and it then only has to learn where the person is,
+            # from the skeleton's strokes, rather than first unlearn a grey veil of 0.5.
+            with torch.no_grad():
+                self.head.bias[-1] = ALPHA_INIT_LOGIT
 
     @classmethod
     def from_config(cls, config: GeneratorConfig) -> UNetGenerator:

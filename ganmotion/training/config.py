@@ -136,6 +136,15 @@ def take_image_size(config: GanConfig | VanillaConfig, section: str) -> None:
     object.__setattr__(config, section, dataclasses.replace(network, size=size))
 
 
+def check_mask_loss(config: GanConfig | VanillaConfig) -> None:
+    """loss.mask_weight supervises an alpha: an error unless the generator draws one."""
+    if config.loss.mask_weight > 0 and not config.generator.alpha:
+        raise GanmotionError(
+            f"loss.mask_weight={config.loss.mask_weight:g} supervises the generator's alpha, "
+            "but generator.alpha is false: set generator.alpha: true or mask_weight: 0"
+        )
+
+
 @dataclass(frozen=True)
 class VanillaConfig:
     """The regression baseline: generator alone, L1 (+ optional perceptual) loss.
@@ -163,6 +172,10 @@ class VanillaConfig:
                 f"the {unused} section (or set model: {'unet' if unused == 'generator' else 'mlp'})"
             )
         take_image_size(self, used)
+        if self.model == "mlp" and self.loss.mask_weight > 0:
+            raise GanmotionError("loss.mask_weight: the MLP baseline draws no alpha; set it to 0")
+        if self.model == "unet":
+            check_mask_loss(self)
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,7 @@ class GanConfig:
     def __post_init__(self):
         check_ranges(self)
         take_image_size(self, "generator")
+        check_mask_loss(self)
         size, smallest = self.data.stream.size, self.critic.min_input_size()
         if size < smallest:
             raise GanmotionError(

@@ -13,6 +13,7 @@ end is `run.steps`, or the step at which `run.max_minutes` ran out on any rank.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -29,9 +30,17 @@ from tqdm import tqdm
 
 from ganmotion import metrics
 from ganmotion.config import config_to_dict
+from ganmotion.data.background import Backdrop
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.preview import tile_rows
-from ganmotion.data.stream import TrainingBatch, TrainingStream, validation_batches
+from ganmotion.data.stream import (
+    TrainingBatch,
+    TrainingStream,
+    decode_box,
+    decode_sample,
+    ordered_samples,
+    validation_batches,
+)
 from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write
 from ganmotion.images import to_uint8_images
@@ -117,15 +126,23 @@ class Trainer:
         else:
             torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
         data = config.data
+        backdrop = Backdrop.of_shards(data.shards, manifest)
         self.stream = TrainingStream(
-            train_urls, data.stream, data.batches_per_epoch, data.workers, device=acc.device
+            train_urls,
+            data.stream,
+            data.batches_per_epoch,
+            data.workers,
+            device=acc.device,
+            backdrop=backdrop,
         )
-        self.val = []
+        self.val, self.background = [], None
         if acc.is_main_process:
             self.val = [
                 TrainingBatch(*(t.to(acc.device) for t in batch))
-                for batch in validation_batches(val_urls, data.stream, data.val_batches)
+                for batch in validation_batches(val_urls, data.stream, data.val_batches, backdrop)
             ]
+            if self.objective.alpha:
+                self.background = typical_background(backdrop, train_urls, config)
 
     # ----------------------------------------------------------------- the loop
 
@@ -374,6 +391,8 @@ class Trainer:
         for name, module in objective.networks().items():
             ckpt.save_weights(module, folder / f"{name}.safetensors")
         ckpt.save_weights(objective.ema.model, folder / "generator_ema.safetensors")
+        if self.background is not None:
+            ckpt.save_background(self.background, folder / ckpt.BACKGROUND_FILE)
         ckpt.save_tensors(objective.updates.state_dict(), folder / "optimizers.pt")
         state = {
             "format": ckpt.FORMAT_VERSION,
@@ -418,3 +437,21 @@ class Trainer:
             ckpt.set_rng_state(ckpt.load_tensors(rng))
         self.step = int(state["step"])
         acc.print(f"resumed from {checkpoint} at step {self.step}")
+
+
+BACKGROUND_SAMPLES = 256  # training samples the inference background is taken from
+
+
+def typical_background(
+    backdrop: Backdrop, urls: list[str], config: GanConfig | VanillaConfig
+) -> np.ndarray:
+    """The background an alpha generator of this run composes over at inference (saved in
+    every checkpoint): `Backdrop.typical` of the first training samples."""
+    shards = config.data.shards
+
+    def samples():
+        for sample in itertools.islice(ordered_samples(shards, "train", urls), BACKGROUND_SAMPLES):
+            image, _, mask = decode_sample(sample)
+            yield image, mask, decode_box(sample)
+
+    return backdrop.typical(samples(), config.data.stream.size)
