@@ -15,12 +15,16 @@ COMMANDS = {
     "export": ("ganmotion.export.onnx", "a checkpoint's generator -> ONNX, parity-checked"),
     "infer": ("ganmotion.runtime.infer", "run a generator over a source video (batched)"),
     "eval": ("ganmotion.eval", "measure generators on held-out frames: quality, pose, flicker"),
+    "train-video": (
+        "ganmotion.recipe",
+        "your video -> prepare, train in a time budget, export, eval (CPU)",
+    ),
 }
 
 
 def usage() -> str:
     lines = ["usage: ganmotion <command> [options]   (ganmotion <command> --help for each)", ""]
-    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += [f"  {name:<12} {summary}" for name, (_, summary) in COMMANDS.items()]
     return "\n".join(lines)
 
 
