@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 VIDEO  ?=
 OUT    ?= demo_out
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo train bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,17 @@ endif
 		--file "shards=$(OUT)/shards" --file "training samples=$(OUT)/preview.png" \
 		--file "source motion=$(SOURCE_VIDEO)" --file "model=$(OUT)/gen.onnx" \
 		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4")
+
+# Your own video, trained in a wall-clock budget on this machine's CPU cores (ganmotion
+# train-video): prepare at 256 px, calibrate (20 steps time one), train with 2 processes for the
+# rest of MINUTES, export to ONNX, evaluate against nearest neighbour. In $(OUT) (here
+# train_out unless given): gen.onnx, eval/report.md, run/, and logs/<stage>.log.
+#   make train VIDEO=me.mp4 MINUTES=60 [OUT=train_out]
+MINUTES ?=
+train: OUT = train_out
+train: $(STAMP)
+	$(BIN)/ganmotion train-video $(if $(VIDEO),--video $(VIDEO)) \
+		$(if $(MINUTES),--minutes $(MINUTES)) --out $(OUT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_stream.py
