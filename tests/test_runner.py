@@ -425,18 +425,22 @@ def test_fit_background_covers_the_square_with_the_centre_of_the_image(beach):
     assert np.array_equal(to_uint8_images(fitted[None])[0], centre)
 
 
-def test_another_background_recomposes_each_frame_exactly(
+def test_frames_are_composed_exactly_over_the_plate_or_another_background(
     alpha_model, alpha_onnx, synthetic_clip, poses, beach
 ):
     """Every frame is alpha * person + (1 - alpha) * the new background, the person and
-    alpha being the generator's own, whether it runs from the checkpoint or the export."""
+    alpha being the generator's own, whether it runs from the checkpoint or the export;
+    without --background, over the plate it was trained on."""
     from ganmotion.runtime.background import OnBackground, fit_background, read_image
     from ganmotion.training.checkpoint import load_generator
 
-    new = fit_background(read_image(beach), SIZE)
-    unet = load_generator(alpha_model).generator  # the person and the alpha, before the plate
-    for model in (alpha_model, alpha_onnx):
-        backend = OnBackground(load_backend(model), new, str(model))
+    composed = load_generator(alpha_model)
+    unet = composed.generator  # the person and the alpha, before the plate
+    plate, new = composed.background[0], fit_background(read_image(beach), SIZE)
+    for model, background in [(m, b) for m in (alpha_model, alpha_onnx) for b in (plate, new)]:
+        backend = load_backend(model)
+        if background is new:
+            backend = OnBackground(backend, new, str(model))
         pipeline = VideoPipeline(backend, RunnerConfig(retarget=False, batch_size=8))
         posed = [f for f in pipeline.frames(synthetic_clip[0], poses) if f.skeleton is not None]
         assert len(posed) == len(poses)
@@ -445,7 +449,7 @@ def test_another_background_recomposes_each_frame_exactly(
             output = unet(to_unit_range(skeletons))
         person, alpha = output[:, :3], output[:, 3:]
         assert 0.05 < alpha.mean() < 0.95  # some of both: the test tells plate from person
-        expected = to_uint8_images(alpha * person + (1 - alpha) * new).astype(np.int16)
+        expected = to_uint8_images(alpha * person + (1 - alpha) * background).astype(np.int16)
         difference = np.abs(np.stack([f.generated for f in posed]).astype(np.int16) - expected)
         assert difference.max() <= 1 and difference.mean() < 0.01  # float rounding only
 

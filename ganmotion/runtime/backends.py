@@ -191,8 +191,8 @@ class TorchBackend:
     def __call__(
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> torch.Tensor:
+        check_batch(skeleton, self.size)
         if len(skeleton) == 0:  # instance norm cannot take an empty batch
-            check_batch(skeleton, self.size)
             return torch.zeros(0, 3, self.size, self.size, device=self.device)
         return self._run(self.forward, skeleton).float().contiguous()
 
@@ -202,8 +202,8 @@ class TorchBackend:
         """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]), float32 on `device`."""
         if not self.has_alpha:
             raise no_alpha(self.source)
+        check_batch(skeleton, self.size)
         if len(skeleton) == 0:
-            check_batch(skeleton, self.size)
             return (
                 torch.zeros(0, 3, self.size, self.size, device=self.device),
                 torch.zeros(0, 1, self.size, self.size, device=self.device),
@@ -212,8 +212,7 @@ class TorchBackend:
         return images.float().contiguous(), alpha.float().contiguous()
 
     def _run(self, forward, skeleton: torch.Tensor):
-        """`forward` on the batch, on `device`, in the backend's precision and layout."""
-        check_batch(skeleton, self.size)
+        """`forward` on a checked batch, on `device`, in the backend's precision and layout."""
         batch = skeleton.to(self.device, torch.float32)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
