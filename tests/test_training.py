@@ -541,4 +541,4 @@ def test_a_composing_gan_learns_where_the_person_is(synthetic_clip, tmp_path):
 
 def test_a_mask_loss_without_alpha_is_refused(synthetic_shards, tmp_path):
     with pytest.raises(GanmotionError, match="generator.alpha"):
-        tiny(synthetic_shards, tmp_path / "run", "loss.mask_weight=1")
+        tiny(synthetic_shards, tmp_path / "run", "generator.alpha=false", "loss.mask_weight=1")
