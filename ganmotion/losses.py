@@ -99,13 +99,21 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 
 def penalty_at(scores: torch.Tensor, mixed: torch.Tensor, loss_scale: float = 1.0) -> torch.Tensor:
-    """Mean of (||d scores / d mixed||_2 - 1)^2, the norm per sample over the whole image.
+    """Mean of (||d m / d mixed||_2 - 1)^2, m each sample's MEAN score over its patches (what
+    `critic_loss` compares), the norm per sample over the whole image.
+
+    The mean, not the sum: a penalty on the sum of K patch scores holds the mean's gradient
+    to 1/K (K = 196 at 128 px), which caps the critic's gap at ||real - fake|| / K and makes
+    the penalty outweigh the Wasserstein term K-fold. That is why the demo's gap sat at
+    1e-4 for a whole run; with the mean it grows to a large share of its Lipschitz bound in
+    a few dozen steps (tests/test_critic_learns.py).
 
     `loss_scale` is the fp16 gradient scaler's current scale: the scores are scaled before
     the inner gradient (so it does not underflow in half precision) and the gradient
     unscaled after, as in PyTorch's AMP notes; leave it at 1 without a scaler.
     """
-    (grad,) = torch.autograd.grad(scores.float().sum() * loss_scale, mixed, create_graph=True)
+    per_sample = scores.float().reshape(scores.shape[0], -1).mean(1)  # (N,)
+    (grad,) = torch.autograd.grad(per_sample.sum() * loss_scale, mixed, create_graph=True)
     grad = grad.float() / loss_scale
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 

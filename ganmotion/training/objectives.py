@@ -160,7 +160,8 @@ class WganGpStep(Objective):
     """Conditional WGAN-GP with L1 (+ perceptual): a U-Net generator and a patch critic.
 
     critic phase      loss_C = E[C(s, fake)] - E[C(s, real)] + gp_weight * penalty,
-                      penalty = E[(||grad_x C(s, x)||_2 - 1)^2] at interpolates x
+                      penalty = E[(||grad_x C(s, x)||_2 - 1)^2] at interpolates x,
+                      C(s, x) a sample's mean patch score (see losses.penalty_at)
     generator phase   loss_G = -adversarial_weight * E[C(s, G(s))] + L1 (+ mask)
                                (+ feature matching) (+ perceptual)
     EMA               after each applied generator step
