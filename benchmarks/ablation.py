@@ -1,0 +1,224 @@
+"""The quality ablation of benchmarks/RESULTS.md: what each part of the recipe is worth, every
+row trained with the same budget on the same machine and scored on the same held-out frames.
+
+    .venv/bin/python benchmarks/ablation.py --out ablation_out            # all rows, both clips
+    .venv/bin/python benchmarks/ablation.py --out ablation_out --rows before composed \\
+        --datasets synthetic --steps 100                                  # a quick look
+
+Rows are configs/gan_demo.yaml (128 px, batch 8 x 2 processes on the CPU) with the overrides
+in ROWS, each spelled out in full, so that a row means the same whatever the demo config
+becomes. Datasets: the synthetic static-camera clip (scored on its held-out frames and on a
+motion it never saw) and ../shared/data/taichi2.mp4 (MediaPipe keypoints and masks, a moving
+camera, scored on its held-out last 10%). `ganmotion eval` scores every row of a dataset
+together with nearest neighbour and the mean image; its report.md/json and contact sheet land
+in OUT/eval_<dataset>_<split>/. OUT/ablation_<datasets>.json gathers the machine, the rows,
+each run's training time and critic gap, and every report. Trainings run one after another:
+on 2 cores two at once would each get half the machine. A row already trained in OUT is not
+trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import machine, write_result  # noqa: E402
+
+PYTHON = sys.executable
+TAICHI = ROOT.parent / "shared" / "data" / "taichi2.mp4"
+
+# What the demo GAN was before issue 13 (the row every other row is compared with).
+BEFORE = [
+    "generator.alpha=false",
+    "loss.mask_weight=0",
+    "loss.person_weight=1",
+    "loss.feature_matching_weight=0",
+    "critic.norm=instance",
+    "loss.adversarial_weight=1",
+]
+COMPOSED = ["generator.alpha=true", "loss.mask_weight=10", "loss.person_weight=1"]
+PERSON = [*COMPOSED, "loss.feature_matching_weight=10", "loss.person_weight=3"]
+ROWS = {
+    "before": BEFORE,  # the recipe before issue 13
+    "composed": [*BEFORE, *COMPOSED],  # + masks and composition over the background
+    "feature_matching": [*BEFORE, *COMPOSED, "loss.feature_matching_weight=10"],
+    "person_weight": [*BEFORE, *PERSON],
+    # + a critic that learns: no norm, the penalty on the mean patch score (a code change:
+    # rows trained before it had the penalty on the sum), a 0.1 adversarial weight
+    "critic": [*BEFORE, *PERSON, "critic.norm=none", "loss.adversarial_weight=0.1"],
+}
+
+
+def run(command: list[str], log: Path, env: dict | None = None) -> float:
+    """Run a command with its output in `log`; its wall time in seconds, or exit on failure."""
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    if done.returncode:
+        sys.exit(f"ablation: {' '.join(command[:4])} ... failed (exit {done.returncode}): {log}")
+    return time.perf_counter() - started
+
+
+def prepare(out: Path, datasets: list[str]) -> dict[str, Path]:
+    """Shards of each dataset (made once; reused when OUT already holds them)."""
+    shards = {}
+    module = [PYTHON, "-m"]
+    if "synthetic" in datasets:
+        for name, seed, frames in (("synthetic", None, 450), ("unseen", 11, 120)):
+            folder = out / name
+            if not (folder / "manifest.json").is_file():
+                video = out / f"{name}.mp4"
+                motion = ["--motion-seed", str(seed)] if seed is not None else []
+                run(
+                    [
+                        *module,
+                        "ganmotion.data.synthetic",
+                        "--out",
+                        str(video),
+                        "--frames",
+                        str(frames),
+                        "--size",
+                        "256",
+                        *motion,
+                    ],
+                    out / f"{name}_video.log",
+                )
+                split = ["--val-fraction", "0"] if name == "unseen" else []
+                run(
+                    [
+                        *module,
+                        "ganmotion.data.prepare",
+                        "--video",
+                        str(video),
+                        "--keypoints",
+                        str(out / f"{name}.keypoints.npy"),
+                        "--out",
+                        str(folder),
+                        "--size",
+                        "128",
+                        "--overwrite",
+                        *split,
+                    ],
+                    out / f"{name}_prepare.log",
+                )
+            shards[name] = folder
+    if "taichi" in datasets:
+        if not TAICHI.is_file():
+            sys.exit(f"ablation: {TAICHI} is missing (the taichi dataset needs it)")
+        folder = out / "taichi"
+        if not (folder / "manifest.json").is_file():
+            run(
+                [
+                    *module,
+                    "ganmotion.data.prepare",
+                    "--video",
+                    str(TAICHI),
+                    "--out",
+                    str(folder),
+                    "--size",
+                    "128",
+                    "--overwrite",
+                ],
+                out / "taichi_prepare.log",
+            )
+        shards["taichi"] = folder
+    return shards
+
+
+def train(shards: Path, run_dir: Path, overrides: list[str], steps: int, port: int) -> dict:
+    """Train one row (2 processes on the CPU, as `make demo`); its time and critic gap. A row
+    whose run already finished in OUT is not trained again (its time is then that of the
+    earlier run, read from its log's timestamps: absent)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        PYTHON, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--main_process_port", str(port), "train/gan.py", "--config", "configs/gan_demo.yaml",
+        f"data.shards={shards}", f"run.out_dir={run_dir}", f"run.steps={steps}",
+        "run.log_every=10", *overrides,
+    ]  # fmt: skip
+    seconds = None
+    status = run_dir / "status.json"
+    if not (status.is_file() and json.loads(status.read_text())["state"] == "finished"):
+        seconds = run(command, run_dir.with_suffix(".log"), env)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    gaps = [m["critic/gap"] for m in lines if "critic/gap" in m]
+    fifth = max(1, len(gaps) // 5)
+    return {
+        "seconds": None if seconds is None else round(seconds, 1),
+        "steps": steps,
+        "seconds_per_step": None if seconds is None else round(seconds / steps, 3),
+        "critic_gap_first_fifth": statistics.mean(gaps[:fifth]),
+        "critic_gap_last_fifth": statistics.mean(gaps[-fifth:]),
+        "last_losses": {k: v for k, v in lines[-1].items() if "/" in k} if lines else {},
+    }
+
+
+def evaluate(shards: Path, models: list[str], out: Path, log: Path, extra: list[str]) -> dict:
+    run(
+        [
+            PYTHON,
+            "-m",
+            "ganmotion.eval",
+            "--compare",
+            "nearest",
+            *models,
+            "--shards",
+            str(shards),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        log,
+    )
+    return json.loads((out / "report.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("ablation_out"))
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--datasets", nargs="+", default=["synthetic", "taichi"],
+                        choices=["synthetic", "taichi"])  # fmt: skip
+    parser.add_argument("--steps", type=int, default=400, help="steps per row [400: the demo's]")
+    parser.add_argument("--port", type=int, default=29571)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "rows": {}, "train": {}, "eval": {}}
+    report["rows"] = {name: ROWS[name] for name in args.rows}
+    shards = prepare(args.out, args.datasets)
+    for dataset in args.datasets:
+        models = []
+        for name in args.rows:
+            run_dir = args.out / f"{dataset}_{name}"
+            print(f"ablation: training {dataset} {name} ...", flush=True)
+            result = train(shards[dataset], run_dir, ROWS[name], args.steps, args.port)
+            report["train"][f"{dataset}/{name}"] = result
+            print(f"  {result['seconds']} s, critic gap {result['critic_gap_first_fifth']:.3g}"
+                  f" -> {result['critic_gap_last_fifth']:.3g}", flush=True)  # fmt: skip
+            models.append(f"{name}={run_dir}")
+        splits = {"val": []}
+        if dataset == "synthetic":
+            splits["unseen"] = ["--target-shards", str(shards["synthetic"])]
+        for split, extra in splits.items():
+            source = shards["unseen"] if split == "unseen" else shards[dataset]
+            extra = [*extra, "--split", "train"] if split == "unseen" else extra
+            out = args.out / f"eval_{dataset}_{split}"
+            print(f"ablation: evaluating {dataset} {split} ...", flush=True)
+            report["eval"][f"{dataset}/{split}"] = evaluate(
+                source, models, out, args.out / f"eval_{dataset}_{split}.log", extra
+            )
+        write_result(args.out / f"ablation_{'_'.join(args.datasets)}.json", report)
+    print(f"wrote {args.out}/ablation_*.json and the reports in {args.out}/eval_*/")
+
+
+if __name__ == "__main__":
+    main()
