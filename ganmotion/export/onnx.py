@@ -564,3 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = export_checkpoint(args.checkpoint, args.out, ema=not args.raw, opset=args.opset)
     print(summary.line())
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
