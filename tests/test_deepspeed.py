@@ -76,6 +76,7 @@ def test_zero2_trains_one_model_on_two_processes(zero2_run):
         "state.json", "optimizers.pt", "generator.safetensors", "generator_ema.safetensors",
         "critic.safetensors", "rng-rank00000.pt", "rng-rank00001.pt",
         "zero-rank00000.pt", "zero-rank00001.pt",  # each rank's optimiser partitions
+        "background.png",  # the config composes: what its generator composes over
     }  # fmt: skip
     assert not list((zero2_run / "checkpoints").glob("*.partial"))
     assert json.loads((zero2_run / "status.json").read_text())["state"] == "finished"

@@ -106,6 +106,7 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards,
     assert state["architecture"]["generator"]["base_channels"] == 8
     assert state["config"]["run"]["steps"] == 5
     expected = {"generator", "generator_ema", "critic", "optimizers", "rng-rank00000", "state"}
+    expected.add("background")  # gan_tiny composes: what its generator composes over
     assert {p.stem for p in (root / "step-000005").iterdir()} == expected
     status = json.loads((tmp_path / "status.json").read_text())
     assert status == {
