@@ -38,6 +38,7 @@ from ganmotion.runtime.contract import (
     Backend,
     check_batch,
     check_model_io,
+    empty_outputs,
     has_alpha_output,
     no_alpha,
 )
@@ -204,10 +205,7 @@ class TorchBackend:
             raise no_alpha(self.source)
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
-            return (
-                torch.zeros(0, 3, self.size, self.size, device=self.device),
-                torch.zeros(0, 1, self.size, self.size, device=self.device),
-            )
+            return empty_outputs(self.size, self.device)
         images, alpha = self._run(self.forward_alpha, skeleton)
         return images.float().contiguous(), alpha.float().contiguous()
 
@@ -296,7 +294,7 @@ class OnnxRuntimeBackend:
             raise no_alpha(str(self.path))
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
-            return torch.zeros(0, 3, self.size, self.size), torch.zeros(0, 1, self.size, self.size)
+            return empty_outputs(self.size)
         images, alpha = self.run_with_alpha(self._numpy(skeleton))
         return torch.from_numpy(images), torch.from_numpy(alpha)
 

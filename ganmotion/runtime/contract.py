@@ -66,6 +66,17 @@ def no_alpha(model: str) -> GanmotionError:
     )
 
 
+def empty_outputs(
+    size: int, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (0, 3, S, S), alpha (0, 1, S, S)): a backend's answer to an empty batch, which
+    instance norm cannot take."""
+    return (
+        torch.zeros(0, 3, size, size, device=device),
+        torch.zeros(0, 1, size, size, device=device),
+    )
+
+
 def check_batch(skeleton: torch.Tensor, size: int) -> None:
     """Raise a GanmotionError unless `skeleton` is a float tensor (N, 3, size, size)."""
     if not isinstance(skeleton, torch.Tensor):

@@ -24,6 +24,7 @@ from ganmotion.runtime.contract import (
     OUTPUT_NAME,
     check_batch,
     check_model_io,
+    empty_outputs,
     has_alpha_output,
     no_alpha,
 )
@@ -163,10 +164,7 @@ class TensorRTBackend:
             raise no_alpha(self.source)
         check_batch(skeleton, self.size)
         if len(skeleton) == 0:
-            return (
-                torch.zeros(0, 3, self.size, self.size, device=self.device),
-                torch.zeros(0, 1, self.size, self.size, device=self.device),
-            )
+            return empty_outputs(self.size, self.device)
         runs = [self._run(part) for part in skeleton.split(self.max_batch)]
         return tuple(torch.cat([run[name] for run in runs]) for name in (OUTPUT_NAME, ALPHA_NAME))
 
