@@ -97,4 +97,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/data_stream.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) train_out .pytest_cache .ruff_cache
