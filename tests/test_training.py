@@ -18,7 +18,9 @@ from safetensors.torch import load_file
 
 from ganmotion import metrics
 from ganmotion.config import load_config
+from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
+from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
 from ganmotion.models.generator import ComposedGenerator, UNetGenerator
 from ganmotion.training import checkpoint as ckpt
@@ -543,3 +545,22 @@ def test_a_composing_gan_learns_where_the_person_is(synthetic_clip, tmp_path):
 def test_a_mask_loss_without_alpha_is_refused(synthetic_shards, tmp_path):
     with pytest.raises(GanmotionError, match="generator.alpha"):
         tiny(synthetic_shards, tmp_path / "run", "generator.alpha=false", "loss.mask_weight=1")
+
+
+def test_a_batch_that_is_its_own_background_is_scored_on_the_person_layer(synthetic_shards):
+    """A moving camera has no plate: each crop is composed over itself, where an alpha of 0
+    would copy the real image. The L1 must then score the person layer over the person, or
+    the generator learns to draw nothing (on taichi2 it did: alpha IoU 0)."""
+    config = tiny(synthetic_shards, "unused", "loss.person_weight=1")
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config.data.stream, 1)
+    nothing = objectives.Drawn(
+        image=batch.background,  # alpha 0 everywhere: the composed image is the real one
+        alpha=torch.zeros_like(batch.mask),
+        person=torch.zeros_like(batch.image),
+    )
+    scorer = SimpleNamespace(config=config, perceptual=None, own_background=True)
+    terms = objectives.Objective.reconstruction_terms(scorer, nothing, batch)
+    assert terms["l1"] > 0.1 * config.loss.l1_weight  # grey against the person's colours
+    scorer.own_background = False  # over a plate the composed image is what is scored
+    terms = objectives.Objective.reconstruction_terms(scorer, nothing, batch)
+    assert terms["l1"] == 0

@@ -127,6 +127,7 @@ class Trainer:
             torch.manual_seed(run.seed + 1 + acc.process_index)  # per-rank noise (interpolates)
         data = config.data
         backdrop = Backdrop.of_shards(data.shards, manifest)
+        self.objective.own_background = backdrop.plate is None
         self.stream = TrainingStream(
             train_urls,
             data.stream,

@@ -48,11 +48,12 @@ Losses = dict[str, torch.Tensor]  # "critic/gap": 0-dim float32 tensor on the de
 
 class Drawn(NamedTuple):
     """What a generator drew for a batch: the image (B, 3, S, S) in [-1, 1] (composed over
-    the batch's background when the generator has alpha) and its alpha (B, 1, S, S), or
-    None."""
+    the batch's background when the generator has alpha), its alpha (B, 1, S, S) and the
+    person layer (B, 3, S, S) before composition, or None for both without alpha."""
 
     image: torch.Tensor
-    alpha: torch.Tensor | None
+    alpha: torch.Tensor | None = None
+    person: torch.Tensor | None = None
 
 
 class LossSums:
@@ -87,6 +88,9 @@ class Objective:
         self.accelerator = accelerator
         mlp = isinstance(config, VanillaConfig) and config.model == "mlp"
         self.alpha = not mlp and config.generator.alpha
+        # Whether each batch is its own background (no plate: a moving camera); the
+        # trainer sets it from the shards.
+        self.own_background = False
 
     def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
         """One generator optimiser step; returns the mean losses (tensors) and whether
@@ -102,8 +106,8 @@ class Objective:
         when it has alpha."""
         output = self.output(generator, batch)
         if self.alpha:
-            return Drawn(*compose(output, batch.background))
-        return Drawn(output, None)
+            return Drawn(*compose(output, batch.background), output[:, :-1])
+        return Drawn(output)
 
     def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
         """Images (B, 3, S, S) in [-1, 1] that `generator` draws for a batch."""
@@ -138,10 +142,18 @@ class Objective:
         inside the frame, the person counting `person_weight` times; the alpha's L1 to the
         person mask (under autocast)."""
         loss = self.config.loss
-        weight = batch.inside
-        if loss.person_weight != 1:
-            weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
-        terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
+        if fake.person is not None and self.own_background:
+            # The batch is its own background (a moving camera): the image composed over it
+            # is right wherever alpha is 0, so an L1 of that image would reward an alpha of 0
+            # everywhere (on taichi2 it did: IoU 0). The person layer is compared instead,
+            # over the person.
+            person = weighted_l1(fake.person, batch.image, batch.inside * batch.mask)
+            terms = {"l1": person * loss.l1_weight}
+        else:
+            weight = batch.inside
+            if loss.person_weight != 1:
+                weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
+            terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
         if fake.alpha is not None and loss.mask_weight > 0:
             mask = weighted_l1(fake.alpha, batch.mask, batch.inside)
             terms["mask"] = mask * loss.mask_weight
