@@ -564,3 +564,17 @@ def test_a_batch_that_is_its_own_background_is_scored_on_the_person_layer(synthe
     scorer.own_background = False  # over a plate the composed image is what is scored
     terms = objectives.Objective.reconstruction_terms(scorer, nothing, batch)
     assert terms["l1"] == 0
+
+
+def test_over_its_own_background_the_alpha_learns_from_the_mask_alone():
+    """The composed image must not pull the alpha: over the real frame, alpha 0 copies it."""
+    output = torch.rand(1, 4, 8, 8, requires_grad=True)
+    batch = SimpleNamespace(background=torch.rand(1, 3, 8, 8))
+    drawer = SimpleNamespace(alpha=True, own_background=True, output=lambda g, b: output)
+    drawn = objectives.Objective.drawn(drawer, None, batch)
+    drawn.image.sum().backward()
+    assert output.grad[:, :3].abs().sum() > 0 and output.grad[:, 3].abs().sum() == 0
+    output.grad = None
+    drawer.own_background = False  # over a plate the composition teaches the alpha too
+    objectives.Objective.drawn(drawer, None, batch).image.sum().backward()
+    assert output.grad[:, 3].abs().sum() > 0

@@ -105,9 +105,16 @@ class Objective:
         """The image `generator` draws for a batch, composed over the batch's background
         when it has alpha."""
         output = self.output(generator, batch)
-        if self.alpha:
-            return Drawn(*compose(output, batch.background), output[:, :-1])
-        return Drawn(output)
+        if not self.alpha:
+            return Drawn(output)
+        person, alpha = output[:, :-1], output[:, -1:]
+        if self.own_background:
+            # Over the real frame an alpha of 0 copies the real image: every term but the
+            # mask loss would pull the alpha to 0 (on taichi2 the critic did: IoU 0). So the
+            # composed image takes the alpha as given, and the mask alone teaches it.
+            image = compose(torch.cat([person, alpha.detach()], dim=1), batch.background)[0]
+            return Drawn(image, alpha, person)
+        return Drawn(*compose(output, batch.background), person)
 
     def draw(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
         """Images (B, 3, S, S) in [-1, 1] that `generator` draws for a batch."""
