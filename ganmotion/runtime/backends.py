@@ -36,11 +36,10 @@ from ganmotion.runtime.contract import (
     INPUT_NAME,
     OUTPUT_NAME,
     Backend,
+    alpha_batch_checked,
     check_batch,
     check_model_io,
-    empty_outputs,
     has_alpha_output,
-    no_alpha,
 )
 from ganmotion.runtime.sidecar import sidecar_background, sidecar_skeleton
 from ganmotion.runtime.tensorrt import TensorRTBackend
@@ -201,11 +200,9 @@ class TorchBackend:
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]), float32 on `device`."""
-        if not self.has_alpha:
-            raise no_alpha(self.source)
-        check_batch(skeleton, self.size)
-        if len(skeleton) == 0:
-            return empty_outputs(self.size, self.device)
+        empty = alpha_batch_checked(self.has_alpha, self.source, skeleton, self.size, self.device)
+        if empty is not None:
+            return empty
         images, alpha = self._run(self.forward_alpha, skeleton)
         return images.float().contiguous(), alpha.float().contiguous()
 
@@ -290,11 +287,9 @@ class OnnxRuntimeBackend:
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]), float32 on the CPU."""
-        if not self.has_alpha:
-            raise no_alpha(str(self.path))
-        check_batch(skeleton, self.size)
-        if len(skeleton) == 0:
-            return empty_outputs(self.size)
+        empty = alpha_batch_checked(self.has_alpha, str(self.path), skeleton, self.size)
+        if empty is not None:
+            return empty
         images, alpha = self.run_with_alpha(self._numpy(skeleton))
         return torch.from_numpy(images), torch.from_numpy(alpha)
 

@@ -66,15 +66,25 @@ def no_alpha(model: str) -> GanmotionError:
     )
 
 
-def empty_outputs(
-    size: int, device: torch.device | str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (0, 3, S, S), alpha (0, 1, S, S)): a backend's answer to an empty batch, which
-    instance norm cannot take."""
-    return (
-        torch.zeros(0, 3, size, size, device=device),
-        torch.zeros(0, 1, size, size, device=device),
-    )
+def alpha_batch_checked(
+    has_alpha: bool,
+    model: str,
+    skeleton: torch.Tensor,
+    size: int,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """What every backend's `with_alpha` checks first: an error unless the model has an
+    alpha output, or the batch does not fit; for an empty batch (which instance norm cannot
+    take) its answer, (images (0, 3, S, S), alpha (0, 1, S, S)); else None: run the model."""
+    if not has_alpha:
+        raise no_alpha(model)
+    check_batch(skeleton, size)
+    if len(skeleton) == 0:
+        return (
+            torch.zeros(0, 3, size, size, device=device),
+            torch.zeros(0, 1, size, size, device=device),
+        )
+    return None
 
 
 def check_batch(skeleton: torch.Tensor, size: int) -> None:

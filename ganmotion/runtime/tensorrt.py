@@ -22,11 +22,10 @@ from ganmotion.runtime.contract import (
     ALPHA_NAME,
     INPUT_NAME,
     OUTPUT_NAME,
+    alpha_batch_checked,
     check_batch,
     check_model_io,
-    empty_outputs,
     has_alpha_output,
-    no_alpha,
 )
 from ganmotion.runtime.sidecar import sidecar_background, sidecar_skeleton
 
@@ -160,11 +159,9 @@ class TensorRTBackend:
         self, skeleton: torch.Tensor, keypoints: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, 3, S, S) in [-1, 1], alpha (N, 1, S, S) in [0, 1]) on the GPU."""
-        if not self.has_alpha:
-            raise no_alpha(self.source)
-        check_batch(skeleton, self.size)
-        if len(skeleton) == 0:
-            return empty_outputs(self.size, self.device)
+        empty = alpha_batch_checked(self.has_alpha, self.source, skeleton, self.size, self.device)
+        if empty is not None:
+            return empty
         runs = [self._run(part) for part in skeleton.split(self.max_batch)]
         return tuple(torch.cat([run[name] for run in runs]) for name in (OUTPUT_NAME, ALPHA_NAME))
 
