@@ -7,7 +7,9 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from functools import partial
+from pathlib import Path
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -322,3 +324,121 @@ def test_without_a_backdrop_each_sample_is_its_own_background(synthetic_shards):
     (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config, 1)
     assert torch.equal(batch.background, batch.image)
     assert torch.equal(batch.inside, torch.ones_like(batch.inside))
+
+
+# ----------------------------------------------------------------- unreadable data ends the stream
+
+
+def copy_shards(synthetic_shards, tmp_path) -> tuple[Path, list[str]]:
+    root = tmp_path / "shards"
+    shutil.copytree(synthetic_shards, root)
+    return root, shard_urls(root)
+
+
+def rewrite_jpgs(shard: str, content: bytes) -> None:
+    """The shard with every sample's jpg replaced by `content`: a readable tar, undecodable
+    samples."""
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:
+        for member, data in members:
+            if member.name.endswith(".jpg"):
+                data = content
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+
+
+def skipping_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "skipping unreadable" in r.getMessage()]
+
+
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_a_stream_of_only_unreadable_shards_stops_with_one_line(
+    synthetic_shards, tmp_path, caplog
+):
+    _, urls = copy_shards(synthetic_shards, tmp_path)
+    for url in urls:
+        Path(url).write_bytes(os.urandom(Path(url).stat().st_size))
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), batches_per_epoch=5)
+    with caplog.at_level(logging.WARNING, logger="ganmotion.data.stream"):
+        with pytest.raises(GanmotionError, match="32 shards in a row could not be read") as error:
+            list(stream)
+    assert "\n" not in str(error.value) and "shards/" in str(error.value)
+    # Rate-limited: the first three in full, then one at 10 (and 100, 1000, ...).
+    assert len(skipping_warnings(caplog)) == 4, skipping_warnings(caplog)
+
+
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_samples_that_never_decode_stop_the_stream(synthetic_shards, tmp_path):
+    _, urls = copy_shards(synthetic_shards, tmp_path)
+    for url in urls:
+        rewrite_jpgs(url, b"not a jpeg")
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), batches_per_epoch=5)
+    with pytest.raises(GanmotionError, match="32 samples in a row could not be read.*'jpg'"):
+        list(stream)
+
+
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_mostly_undecodable_samples_stop_the_stream_by_their_share(
+    synthetic_shards, tmp_path, monkeypatch
+):
+    _, urls = copy_shards(synthetic_shards, tmp_path)
+    for url in urls[: max(1, len(urls) * 3 // 4)]:
+        rewrite_jpgs(url, b"not a jpeg")
+    # Never 32 bad samples in a row here: only the share can stop it.
+    monkeypatch.setattr(stream_module, "MAX_FAILURES_IN_A_ROW", 10**9)
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), batches_per_epoch=10**6)
+    with pytest.raises(GanmotionError, match=r"of \d+ samples could not be read \(more than 50%\)"):
+        list(stream)
+
+
+def test_a_few_bad_samples_are_skipped_not_fatal(synthetic_shards, tmp_path):
+    _, urls = copy_shards(synthetic_shards, tmp_path)
+    rewrite_jpgs(urls[0], b"not a jpeg")  # one shard of several: well under half
+    assert len(urls) >= 4
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), batches_per_epoch=60)
+    assert len(list(stream)) == 60
+    assert stream.bad_samples.count > 0
+
+
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_a_loader_worker_error_reaches_the_user_as_one_line(synthetic_shards, tmp_path):
+    _, urls = copy_shards(synthetic_shards, tmp_path)
+    for url in urls:
+        Path(url).write_bytes(b"")
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), 5, num_workers=1)
+    with pytest.raises(GanmotionError) as error:
+        list(stream)
+    assert str(error.value).startswith("32 shards in a row could not be read")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="WebDataset reads http:// with curl")
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_http_404_shards_stop_the_stream(http_root):
+    urls = [f"{http_root}/missing-{i}.tar" for i in range(3)]
+    stream = TrainingStream(urls, StreamConfig(size=32, batch_size=4), batches_per_epoch=5)
+    started = time.monotonic()
+    with pytest.raises(GanmotionError, match="32 shards in a row could not be read.*missing-"):
+        list(stream)
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="WebDataset reads http:// with curl")
+@pytest.mark.timeout(60)  # it looped forever before issue 15
+def test_a_shard_server_that_dies_mid_run_stops_the_stream(synthetic_shards):
+    handler = partial(SimpleHTTPRequestHandler, directory=str(synthetic_shards))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    stream = TrainingStream(shard_urls(root), StreamConfig(size=32, batch_size=4), 10**6)
+    batches = iter(stream)
+    next(batches)
+    server.shutdown()
+    server.server_close()
+    started = time.monotonic()
+    with pytest.raises(GanmotionError, match="could not be read"):
+        for _ in batches:
+            pass
+    assert time.monotonic() - started < 30

@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -359,6 +360,63 @@ def test_resume_auto_starts_fresh_then_continues_from_the_newest(synthetic_shard
     first = Trainer(config, "auto")
     assert first.step == 0 and first.run() == 0
     assert Trainer(config, "auto").step == 2
+
+
+def copy_of(shards: Path, tmp_path) -> Path:
+    shutil.copytree(shards, tmp_path / "shards")
+    return tmp_path / "shards"
+
+
+def ruin_train_shards(root: Path) -> None:
+    """Every train shard garbage (val stays readable)."""
+    for url in shard_urls(root, "train"):
+        Path(url).write_bytes(os.urandom(Path(url).stat().st_size))
+
+
+@pytest.mark.timeout(120)  # it looped forever before issue 15
+def test_unreadable_train_shards_fail_the_run_with_its_reason(synthetic_shards, tmp_path):
+    shards = copy_of(synthetic_shards, tmp_path)
+    trainer = Trainer(tiny(shards, tmp_path / "run", "run.steps=5"))
+    ruin_train_shards(shards)  # after start-up, which reads some (a server that went away)
+    with pytest.raises(GanmotionError, match="shards in a row could not be read"):
+        trainer.run()
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 0
+    assert status["reason"].startswith("32 shards in a row could not be read")
+
+
+def test_a_crash_is_recorded_in_the_status(synthetic_shards, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(synthetic_shards, tmp_path / "run", "run.steps=5"))
+
+    def crash(data):
+        raise RuntimeError("out of memory\nat line 2")
+
+    monkeypatch.setattr(trainer.objective, "train_step", crash)
+    with pytest.raises(RuntimeError):
+        trainer.run()
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["reason"] == "RuntimeError: out of memory"
+
+
+@pytest.mark.timeout(120)  # it looped forever before issue 15
+def test_the_training_script_ends_unreadable_shards_with_one_line(synthetic_shards, tmp_path):
+    shards = copy_of(synthetic_shards, tmp_path)
+    ruin_train_shards(shards)
+    started = time.monotonic()
+    # vanilla: the GAN's start-up reads train shards for its background and stops there, with
+    # one line and before status.json exists; this run gets to the loop.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train" / "vanilla.py"), "--config",
+         str(ROOT / "configs" / "vanilla_tiny.yaml"), f"data.shards={shards}",
+         f"run.out_dir={tmp_path / 'run'}", "run.tensorboard=false"],
+        capture_output=True, text=True, timeout=100,
+    )  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "shards in a row could not be read" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
 
 
 def test_training_script_errors_are_one_line(tmp_path):

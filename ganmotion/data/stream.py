@@ -26,6 +26,7 @@ import dataclasses
 import io
 import itertools
 import logging
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,18 +127,76 @@ class ResampledRankShards(torch.utils.data.IterableDataset):
             yield {"url": url}
 
 
-class SkippedData:
-    """A WebDataset error handler: warn about unreadable data, count it, carry on."""
+# When unreadable data stops the stream instead of being skipped: a reader that loops over
+# dead shards (all corrupt, HTTP 404, a server gone) would otherwise never end a step, print
+# warnings by the million and never see a preemption signal (issue 15).
+MAX_FAILURES_IN_A_ROW = 32  # per reader: shards opened, or samples decoded, with no success
+MAX_FAILED_SHARE = 0.5  # of the samples read, once MIN_READ_FOR_SHARE have been tried
+MIN_READ_FOR_SHARE = 200
+WARNINGS_IN_FULL = 3  # then one warning at each power of ten
 
-    def __init__(self) -> None:
-        self.count = 0
+
+class SkippedData:
+    """A WebDataset error handler: warn about unreadable data, count it, carry on; until too
+    much of it is unreadable (`MAX_FAILURES_IN_A_ROW` in a row, or more than `max_share` of
+    what was read), which raises a `GanmotionError` naming the last failure. `succeeded()`
+    counts a good read (and ends a row of failures).
+
+    `what` names the unit in messages: "shard" where whole shards fail to open or read (a
+    good read is a sample, so no share applies), "sample" where one sample fails to decode.
+    """
+
+    def __init__(self, what: str = "shard", max_share: float | None = None) -> None:
+        self.what, self.max_share = what, max_share
+        self.count = 0  # failures so far
+        self.good = 0
+        self.in_a_row = 0
+
+    def succeeded(self) -> None:
+        self.good += 1
+        self.in_a_row = 0
 
     def __call__(self, error: Exception) -> bool:
         self.count += 1
-        log.warning(
-            "skipping unreadable shard data (%d so far in this reader): %s", self.count, error
-        )
+        self.in_a_row += 1
+        seen = self.count + self.good
+        why = describe(error)
+        if self.in_a_row >= MAX_FAILURES_IN_A_ROW:
+            raise GanmotionError(
+                f"{self.in_a_row} {self.what}s in a row could not be read; the last: {why}"
+            ) from None
+        share = self.max_share
+        if share is not None and seen >= MIN_READ_FOR_SHARE and self.count > share * seen:
+            raise GanmotionError(
+                f"{self.count} of {seen} {self.what}s could not be read (more than "
+                f"{share:.0%}); the last: {why}"
+            ) from None
+        if self.count <= WARNINGS_IN_FULL or math.log10(self.count).is_integer():
+            log.warning("skipping unreadable %s data (%d so far in this reader): %s",
+                        self.what, self.count, why)  # fmt: skip
         return True
+
+
+def describe(error: Exception) -> str:
+    """One line for an error of reading shard data. WebDataset appends the stream and the
+    shard's URL to a tar error's arguments ("invalid header", <stream>, url): say url: cause."""
+    args = error.args
+    if isinstance(error, GanmotionError):
+        return str(error)
+    if len(args) >= 2 and isinstance(args[0], str) and isinstance(args[-1], str):
+        return f"{args[-1]}: {args[0]} ({type(error).__name__})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _read_ok(handler: SkippedData):
+    """Pipeline stage: count every sample that the tar reader yields as a good read."""
+
+    def stage(samples: Iterator[dict]) -> Iterator[dict]:
+        for sample in samples:
+            handler.succeeded()
+            yield sample
+
+    return stage
 
 
 def decode_box(sample: dict) -> np.ndarray | None:
@@ -311,9 +370,11 @@ class _Samples:
             try:
                 image, keypoints, mask = decode_sample(sample)
                 background, inside = self.backdrop(decode_box(sample), image)
-            except Exception as error:  # a bad sample must not end the stream
-                self.handler(error)
+            except Exception as error:  # a bad sample must not end the stream (but see
+                where = sample.get("__url__", "?")  # SkippedData: many bad ones do)
+                self.handler(GanmotionError(f"{where}: {describe(error)}"))
                 continue
+            self.handler.succeeded()
             if mask is None:
                 mask = self.unknown_mask(image, sample)
             warped = transform_sample(
@@ -435,7 +496,8 @@ class TrainingStream:
         self.device = torch.device(device) if device is not None else None
         self.backdrop = backdrop
         self.epoch = 0
-        self.skipped = SkippedData()
+        self.skipped = SkippedData("shard")
+        self.bad_samples = SkippedData("sample", MAX_FAILED_SHARE)
         self.shards: ResampledRankShards | None = None
 
     def __len__(self) -> int:
@@ -449,8 +511,9 @@ class TrainingStream:
         return wds.DataPipeline(
             self.shards,
             wds.tarfile_to_samples(handler=self.skipped),
+            _read_ok(self.skipped),
             _Shuffle(self.config.shuffle_buffer, self.config.seed, epoch),
-            _Samples(self.config, epoch, self.skipped, self.backdrop),
+            _Samples(self.config, epoch, self.bad_samples, self.backdrop),
             wds.batched(self.config.batch_size, collation_fn=_collate, partial=False),
         )
 
@@ -465,10 +528,25 @@ class TrainingStream:
             generator=torch.Generator().manual_seed(_seed(self.config.seed, self.epoch)),
         ).with_epoch(self.batches_per_epoch)
         self.epoch += 1
-        for batch in loader:
-            if self.device is not None:  # move uint8, convert on the device
-                batch = [t.to(self.device, non_blocking=True) for t in batch]
-            yield _as_batch(*batch)
+        try:
+            for batch in loader:
+                if self.device is not None:  # move uint8, convert on the device
+                    batch = [t.to(self.device, non_blocking=True) for t in batch]
+                yield _as_batch(*batch)
+        except GanmotionError as error:
+            raise GanmotionError(worker_message(error)) from None
+
+
+def worker_message(error: GanmotionError) -> str:
+    """The message of a `GanmotionError` raised in a loader worker process. The DataLoader
+    raises it again in this process with a message of many lines ("Caught GanmotionError in
+    DataLoader worker process 0", the worker's traceback, then the message); the one line
+    for the user is the last."""
+    text = str(error)
+    if not text.startswith("Caught "):
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(f"{GanmotionError.__name__}: ", 1)[-1]
 
 
 def validation_batches(
@@ -479,8 +557,8 @@ def validation_batches(
     config = dataclasses.replace(config, augment=False)
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(urls),
-        wds.tarfile_to_samples(handler=SkippedData()),
-        _Samples(config, 0, SkippedData(), backdrop),
+        wds.tarfile_to_samples(handler=SkippedData("shard")),
+        _Samples(config, 0, SkippedData("sample", MAX_FAILED_SHARE), backdrop),
         wds.batched(config.batch_size, collation_fn=_collate, partial=True),
     )
     batches = [_as_batch(*batch) for batch in itertools.islice(pipeline, count)]

@@ -13,6 +13,7 @@ end is `run.steps`, or the step at which `run.max_minutes` ran out on any rank.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -165,8 +166,10 @@ class Trainer:
             state, requeue, stopped = self.train(tracker, preemption)
             self.write_status(state, requeue, stopped)
             return REQUEUE_EXIT_CODE if state == "preempted" else 0
-        except Diverged:
-            self.write_status("diverged")
+        except BaseException as error:  # a crash or Ctrl-C: not "running" forever
+            state = "diverged" if isinstance(error, Diverged) else "failed"
+            with contextlib.suppress(Exception):  # a full disk may refuse this too
+                self.write_status(state, reason=failure_reason(error))
             raise
         finally:
             # (The process group outlives the Trainer: see shutdown.py for how it ends.)
@@ -339,9 +342,16 @@ class Trainer:
         tracker.scalars(self.step, values)
         return losses
 
-    def write_status(self, state: str, requeue: bool = False, stopped: str | None = None) -> None:
+    def write_status(
+        self,
+        state: str,
+        requeue: bool = False,
+        stopped: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """status.json; `stopped` names why a finished run ended before run.steps
-        ("max_minutes"), and is then written as "stopped"."""
+        ("max_minutes"), and is then written as "stopped"; `reason` is the one line of why a
+        run "failed" or "diverged"."""
         if not self.accelerator.is_main_process:
             return
         latest = ckpt.latest_checkpoint(self.checkpoints)
@@ -353,6 +363,8 @@ class Trainer:
         }
         if stopped is not None:
             status["stopped"] = stopped
+        if reason is not None:
+            status["reason"] = reason
         with atomic_write(self.run_dir / "status.json") as tmp:
             tmp.write_text(json.dumps(status, indent=2))
 
@@ -441,6 +453,17 @@ class Trainer:
 
 
 BACKGROUND_SAMPLES = 256  # training samples the inference background is taken from
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for status.json: a `GanmotionError`'s message, else the exception's type and
+    first line (the traceback goes to the log)."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(error, GanmotionError):
+        return str(error)
+    first = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {first[0]}" if first else type(error).__name__
 
 
 def typical_background(
