@@ -9,8 +9,8 @@ import tarfile
 import threading
 import time
 from functools import partial
-from pathlib import Path
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -353,9 +353,7 @@ def skipping_warnings(caplog) -> list[str]:
 
 
 @pytest.mark.timeout(60)  # it looped forever before issue 15
-def test_a_stream_of_only_unreadable_shards_stops_with_one_line(
-    synthetic_shards, tmp_path, caplog
-):
+def test_a_stream_of_only_unreadable_shards_stops_with_one_line(synthetic_shards, tmp_path, caplog):
     _, urls = copy_shards(synthetic_shards, tmp_path)
     for url in urls:
         Path(url).write_bytes(os.urandom(Path(url).stat().st_size))
