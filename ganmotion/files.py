@@ -11,17 +11,25 @@ a user (or the next step of a pipeline) would take it for a finished one:
     with atomic_folder(shards, replace=True) as staging:
         ...                               # fill `staging`; it becomes `shards` when complete
 
-The temporary name is hidden (`.name.partial-<pid>-<n>.suffix`): same folder, so the rename is
-atomic (one filesystem), and same suffix, so writers that choose a format by extension (OpenCV,
-PyAV) still do. Before the rename the data is flushed to disk (fsync), and after it the folder
-entry too, so after a power loss the final name holds either the old or the new content.
+The temporary name is hidden (`.name.partial-<host>-<pid>-<n>.suffix`): same folder, so the
+rename is atomic (one filesystem), and same suffix, so writers that choose a format by
+extension (OpenCV, PyAV) still do. Before the rename the data is flushed to disk (fsync), and
+after it the folder entry too, so after a power loss the final name holds either the old or
+the new content.
+
+A process killed outright (SIGKILL, the OOM killer, a node lost) cannot remove its temporary.
+The next write of the same name removes what dead processes of this host left for it (the
+PID in the name is not alive): a command run again cleans up after its killed predecessor.
+Temporaries of other hosts (a shared file system) are left alone: their PIDs mean nothing here.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,14 +37,52 @@ from pathlib import Path
 from ganmotion.errors import GanmotionError
 
 _serial = itertools.count()  # two temporaries for one name in one process never collide
+_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+TAGS = ("partial", "old")  # a file being written; a folder being replaced (commit_folder)
 
 
 def temporary_path(final: str | os.PathLike, tag: str = "partial") -> Path:
     """A hidden sibling of `final` to write before renaming it into place: same folder, same
-    suffix, unique within this process (`.name.<tag>-<pid>-<n>.suffix`)."""
+    suffix, unique within this process (`.name.<tag>-<host>-<pid>-<n>.suffix`). What dead
+    processes of this host left for the same `final` is removed first (`remove_stale`)."""
     final = Path(final)
-    unique = f"{os.getpid()}-{next(_serial)}"
+    remove_stale(final)
+    unique = f"{_HOST}-{os.getpid()}-{next(_serial)}"
     return final.with_name(f".{final.name}.{tag}-{unique}{final.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(final: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of `final` (files or folders, see `temporary_path`) that
+    processes of this host which are no longer alive left behind; the removed paths."""
+    final = Path(final)
+    folder = final.parent if str(final.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(
+        rf"^\.{re.escape(final.name)}\.(?:{'|'.join(TAGS)})-{_HOST}-(\d+)-\d+"
+        rf"{re.escape(final.suffix)}$"
+    )
+    removed = []
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def _fsync(path: Path) -> None:

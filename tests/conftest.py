@@ -126,4 +126,5 @@ def make_checkpoint(root: Path, size: int, shards: Path | None = None) -> Path:
         "config": {"data": {"shards": str(shards)}} if shards is not None else {},
     }
     (folder / "state.json").write_text(json.dumps(state))
+    ckpt.write_checksums(folder)
     return folder

@@ -1,4 +1,7 @@
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 from conftest import listing
@@ -163,3 +166,45 @@ def test_commit_folder_syncs_every_file_and_folder(tmp_path, monkeypatch):
     expected = {staging, staging / "a.txt", staging / "sub", staging / "sub" / "b.txt"}
     assert set(synced[:-1]) == expected
     assert synced[-1] == tmp_path  # the rename itself, last
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from ganmotion.files import atomic_folder, atomic_write
+final = Path(sys.argv[1])
+block = atomic_folder(final, replace=True) if sys.argv[2] == "folder" else atomic_write(final)
+tmp = block.__enter__()
+(tmp / "shard.tar" if sys.argv[2] == "folder" else tmp).write_text("half")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path, kind):
+    final = tmp_path / ("shards" if kind == "folder" else "clip.mp4")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(final), kind])
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = listing(tmp_path)
+    assert left.startswith(f".{final.name}.partial-")
+    # Not ours to touch: another host's (a shared file system) and a live process's.
+    other_host = tmp_path / f".{final.name}.partial-elsewhere-1-0{final.suffix}"
+    other_host.write_text("theirs")
+    live = temporary_path(final)
+    live.write_text("ours, in progress")
+    if kind == "folder":
+        with atomic_folder(final, replace=True) as staging:
+            (staging / "shard.tar").write_text("whole")
+    else:
+        with atomic_write(final) as tmp:
+            tmp.write_text("whole")
+    assert sorted(listing(tmp_path)) == sorted([final.name, other_host.name, live.name])
+
+
+def test_temporaries_of_other_names_are_left_alone(tmp_path):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "a.png"), "file"])
+    assert killed.returncode == -signal.SIGKILL
+    with atomic_write(tmp_path / "b.png") as tmp:
+        tmp.write_text("b")
+    assert len(listing(tmp_path)) == 2 and files.remove_stale(tmp_path / "a.png")
+    assert listing(tmp_path) == ["b.png"]

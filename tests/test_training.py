@@ -110,6 +110,7 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards,
     assert state["config"]["run"]["steps"] == 5
     expected = {"generator", "generator_ema", "critic", "optimizers", "rng-rank00000", "state"}
     expected.add("background")  # gan_tiny composes: what its generator composes over
+    expected.add("checksums")  # written last: resuming checks the files against it
     assert {p.stem for p in (root / "step-000005").iterdir()} == expected
     status = json.loads((tmp_path / "status.json").read_text())
     assert status == {
@@ -118,6 +119,69 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards,
         "requeue": False,
         "checkpoint": str(root / "step-000005"),
     }
+
+
+def two_checkpoints(synthetic_shards, tmp_path) -> Path:
+    config = tiny(synthetic_shards, tmp_path, "run.steps=2", "run.checkpoint_every=1")
+    assert Trainer(config).run() == 0
+    return tmp_path / "checkpoints"
+
+
+def damage_file(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only the checksum can tell
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("resume", ["latest", "auto"])
+def test_resume_skips_a_damaged_newest_checkpoint(synthetic_shards, tmp_path, resume, caplog):
+    root = two_checkpoints(synthetic_shards, tmp_path)
+    damage_file(root / "step-000002" / "generator.safetensors")
+    assert ckpt.damage(root / "step-000002") == "generator.safetensors does not match its checksum"
+    with caplog.at_level("WARNING", logger="ganmotion.training.checkpoint"):
+        trainer = Trainer(tiny(synthetic_shards, tmp_path, "run.steps=3"), resume)
+    assert trainer.step == 1
+    (warning,) = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert warning == (
+        f"skipping damaged checkpoint {root / 'step-000002'}: generator.safetensors does not "
+        "match its checksum"
+    )
+
+
+def test_a_damaged_checkpoint_is_named_and_never_resumed(synthetic_shards, tmp_path):
+    root = two_checkpoints(synthetic_shards, tmp_path)
+    (root / "step-000001" / "optimizers.pt").write_bytes(b"cut short")
+    damage_file(root / "step-000002" / "critic.safetensors")
+    config = tiny(synthetic_shards, tmp_path, "run.steps=3")
+    with pytest.raises(GanmotionError, match="optimizers.pt is 9 bytes, .* were written"):
+        Trainer(config, str(root / "step-000001"))
+    for resume in ("latest", "auto"):  # auto must not start afresh over damaged checkpoints
+        with pytest.raises(GanmotionError, match="every checkpoint is damaged"):
+            Trainer(config, resume)
+
+
+def test_a_killed_saves_partial_folder_is_removed_at_the_next_start(synthetic_shards, tmp_path):
+    left = tmp_path / "checkpoints" / "step-000007.partial"
+    left.mkdir(parents=True)
+    (left / "generator.safetensors").write_bytes(b"half")
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1")).run() == 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]
+
+
+def test_metrics_hold_one_row_per_step_after_a_resume(synthetic_shards, tmp_path):
+    options = ["run.log_every=1", "run.sample_every=100", "run.checkpoint_every=2"]
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=3", *options)).run() == 0
+    with open(tmp_path / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"step": 4, "generator/l')  # a crash in mid-line
+    # As after a preemption that came after step 3 was logged, but before its checkpoint.
+    step_2 = str(tmp_path / "checkpoints" / "step-000002")
+    resumed = Trainer(tiny(synthetic_shards, tmp_path, "run.steps=4", *options), step_2)
+    assert resumed.step == 2 and resumed.run() == 0  # steps 3 and 4 again
+    steps = [m["step"] for m in read_metrics(tmp_path) if "generator/loss" in m]
+    assert steps == [1, 2, 3, 4]
+    # A fresh run in the same folder starts its metrics afresh.
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1", *options)).run() == 0
+    assert [m["step"] for m in read_metrics(tmp_path) if "generator/loss" in m] == [1]
 
 
 # ----------------------------------------------------------------- validation, the best checkpoint
@@ -427,6 +491,21 @@ def test_training_script_errors_are_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr == f"error: {tmp_path / 'x.yaml'}: config file does not exist\n"
+
+
+def test_a_preemption_signal_during_start_up_exits_to_requeue(synthetic_shards, tmp_path):
+    command = [sys.executable, str(ROOT / "train" / "vanilla.py"), "--config",
+               str(ROOT / "configs" / "vanilla_tiny.yaml"), f"data.shards={synthetic_shards}",
+               f"run.out_dir={tmp_path}", "run.tensorboard=false"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.0)  # importing torch and the library takes seconds: still starting up
+    assert not (tmp_path / "status.json").exists()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == REQUEUE_EXIT_CODE, out[-2000:]
+    assert "preempted before step 1: exit to requeue" in out
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "preempted" and status["requeue"] and status["step"] == 0
 
 
 def test_dry_run_prints_the_resolved_config():

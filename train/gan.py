@@ -4,8 +4,14 @@ accelerate launch train/gan.py --config configs/gan_512.yaml [section.key=value 
 accelerate launch train/gan.py --config configs/gan_512.yaml --resume latest
 """
 
-from ganmotion.training.cli import main
-from ganmotion.training.config import GanConfig
+# First, before the imports of seconds: a preemption signal during start-up is kept, and the
+# run stops at its start with the requeue status, instead of dying with no status.
+from ganmotion.training.preemption import PreemptionFlag
+
+preemption = PreemptionFlag()
+
+from ganmotion.training.cli import main  # noqa: E402
+from ganmotion.training.config import GanConfig  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(GanConfig))
+    raise SystemExit(main(GanConfig, preemption=preemption))

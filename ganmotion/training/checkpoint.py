@@ -12,10 +12,14 @@
         optimizers.pt              optimiser, scheduler and grad-scaler states (tensors and
                                    numbers only: read with torch.load(weights_only=True))
         rng-rank00000.pt ...       each rank's RNG states, same format
+        checksums.json             size and SHA-256 of every other file, written last
 
 Every rank writes its RNG file into `step-000500.partial/`; the main process writes the
 rest and renames the folder once everyone is done, so a folder without `.partial` is always
-complete. `latest_checkpoint` ignores partial folders.
+complete. `latest_checkpoint` ignores partial folders. A complete folder can still be
+damaged later (a disk error, a copy cut short): resuming checks its files against
+checksums.json and falls back to the newest intact checkpoint (`newest_intact`). Partial
+folders that a killed run left are removed when the next run starts (`remove_partials`).
 
 The best checkpoint by a validation metric (run.best_metric) is recorded beside them:
 
@@ -29,6 +33,7 @@ Pruning never deletes the folder that best.json names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -53,7 +58,8 @@ from ganmotion.pose.render import SkeletonStyle
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checksums.json
+CHECKSUMS_FILE = "checksums.json"
 # state.json's architecture.generator.class -> the class and its config (constructor arguments)
 GENERATORS = {
     "UNetGenerator": (UNetGenerator, GeneratorConfig),
@@ -82,6 +88,74 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def write_checksums(folder: Path) -> None:
+    """checksums.json: the size and SHA-256 of every file in `folder`. Written last, by the
+    main process, once every rank has written its files."""
+    sums = {
+        p.name: {"bytes": p.stat().st_size, "sha256": _digest(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != CHECKSUMS_FILE
+    }
+    (folder / CHECKSUMS_FILE).write_text(json.dumps(sums, indent=2))
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a complete checkpoint folder's files (one line), or None when they
+    match its checksums.json. Checkpoints of format 1 have no checksums: not checked."""
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        step = int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "state.json is unreadable or has no step"
+    if state.get("format", 1) < 2:
+        return None
+    try:
+        sums = json.loads((folder / CHECKSUMS_FILE).read_text())
+    except (OSError, ValueError):
+        return f"{CHECKSUMS_FILE} is missing or unreadable"
+    for name, expected in sums.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} is {path.stat().st_size} bytes, {expected['bytes']} were written"
+        if _digest(path) != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    if _STEP_DIR.match(folder.name) and int(_STEP_DIR.match(folder.name).group(1)) != step:
+        return f"state.json says step {step}"
+    return None
+
+
+def newest_intact(root: Path) -> Path | None:
+    """The newest complete checkpoint under `root` whose files match their checksums; each
+    damaged newer one is skipped with a warning naming it and what is wrong."""
+    for folder in reversed(complete_checkpoints(root)):
+        problem = damage(folder)
+        if problem is None:
+            return folder
+        log.warning("skipping damaged checkpoint %s: %s", folder, problem)
+    return None
+
+
+def remove_partials(root: Path) -> list[Path]:
+    """Delete the `step-N.partial` folders under `root` that an interrupted save left (call
+    before a run saves: they are never complete, and nothing reads them)."""
+    if not root.is_dir():
+        return []
+    partials = [p for p in root.iterdir() if p.name.endswith(".partial") and p.is_dir()]
+    for folder in partials:
+        shutil.rmtree(folder, ignore_errors=True)
+    return partials
+
+
 def checkpoint_folder(path: str | Path) -> Path:
     """A checkpoint folder, or a run folder (out_dir) standing for its newest complete
     checkpoint; anything else comes back as it is, for the caller's own error."""
@@ -95,19 +169,25 @@ def checkpoint_folder(path: str | Path) -> Path:
 
 
 def resolve_resume(resume: str, root: Path) -> Path | None:
-    """`latest` (newest complete checkpoint under `root`), `auto` (the same, or None for a
-    fresh start when there is none yet: what a requeued or resubmitted job wants) or a
-    checkpoint folder."""
-    if resume == "auto":
-        return latest_checkpoint(root)
-    if resume == "latest":
-        found = latest_checkpoint(root)
-        if found is None:
+    """`latest` (the newest intact checkpoint under `root`: damaged newer ones are skipped
+    with a warning), `auto` (the same, or None for a fresh start when there is no checkpoint
+    yet: what a requeued or resubmitted job wants) or a checkpoint folder (which must be
+    intact)."""
+    if resume in ("auto", "latest"):
+        found = newest_intact(root)
+        if found is None and complete_checkpoints(root):
+            raise GanmotionError(
+                f"{root}: --resume {resume}, but every checkpoint is damaged (see the warnings)"
+            )
+        if found is None and resume == "latest":
             raise GanmotionError(f"{root}: --resume latest, but there is no complete checkpoint")
         return found
     path = Path(resume)
     if not (path / "state.json").is_file():
         raise GanmotionError(f"{path}: not a checkpoint folder (no state.json)")
+    problem = damage(path)
+    if problem is not None:
+        raise GanmotionError(f"{path}: damaged checkpoint: {problem}")
     return path
 
 

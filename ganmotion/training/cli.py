@@ -10,7 +10,7 @@ import yaml
 from ganmotion.config import config_to_dict, load_config
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.training.config import GanConfig, VanillaConfig
-from ganmotion.training.preemption import REQUEUE_EXIT_CODE
+from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -55,7 +55,12 @@ def config_value(config: GanConfig | VanillaConfig, dotted: str) -> str:
 
 
 @command_line
-def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | None = None) -> int:
+def main(
+    config_class: type[GanConfig] | type[VanillaConfig],
+    argv: list[str] | None = None,
+    preemption: PreemptionFlag | None = None,
+) -> int:
+    """`preemption`: the flag the script installed first thing (see train/gan.py)."""
     description = (config_class.__doc__ or "").splitlines()[0]
     args = build_parser(description).parse_args(argv)
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -74,7 +79,7 @@ def main(config_class: type[GanConfig] | type[VanillaConfig], argv: list[str] | 
     shutdown.import_before_process_group()
     trainer = Trainer(config, resume=args.resume)
     group = shutdown.hold_process_group()
-    status = trainer.run()
+    status = trainer.run(preemption)
     del trainer  # the last references to the DDP wrappers (or DeepSpeed engines)
     group.end()  # communication threads joined: the exit cannot abort (issue 12)
     return status

@@ -148,15 +148,20 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
 
-    def run(self) -> int:
+    def run(self, preemption: PreemptionFlag | None = None) -> int:
+        """Train to the end, a preemption or the time budget; the exit status. `preemption`:
+        a flag installed earlier (start-up takes seconds), else one installed now."""
         acc, run = self.accelerator, self.config.run
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            for folder in ckpt.remove_partials(self.checkpoints):  # a killed run's
+                log.info("removed %s: an interrupted save", folder)
             with atomic_write(self.run_dir / "config.json") as tmp:
                 tmp.write_text(json.dumps(config_to_dict(self.config), indent=2))
         acc.wait_for_everyone()
-        tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard)
-        preemption = PreemptionFlag()
+        resumed_at = self.step if self.step > 0 else None  # no checkpoint is of step 0
+        tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard, resumed_at)
+        preemption = preemption or PreemptionFlag()
         self.write_status("running")
         acc.print(
             f"{self.objective.name} training in {self.run_dir}: world size "
@@ -182,6 +187,10 @@ class Trainer:
         run = self.config.run
         # The budget counts from here, in this process: a resumed run gets a fresh one.
         deadline = None if run.max_minutes is None else time.monotonic() + 60 * run.max_minutes
+        if self.stop_requested(preemption, None) == "preempted":  # a signal during start-up:
+            # nothing was trained since the newest checkpoint, so there is nothing to save
+            self.accelerator.print(f"preempted before step {self.step + 1}: exit to requeue")
+            return "preempted", True, None
         if self.step == 0:
             self.validate(tracker)
         data = self.batches(self.step * self.objective.micro_batches)
@@ -422,6 +431,7 @@ class Trainer:
             "config": config_to_dict(self.config),
         }
         (folder / "state.json").write_text(json.dumps(state, indent=2))
+        ckpt.write_checksums(folder)  # last: of every rank's files (they were gathered before)
 
     def weight_checksum(self) -> torch.Tensor:
         """A float64 sum of all weights this rank trains, shape (1,)."""

@@ -14,7 +14,13 @@ from ganmotion.files import atomic_write
 
 
 class Tracker:
-    def __init__(self, run_dir: Path, active: bool, tensorboard: bool):
+    """`resumed_at`: the step a resumed run starts from. metrics.jsonl keeps what was logged up
+    to it and drops the rest (steps the run will log again), or everything for a fresh run
+    (None) in a folder that has one, so every step has one row."""
+
+    def __init__(
+        self, run_dir: Path, active: bool, tensorboard: bool, resumed_at: int | None = None
+    ):
         self.run_dir = run_dir
         self.active = active
         self.writer = None
@@ -22,7 +28,13 @@ class Tracker:
             from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: slow
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        self._metrics = open(run_dir / "metrics.jsonl", "a") if active else None  # noqa: SIM115
+        self._metrics = None
+        if active:
+            path = run_dir / "metrics.jsonl"
+            kept = [] if resumed_at is None else rows_through(path, resumed_at)
+            with atomic_write(path) as tmp:
+                tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+            self._metrics = open(path, "a")  # noqa: SIM115
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.active:
@@ -52,6 +64,22 @@ class Tracker:
             self._metrics.close()
         if self.writer:
             self.writer.close()
+
+
+def rows_through(path: Path, step: int) -> list[dict]:
+    """The rows of a metrics.jsonl logged at `step` or before; a last line cut short by a
+    crash is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            rows.append(row)
+    return rows
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
