@@ -7,8 +7,11 @@ entry point is wrapped in `command_line`, which prints that one line and exits n
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ParamSpec
 
 P = ParamSpec("P")
@@ -47,3 +50,19 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
         return 0 if status is None else status
 
     return run
+
+
+@contextmanager
+def children_ignore_interrupts() -> Iterator[None]:
+    """Processes started inside this block ignore SIGINT (a spawned Python keeps an ignored
+    SIGINT ignored). Ctrl-C in a terminal goes to the whole process group: a worker still
+    importing torch or MediaPipe would print its own KeyboardInterrupt traceback around our
+    one line. The parent gets the Ctrl-C too and stops its workers (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main's
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,6 +2,8 @@
 the same command again: it succeeds, resumes where that applies, and nothing stale remains."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,3 +123,35 @@ def test_training_killed_in_a_checkpoint_save_resumes_from_the_one_before(
     assert not [name for name in listing(root) if name.endswith(".partial")]
     assert ckpt.damage(root / "step-000006") is None
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
+
+
+def interrupt_group(command: list[str], after: float, cwd: Path) -> subprocess.CompletedProcess:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, workers included."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True, cwd=cwd)  # fmt: skip
+    time.sleep(after)  # the pose workers are starting (importing MediaPipe) or working
+    assert process.poll() is None, "finished before the Ctrl-C: the test shows nothing"
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, "", err)
+
+
+@pytest.mark.parametrize("entry", ["prepare", "infer"])
+def test_ctrl_c_with_pose_workers_is_one_line_and_leaves_nothing(
+    entry, checkpoint, synthetic_clip, tmp_path
+):
+    video, _ = synthetic_clip
+    out = tmp_path / "out"
+    out.mkdir()
+    if entry == "prepare":
+        command = [PYTHON, "-m", "ganmotion.data.prepare", "--video", str(video), "--out",
+                   str(out / "shards"), "--size", "64", "--workers", "2", "--quiet"]  # fmt: skip
+    else:
+        command = [PYTHON, str(ROOT / "infer" / "video.py"), "--source", str(video), "--model",
+                   str(checkpoint), "--out", str(out / "result.mp4"), "--pose-workers", "2",
+                   "--quiet"]  # fmt: skip
+    result = interrupt_group(command, after=5.0, cwd=tmp_path)
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "interrupted"
+    assert listing(out) == []

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, children_ignore_interrupts
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
 from ganmotion.video import probe_video, read_frames
 
@@ -223,15 +223,22 @@ def detect_video(
         with ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
         ) as pool:
-            futures = [
-                pool.submit(_detect_chunk, str(path), start, stop, config)
-                for start, stop in _chunk_bounds(info.frame_count, workers)
-            ]
-            while not all(future.done() for future in futures):
-                try:
-                    bar.update(progress_queue.get(timeout=0.2))
-                except queue.Empty:
-                    pass
+            with children_ignore_interrupts():  # a spawned worker starts on its submit
+                futures = [
+                    pool.submit(_detect_chunk, str(path), start, stop, config)
+                    for start, stop in _chunk_bounds(info.frame_count, workers)
+                ]
+            try:
+                while not all(future.done() for future in futures):
+                    try:
+                        bar.update(progress_queue.get(timeout=0.2))
+                    except queue.Empty:
+                        pass
+            except BaseException:  # Ctrl-C or an error here: the workers' chunks are not wanted
+                for process in list(pool._processes.values()):  # no public way to stop them
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
             return _concatenate([future.result() for future in futures])
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, children_ignore_interrupts
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
@@ -220,8 +220,9 @@ class _PoseWorkers:
             context.Process(target=serve_poses, args=(inbox, outbox, config), daemon=True)
             for inbox, outbox in zip(self.inboxes, self.outboxes)
         ]
-        for process in self.processes:
-            process.start()
+        with children_ignore_interrupts():  # close() stops them after a Ctrl-C
+            for process in self.processes:
+                process.start()
 
     def alive(self, index: int) -> Callable[[], bool]:
         return self.processes[index % len(self.processes)].is_alive
