@@ -7,6 +7,7 @@ in browsers. A written video appears under its final name only once it is comple
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,6 +19,8 @@ import numpy as np
 
 from ganmotion.errors import GanmotionError
 from ganmotion.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,61 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
     finally:
         capture.release()
+
+
+# A video whose file holds fewer frames than its container declares is cut short (an
+# interrupted download or copy: an MP4 with its index at the front still opens, and decodes
+# to the cut). Below this share it is refused unless the user accepts it; above, a warning.
+MIN_STORED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class StoredFrames:
+    """Frames a video's container declares (0 when it declares none, as some do) and frames
+    whose data the file holds (video packets, counted without decoding: milliseconds)."""
+
+    declared: int
+    stored: int
+
+    @property
+    def short(self) -> bool:
+        return 0 < self.declared and self.stored < self.declared
+
+    def to_dict(self) -> dict[str, int]:
+        return {"frames_declared": self.declared, "frames_stored": self.stored}
+
+
+def stored_frames(path: str | os.PathLike) -> StoredFrames:
+    """Count the video packets of `path` against the frame count its container declares."""
+    import av
+
+    _open(path).release()  # the usual one-line errors for a missing or unreadable file
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stored = 0
+        try:
+            for packet in container.demux(stream):
+                stored += packet.size > 0  # the demuxer ends with an empty flush packet
+        except av.error.FFmpegError:  # data cut mid-packet: what was read counts
+            pass
+        return StoredFrames(int(stream.frames or 0), stored)
+
+
+def check_complete(path: str | os.PathLike, accept_truncated: bool = False) -> StoredFrames:
+    """`stored_frames` of a video, refused with one line when it holds less than
+    MIN_STORED_SHARE of the frames its container declares (unless `accept_truncated`);
+    a file that holds fewer frames but more than that is only warned about."""
+    counts = stored_frames(path)
+    if not counts.short:
+        return counts
+    message = (
+        f"{path}: holds {counts.stored} of the {counts.declared} frames its container "
+        "declares: the file looks cut short (an interrupted download or copy?)"
+    )
+    if counts.stored < MIN_STORED_SHARE * counts.declared and not accept_truncated:
+        raise GanmotionError(f"{message}; pass --accept-truncated to use the {counts.stored}")
+    log.warning("%s; using the %d frames it holds", message, counts.stored)
+    return counts
 
 
 def read_frames(

@@ -3,7 +3,14 @@ import pytest
 from conftest import listing
 
 from ganmotion.errors import GanmotionError
-from ganmotion.video import VideoWriter, probe_video, read_frames
+from ganmotion.video import (
+    StoredFrames,
+    VideoWriter,
+    check_complete,
+    probe_video,
+    read_frames,
+    stored_frames,
+)
 
 
 def _frames(count: int, height: int = 64, width: int = 96) -> list[np.ndarray]:
@@ -82,3 +89,54 @@ def test_a_video_without_frames_is_an_error_and_leaves_the_old_file(tmp_path):
             pass
     assert path.read_bytes() == b"old"
     assert listing(tmp_path) == ["clip.mp4"]
+
+
+def _faststart_clip(path, count: int = 60):
+    """An MP4 with its index at the front, as cameras and web downloads often are: cut
+    short, it still opens (and decodes to the cut)."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        noise = np.random.default_rng(0)  # every frame about as large as the next
+        for _ in range(count):
+            frame = noise.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_video_cut_short_is_refused_unless_accepted(tmp_path, caplog):
+    whole = _faststart_clip(tmp_path / "whole.mp4")
+    assert check_complete(whole) == StoredFrames(60, 60)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert probe_video(cut).frame_count == 60  # what the header says: the cut is invisible
+    counts = stored_frames(cut)
+    assert counts.declared == 60 and 10 < counts.stored < 50
+    assert len(list(read_frames(cut))) <= counts.stored
+    with pytest.raises(GanmotionError, match=rf"cut.mp4: holds {counts.stored} of the 60 frames"):
+        check_complete(cut)
+    with caplog.at_level("WARNING", logger="ganmotion.video"):
+        assert check_complete(cut, accept_truncated=True) == counts
+    assert "looks cut short" in caplog.text
+    assert counts.to_dict() == {"frames_declared": 60, "frames_stored": counts.stored}
+
+
+def test_a_few_frames_short_is_only_a_warning(tmp_path, caplog):
+    whole = _faststart_clip(tmp_path / "whole.mp4", count=100)
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 97 // 100])  # the last few frames
+    with caplog.at_level("WARNING", logger="ganmotion.video"):
+        counts = check_complete(cut)
+    assert 90 <= counts.stored < 100 and "looks cut short" in caplog.text
+
+
+def test_the_first_third_of_the_sample_video_is_refused(taichi, tmp_path):
+    cut = tmp_path / "taichi_cut.mp4"
+    cut.write_bytes(taichi.read_bytes()[: taichi.stat().st_size * 3 // 10])
+    with pytest.raises(GanmotionError, match=r"holds 27\d of the 901 frames"):
+        check_complete(cut)
+    assert check_complete(taichi) == StoredFrames(901, 901)
