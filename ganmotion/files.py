@@ -161,3 +161,29 @@ def atomic_folder(final: str | os.PathLike, replace: bool = False) -> Iterator[P
         commit_folder(staging, final, replace)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already after a commit
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Raise a `GanmotionError` unless `path` can be written, so that a command finds out
+    before its work, not after it: as a file (written through a sibling, see `atomic_write`:
+    its directory must exist and be writable, and `path` must not be a directory) or, with
+    `folder`, as a directory (an existing one must be writable; a new one is made in the
+    nearest existing directory above it, which must be). Permissions are asked of the
+    system (`os.access`), so a read-only mount counts as read-only for root too."""
+    path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise GanmotionError(f"{path}: exists and is not a directory")
+        place = next(p for p in (path, *path.parents) if p.exists())
+    else:
+        if path.is_dir():
+            raise GanmotionError(f"{path}: is a directory, not a file")
+        place = path.parent
+    if not place.is_dir():
+        why = (
+            f"{place} is not a directory" if place.exists() else f"directory {place} does not exist"
+        )
+        raise GanmotionError(f"{path}: {why}")
+    if not os.access(place, os.W_OK | os.X_OK):
+        where = "this directory" if place == path else place
+        raise GanmotionError(f"{path}: cannot write in {where} (read-only or no permission)")

@@ -69,7 +69,7 @@ from ganmotion.data.manifest import (
 )
 from ganmotion.data.masks import MasksOfFrames, read_masks
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_folder
+from ganmotion.files import atomic_folder, check_writable
 from ganmotion.pose.detector import DetectorConfig, PackedMask, detect_video
 from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
@@ -162,12 +162,16 @@ def file_sha256(path: Path) -> str:
 
 def load_keypoints(path: Path) -> np.ndarray:
     """Keypoints given by the user (.npy, (N, 33, 3), NaN rows without a person); no pickle."""
+    if path.is_dir():
+        raise GanmotionError(f"{path}: is a directory; give the keypoints .npy file")
     try:
         keypoints = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise GanmotionError(f"{path}: no such file") from None
     except ValueError as error:
         raise GanmotionError(f"{path}: not a plain .npy array ({error})") from error
+    except OSError as error:
+        raise GanmotionError(f"{path}: cannot read ({error})") from None
     if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 3):
         raise GanmotionError(
             f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}"
@@ -197,6 +201,7 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
         )
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: parent directory {out.parent} does not exist")
+    check_writable(out.parent, folder=True)  # where the folder is staged, then renamed
 
 
 def split_frames(kept: np.ndarray, val_fraction: float) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import torch
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import StreamConfig, TrainingStream
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write
+from ganmotion.files import atomic_write, check_writable
 from ganmotion.images import to_uint8_images
 
 
@@ -30,24 +30,44 @@ def preview_grid(skeleton: torch.Tensor, image: torch.Tensor) -> np.ndarray:
     return tile_rows(skeleton, image, torch.maximum(image, skeleton))
 
 
+# What one sample of the grid costs in memory, per pixel: its uint8 batch (11 bytes: skeleton,
+# image, mask, background, inside), the same as float32 (44), the grid's float rows (36) and
+# the grid as uint8 RGB and BGR (18).
+BYTES_PER_PIXEL = 109
+MAX_BYTES = 8 * 2**30
+
+
+def check_grid(count: int, size: int) -> None:
+    """A one-line error, before any sample is read, for a grid that cannot be drawn or would
+    not fit in memory (`MAX_BYTES`)."""
+    if count < 1:
+        raise GanmotionError(f"--count must be >= 1, got {count}")
+    if not 16 <= size <= 4096:
+        raise GanmotionError(f"--size must be in [16, 4096], got {size}")
+    needed = count * size * size * BYTES_PER_PIXEL
+    if needed > MAX_BYTES:
+        raise GanmotionError(
+            f"--count {count} at --size {size}: the grid needs about {needed / 2**30:.0f} GiB "
+            f"of memory, more than {MAX_BYTES / 2**30:.0f} GiB; show fewer or smaller samples"
+        )
+
+
 def write_preview(
     shards: str, out: Path, split: str, count: int, size: int | None, augment: bool
 ) -> None:
+    check_writable(out)
+    if not cv2.haveImageWriter(str(out)):
+        raise GanmotionError(f"{out}: OpenCV cannot write this kind of image; use .png or .jpg")
     manifest = load_manifest(shards)
-    config = StreamConfig(
-        size=size or manifest.image_size,
-        batch_size=count,
-        augment=augment,
-        shuffle_buffer=4 * count,
-    )
+    size = manifest.image_size if size is None else size
+    check_grid(count, size)
+    config = StreamConfig(size=size, batch_size=count, augment=augment, shuffle_buffer=4 * count)
     stream = TrainingStream(shard_urls(shards, split), config, batches_per_epoch=1)
     batch = next(iter(stream))
-    if not out.parent.is_dir():
-        raise GanmotionError(f"{out}: directory {out.parent} does not exist")
     grid = cv2.cvtColor(preview_grid(batch.skeleton, batch.image), cv2.COLOR_RGB2BGR)
     with atomic_write(out) as tmp:
         if not cv2.imwrite(str(tmp), grid):
-            raise GanmotionError(f"{out}: could not write an image with this extension")
+            raise GanmotionError(f"{out}: OpenCV could not write the image")
 
 
 @command_line

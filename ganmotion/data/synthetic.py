@@ -33,7 +33,7 @@ import numpy as np
 
 from ganmotion.data.masks import MaskWriter
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write
+from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.schema import JOINT, NUM_JOINTS, has_person
 from ganmotion.video import VideoWriter
 
@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 MIN_SIZE = 32  # below this the figure's head is a few pixels and the drawing degenerates
+MAX_SIZE = 4096  # drawing the background then takes about 5 GiB at its peak
+# Peak memory of drawing the background (supersampled 2x in float32), per pixel of the frame:
+# 300 and 275 bytes measured at 512 and 1024 px.
+BACKGROUND_BYTES_PER_PIXEL = 300
 
 # Layout of the frame, as fractions of its side.
 FIGURE_HEIGHT = 0.72  # standing height, sole to top of the head
@@ -223,6 +227,12 @@ def _dir(theta: float) -> tuple[float, float]:
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
         raise GanmotionError(f"size must be an integer >= {MIN_SIZE} pixels, got {size!r}")
+    if size > MAX_SIZE:
+        needed = size * size * BACKGROUND_BYTES_PER_PIXEL / 2**30
+        raise GanmotionError(
+            f"size must be at most {MAX_SIZE} pixels, got {size} (drawing a frame that size "
+            f"would need about {needed:.0f} GiB of memory)"
+        )
 
 
 def pose_at(motion: Motion, t: float, size: int) -> np.ndarray:
@@ -783,6 +793,7 @@ def write_clip(
         raise GanmotionError(f"{video_path}: the output must be an .mp4 file")
     if not video_path.parent.is_dir():
         raise GanmotionError(f"{video_path}: directory {video_path.parent} does not exist")
+    check_writable(video_path)  # and so its keypoints and masks beside it
     keypoints = _clip_keypoints(frames, size, fps, motion_seed)
     appearance = Appearance.from_seed(appearance_seed)
     kp_path = keypoints_path_for(video_path)
@@ -864,7 +875,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=256,
         metavar="PX",
-        help=f"side of the square frame in pixels (>= {MIN_SIZE})",
+        help=f"side of the square frame in pixels ({MIN_SIZE} to {MAX_SIZE})",
     )
     parser.add_argument(
         "--fps", type=_positive_float, default=30.0, metavar="RATE", help="frames per second"

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write
+from ganmotion.files import atomic_write, check_writable
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.models.generator import (
     ComposedGenerator,
@@ -367,13 +367,14 @@ def versions() -> dict:
 
 
 def check_output(out: Path, suffixes: tuple[str, ...]) -> None:
-    """A one-line error unless `out` has one of `suffixes` and its folder exists."""
+    """A one-line error unless `out` has one of `suffixes` and can be written, with its
+    sidecar beside it (before any work: an export takes seconds, an engine build minutes)."""
     if out.suffix not in suffixes:
         raise GanmotionError(f"{out}: the output must end in {' or '.join(suffixes)}")
     if not out.parent.is_dir():
         raise GanmotionError(f"{out}: directory {out.parent} does not exist")
-    if out.is_dir():
-        raise GanmotionError(f"{out}: is a directory")
+    check_writable(out)
+    check_writable(sidecar_path(out))
 
 
 def check_opset(opset: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write
+from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.filters import OneEuroConfig
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
@@ -132,10 +132,10 @@ def run(args: argparse.Namespace):
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise GanmotionError(f"{out}: the output must be an .mp4 file")
-    if not out.parent.is_dir():
-        raise GanmotionError(f"{out}: directory {out.parent} does not exist")
-    if args.save_poses is not None and not Path(args.save_poses).parent.is_dir():
-        raise GanmotionError(f"{args.save_poses}: directory does not exist")
+    # Every output before any work: the video takes minutes, and main writes the summary after.
+    for path in (out, args.save_poses, args.summary_json):
+        if path is not None:
+            check_writable(path)
     poses = load_poses(args.poses) if args.poses is not None else None
     background = read_image(args.background) if args.background is not None else None
     torch_options = {

@@ -9,6 +9,7 @@ import yaml
 
 from ganmotion.config import config_to_dict, load_config
 from ganmotion.errors import GanmotionError, command_line
+from ganmotion.files import check_writable
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.preemption import REQUEUE_EXIT_CODE, PreemptionFlag
 
@@ -72,6 +73,7 @@ def main(
         print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
     if args.dry_run:
         return 0
+    check_writable(config.run.out_dir, folder=True)  # now, not after the start-up
     # Both import accelerate, torch: not for --help.
     from ganmotion.training import shutdown
     from ganmotion.training.loop import Trainer
