@@ -48,7 +48,7 @@ from ganmotion import metrics
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write
+from ganmotion.files import atomic_write, check_writable
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.render import SkeletonStyle
 
@@ -77,8 +77,9 @@ class Frames:
 
 def load_frames(shards: str, split: str = "val", max_frames: int | None = None) -> Frames:
     """The samples of a split, sorted by (clip, frame); the first `max_frames` if given."""
-    size = load_manifest(shards).image_size
-    samples = list(decoded_samples(shards, split, shard_urls(shards, split), size))
+    manifest, urls = load_manifest(shards), shard_urls(shards, split)
+    counts = [shard.samples for shard in manifest.splits[split].shards]
+    samples = list(decoded_samples(shards, split, urls, manifest.image_size, counts))
     if not samples:
         raise GanmotionError(f"{shards}: the {split} split has no samples")
     samples.sort(key=lambda s: _clip_frame(s.key))
@@ -434,6 +435,7 @@ def run(args: argparse.Namespace) -> dict:
         raise GanmotionError(f"--batch must be >= 1, got {args.batch}")
     if not args.out.parent.is_dir():
         raise GanmotionError(f"{args.out}: directory {args.out.parent} does not exist")
+    check_writable(args.out, folder=True)  # before the minutes of evaluation
     report, outputs, frames, skeletons = evaluate(args)
     table = markdown_table(report)
     args.out.mkdir(exist_ok=True)

@@ -160,6 +160,13 @@ class Manifest:
             raise GanmotionError(f"{error}; prepare the shards again with this ganmotion") from None
         if not manifest.splits.get("train") or not manifest.splits["train"].shards:
             raise GanmotionError(f"{where}: no train split with shards")
+        for name, split in manifest.splits.items():
+            listed = sum(shard.samples for shard in split.shards)
+            if listed != split.samples:
+                raise GanmotionError(
+                    f"{where}: splits.{name}.samples is {split.samples}, but its shards "
+                    f"list {listed}"
+                )
         return manifest
 
     @property

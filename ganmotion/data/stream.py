@@ -39,6 +39,7 @@ import webdataset as wds
 
 from ganmotion.config import check_ranges, ranged
 from ganmotion.data.background import Backdrop
+from ganmotion.data.manifest import MANIFEST_NAME
 from ganmotion.errors import GanmotionError
 from ganmotion.images import to_unit_range
 from ganmotion.pose.render import SkeletonStyle
@@ -199,12 +200,22 @@ def _read_ok(handler: SkippedData):
     return stage
 
 
+def load_npy(sample: dict, name: str) -> np.ndarray:
+    """A sample's .npy entry `name` as a plain array; an object array (which would need
+    pickle) or a damaged file is an error naming the sample and the entry."""
+    try:
+        return np.load(io.BytesIO(sample[name]), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        key = sample.get("__key__", "?")
+        raise GanmotionError(f"sample {key}: {name} is not a plain .npy array ({error})") from None
+
+
 def decode_box(sample: dict) -> np.ndarray | None:
     """A sample's `box.npy` ((3,) x0, y0, side of its square in source pixels), or None for
     samples prepared before boxes."""
     if "box.npy" not in sample:
         return None
-    box = np.load(io.BytesIO(sample["box.npy"]), allow_pickle=False)
+    box = load_npy(sample, "box.npy")
     if box.shape != (3,):
         key = sample.get("__key__", "?")
         raise GanmotionError(f"sample {key}: box.npy is {box.shape}, not (3,)")
@@ -220,9 +231,12 @@ def decode_sample(sample: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     image = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise GanmotionError(f"sample {key}: 'jpg' is not a decodable image")
-    keypoints = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
-    if keypoints.shape != (NUM_JOINTS, 3):
-        raise GanmotionError(f"sample {key}: pose.npy is {keypoints.shape}, not ({NUM_JOINTS}, 3)")
+    keypoints = load_npy(sample, "pose.npy")
+    if keypoints.shape != (NUM_JOINTS, 3) or keypoints.dtype.kind not in "fiu":
+        raise GanmotionError(
+            f"sample {key}: pose.npy is {keypoints.shape} {keypoints.dtype}, not "
+            f"({NUM_JOINTS}, 3) numbers"
+        )
     mask = None
     if "mask.png" in sample:
         mask = cv2.imdecode(np.frombuffer(sample["mask.png"], np.uint8), cv2.IMREAD_UNCHANGED)
@@ -567,17 +581,45 @@ def validation_batches(
     return batches
 
 
-def ordered_samples(shards: str, split: str, urls: list[str]) -> Iterator[dict]:
+def ordered_samples(
+    shards: str, split: str, urls: list[str], counts: list[int] | None = None
+) -> Iterator[dict]:
     """The raw samples of `urls` once, in shard order (dicts of bytes keyed by extension, and
     __key__): for lookups and evaluation, where the training stream's resampling and
-    shuffling would be wrong."""
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
-    try:
-        yield from pipeline
-    except Exception as error:  # tar, I/O and URL errors of many types: one line that names them
-        raise GanmotionError(
-            f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
-        ) from None
+    shuffling would be wrong.
+
+    With `counts` (each shard's samples as manifest.json lists them, in the order of
+    `urls`), a shard that holds another number is an error naming it and both numbers,
+    raised once the shard has been read.
+    """
+    samples = iter(wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()))
+    expected = dict(zip(urls, counts)) if counts is not None else {}
+    read = dict.fromkeys(urls, 0)
+
+    def check(url: str | None) -> None:
+        if url in expected and read[url] != expected[url]:
+            raise GanmotionError(
+                f"{url}: holds {read[url]} samples, {MANIFEST_NAME} says {expected[url]}"
+            )
+
+    current = None
+    while True:
+        try:
+            sample = next(samples)
+        except StopIteration:
+            break
+        except Exception as error:  # tar, I/O and URL errors of many types: one line
+            raise GanmotionError(
+                f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
+            ) from None
+        url = sample.get("__url__")
+        if url != current:
+            check(current)
+            current = url
+        read[url] = read.get(url, 0) + 1
+        yield sample
+    for url in urls:  # including shards that held no sample at all
+        check(url)
 
 
 class DecodedSample(NamedTuple):
@@ -589,10 +631,13 @@ class DecodedSample(NamedTuple):
     mask: np.ndarray | None  # (size, size) uint8 0/255
 
 
-def decoded_samples(shards: str, split: str, urls: list[str], size: int) -> Iterator[DecodedSample]:
+def decoded_samples(
+    shards: str, split: str, urls: list[str], size: int, counts: list[int] | None = None
+) -> Iterator[DecodedSample]:
     """Each sample of `urls` in shard order, decoded; a sample that does not decode or is not
-    size x size is an error naming its shard."""
-    for sample in ordered_samples(shards, split, urls):
+    size x size is an error naming its shard, and so is a shard that holds other than its
+    entry of `counts` (see `ordered_samples`)."""
+    for sample in ordered_samples(shards, split, urls, counts):
         where = sample.get("__url__", shards)
         try:
             image, keypoints, mask = decode_sample(sample)

@@ -130,7 +130,8 @@ def load_nearest(
     stride = 1 if max_frames is None else max(1, math.ceil(total / max_frames))
     images, poses = [], []
     expected = min(total, max_frames or total)
-    samples = decoded_samples(shards, split, urls, size)
+    counts = [shard.samples for shard in manifest.splits[split].shards]
+    samples = decoded_samples(shards, split, urls, size, counts)
     for index, (_, image, keypoints, _) in enumerate(tqdm(samples, total=total, disable=None)):
         if index % stride:
             continue
@@ -152,7 +153,8 @@ def load_mean(
     manifest = load_manifest(shards)
     size, total = manifest.image_size, manifest.splits[split].samples
     summed, count = np.zeros((size, size, 3), np.float64), 0
-    samples = decoded_samples(shards, split, shard_urls(shards, split), size)
+    urls, counts = shard_urls(shards, split), [s.samples for s in manifest.splits[split].shards]
+    samples = decoded_samples(shards, split, urls, size, counts)
     for sample in tqdm(samples, total=total, desc="mean image", disable=None):
         summed += sample.image
         count += 1
