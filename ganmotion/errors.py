@@ -32,6 +32,9 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
     - `KeyboardInterrupt` -> `interrupted` on stderr, status 130;
     - otherwise `main`'s own status (None counts as 0).
 
+    While `main` runs, what FFmpeg, OpenCV and MediaPipe print natively is filtered out of
+    stderr (`ganmotion.native_stderr`).
+
     Other exceptions are bugs and keep their traceback; `SystemExit` (argparse's usage errors,
     `--help`) passes through. Use as `@command_line` on `def main(argv=None) -> int`, and
     `raise SystemExit(main())` under `if __name__ == "__main__"`.
@@ -39,8 +42,11 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
 
     @functools.wraps(main)
     def run(*args: P.args, **kwargs: P.kwargs) -> int:
+        from ganmotion.native_stderr import filtered_stderr
+
         try:
-            status = main(*args, **kwargs)
+            with filtered_stderr():  # library noise off: the user sees our line
+                status = main(*args, **kwargs)
         except GanmotionError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_ERROR
