@@ -134,7 +134,7 @@ def check_complete(path: str | os.PathLike, accept_truncated: bool = False) -> S
         "declares: the file looks cut short (an interrupted download or copy?)"
     )
     if counts.stored < MIN_STORED_SHARE * counts.declared and not accept_truncated:
-        raise GanmotionError(f"{message}; pass --accept-truncated to use the {counts.stored}")
+        raise GanmotionError(f"{message}; pass --accept-truncated to use what it holds")
     log.warning("%s; using the %d frames it holds", message, counts.stored)
     return counts
 

@@ -134,6 +134,27 @@ class Inputs:
         path.mkdir()
         return path
 
+    @cached_property
+    def cut_video(self) -> Path:
+        """The clip with its index at the front, as cameras and downloads often are, cut in
+        half (an interrupted copy): it still opens, and decodes to the cut."""
+        import av
+
+        whole = self.tmp / "whole.mp4"
+        with (
+            av.open(str(self.video)) as source,
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as out,
+        ):
+            stream = out.add_stream_from_template(source.streams.video[0])
+            for packet in source.demux(source.streams.video[0]):
+                if packet.dts is not None:  # not the demuxer's empty flush packet
+                    packet.stream = stream
+                    out.mux(packet)
+        cut = self.tmp / "cut.mp4"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        whole.unlink()
+        return cut
+
     def shards_with(self, edit: Callable[[dict], None]) -> Path:
         return copy_shards(self.shards, self.tmp / "shards", edit)
 
@@ -291,6 +312,11 @@ CASES = [
     ("train", "state.json without step",
      lambda i: [*i.train(), "--resume", str(without_step(i.checkpoint, i.tmp))],
      ("state.json", "no step")),
+    ("prepare", "a video cut short", lambda i: ["--video", str(i.cut_video), "--out",
+     str(i.tmp / "o"), "--quiet"], ("cut.mp4", "of the 96 frames", "--accept-truncated")),
+    ("infer", "a source cut short", lambda i: ["--source", str(i.cut_video), "--model",
+     str(i.checkpoint), "--out", str(i.tmp / "out.mp4"), "--quiet"],
+     ("cut.mp4", "of the 96 frames", "--accept-truncated")),
     ("eval", "pose.npy is an object array",
      lambda i: i.eval(shards=object_pose(i.shards, i.tmp / "shards")),
      ("val-000000.tar", "pose.npy", "not a plain .npy array")),

@@ -524,3 +524,12 @@ def test_invalid_settings_are_rejected_before_any_work(tmp_path):
         prepare(tmp_path / "x.mp4", tmp_path / "o", PrepareConfig(val_fraction=1.5))
     with pytest.raises(GanmotionError, match="--crop wide: must be one of auto, track, fixed"):
         prepare(tmp_path / "x.mp4", tmp_path / "o", PrepareConfig(crop_mode="wide"))
+
+
+def test_a_video_accepted_cut_short_says_so_in_the_summary():
+    from ganmotion.data.prepare import PrepareSummary
+
+    whole = PrepareSummary(272, 270, 2, 3, 1.0, frames_declared=272)
+    cut = PrepareSummary(272, 270, 2, 3, 1.0, frames_declared=901)
+    assert "CUT SHORT" not in whole.line()
+    assert cut.line().endswith("; CUT SHORT: 272 of the 901 frames its container declares")

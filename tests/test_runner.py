@@ -523,3 +523,16 @@ def test_bad_background_input_is_one_line_and_no_output(
     if case == "model without alpha":
         assert line.startswith(f"error: {model}: ")
     assert listing(out.parent) == []
+
+
+def test_a_source_accepted_cut_short_says_so_in_the_summary():
+    from ganmotion.runtime.pipeline import RunSummary
+
+    summary = RunSummary("cut.mp4", "out.mp4", "torch", 1, frames=272, frames_declared=901)
+    assert (
+        summary.lines()[-1]
+        == "CUT SHORT: cut.mp4 gave 272 of the 901 frames its container declares"
+    )
+    assert summary.to_json()["frames_declared"] == 901
+    summary.frames_declared = 272
+    assert not any("CUT SHORT" in line for line in summary.lines())

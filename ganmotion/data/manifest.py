@@ -59,12 +59,15 @@ class SourceVideo:
 @dataclass(frozen=True)
 class FrameCounts:
     """Frames of the source video: read, kept as samples, skipped for want of a person, and
-    kept without a mask (given keypoints show a person where MediaPipe segmented no one)."""
+    kept without a mask (given keypoints show a person where MediaPipe segmented no one);
+    `declared` is what its container declares (0: unknown, or manifests written before it),
+    more than `read` when the file was cut short and accepted (`prepare --accept-truncated`)."""
 
     read: int = ranged(0, 0)
     kept: int = ranged(0, 0)
     skipped_no_person: int = ranged(0, 0)
     kept_without_mask: int = ranged(0, 0)
+    declared: int = ranged(0, 0)
 
 
 @dataclass(frozen=True)

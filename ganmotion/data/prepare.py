@@ -73,7 +73,7 @@ from ganmotion.files import atomic_folder, check_writable
 from ganmotion.pose.detector import DetectorConfig, PackedMask, detect_video
 from ganmotion.pose.retarget import body_stats
 from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
-from ganmotion.video import VideoInfo, probe_video, read_frames
+from ganmotion.video import MIN_STORED_SHARE, VideoInfo, check_complete, probe_video, read_frames
 
 CropMode = Literal["auto", "track", "fixed"]
 CROP_MODES = ("auto", "track", "fixed")
@@ -130,6 +130,7 @@ class PrepareSummary:
     crop: str = ""
     crop_reason: str = ""
     plate: bool = False
+    frames_declared: int = 0  # by the container; more than frames_read: the file is cut short
 
     def line(self) -> str:
         line = (
@@ -144,6 +145,11 @@ class PrepareSummary:
             )
         if self.crop:
             line += f"; {self.crop} crop ({self.crop_reason})"
+        if self.frames_declared > self.frames_read:
+            line += (
+                f"; CUT SHORT: {self.frames_read} of the {self.frames_declared} frames its "
+                "container declares"
+            )
         return line
 
 
@@ -336,14 +342,18 @@ def prepare(
     keypoints_file: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    accept_truncated: bool = False,
 ) -> PrepareSummary:
-    """Turn `video` into the shard directory `out`; see the module docstring for the layout."""
+    """Turn `video` into the shard directory `out`; see the module docstring for the layout.
+    A video cut short (fewer frames than its container declares) is refused unless
+    `accept_truncated` (`video.check_complete`)."""
     config = config or PrepareConfig()
     config.validate()
     video, out = Path(video), Path(out)
     check_output_dir(out, overwrite)
     started = time.perf_counter()
     info: VideoInfo = probe_video(video)
+    stored = check_complete(video, accept_truncated)
 
     segmenting = DetectorConfig(segmentation=True)
     if keypoints_file is None:
@@ -413,6 +423,7 @@ def prepare(
                 kept=int(found.sum()),
                 skipped_no_person=int((~found).sum()),
                 kept_without_mask=without_mask,
+                declared=stored.declared,
             ),
             crop_policy=crop_policy,
             body=_train_body(keypoints, crops, splits["train"], config.size),
@@ -441,6 +452,7 @@ def prepare(
         crop=crop_kind,
         crop_reason=crop_reason,
         plate=plate_entry is not None,
+        frames_declared=stored.declared,
     )
 
 
@@ -518,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"camera unless that box is more than {FIXED_MAX_RATIO:g}x the tracking crop, else track",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
+    parser.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="prepare a video that holds fewer frames than its container declares (cut short "
+        f"by an interrupted download or copy: refused below {MIN_STORED_SHARE:.0%} by default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -533,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         crop_mode=args.crop,
     )
-    summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite, not args.quiet)
+    summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite,
+                      not args.quiet, args.accept_truncated)  # fmt: skip
     print(summary.line())
     return 0
 

@@ -20,6 +20,7 @@ import numpy as np
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.filters import OneEuroConfig
+from ganmotion.video import MIN_STORED_SHARE, check_complete
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # TorchBackend.PRECISIONS, without importing torch
@@ -119,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--summary-json", type=Path, help="also write the summary as JSON to this file"
     )
+    parser.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="run on a source that holds fewer frames than its container declares (cut "
+        f"short: refused below {MIN_STORED_SHARE:.0%} by default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace):
     for path in (out, args.save_poses, args.summary_json):
         if path is not None:
             check_writable(path)
+    stored = check_complete(args.source, args.accept_truncated)
     poses = load_poses(args.poses) if args.poses is not None else None
     background = read_image(args.background) if args.background is not None else None
     torch_options = {
@@ -165,6 +173,7 @@ def run(args: argparse.Namespace):
     summary = VideoPipeline(backend, config, target).run(
         args.source, out, poses=poses, progress=not args.quiet
     )
+    summary.frames_declared = stored.declared
     if args.save_poses is not None:
         save_poses(np.stack(summary.poses), Path(args.save_poses))
     return summary

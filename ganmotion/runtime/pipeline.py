@@ -104,6 +104,7 @@ class RunSummary:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     poses: list[np.ndarray] = field(default_factory=list, repr=False)  # as detected, per frame
+    frames_declared: int = 0  # by the source's container (0: unknown); more: it was cut short
 
     @property
     def frames_per_second(self) -> float:
@@ -122,6 +123,7 @@ class RunSummary:
             "backend": self.backend,
             "batch_size": self.batch_size,
             "frames": self.frames,
+            "frames_declared": self.frames_declared,
             "frames_detected": self.detected,
             "frames_held": self.held,
             "frames_without_pose": self.missing,
@@ -133,13 +135,19 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         stages = "  ".join(f"{stage} {fps:.1f}" for stage, fps in self.stage_fps().items())
-        return [
+        lines = [
             f"{self.out}: {self.frames} frames in {self.seconds:.1f} s = "
             f"{self.frames_per_second:.1f} frames/s end to end ({self.backend}, batch "
             f"{self.batch_size})",
             f"frames without pose: {self.missing} (gaps filled from the last pose: {self.held})",
             f"stage frames/s (busy time): {stages}",
         ]
+        if self.frames_declared > self.frames:
+            lines.append(
+                f"CUT SHORT: {self.source} gave {self.frames} of the {self.frames_declared} "
+                "frames its container declares"
+            )
+        return lines
 
 
 class _Stopped(Exception):
