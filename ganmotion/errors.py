@@ -6,7 +6,9 @@ entry point is wrapped in `command_line`, which prints that one line and exits n
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import signal
 import sys
 import threading
@@ -24,11 +26,38 @@ class GanmotionError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: BaseException) -> str | None:
+    """ "No space left on device" (or "Disk quota exceeded") when `error` says the disk is
+    full (an `OSError` ENOSPC or EDQUOT, or a library's error whose text says so, as
+    safetensors' does), else None."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        return os.strerror(error.errno)
+    return next((text for text in map(os.strerror, DISK_FULL) if text in str(error)), None)
+
+
+@contextmanager
+def naming_full_disk(where: str | os.PathLike) -> Iterator[None]:
+    """A full disk inside the block becomes one `GanmotionError` naming `where` (what was
+    being written: a library's error names a hidden temporary, or nothing)."""
+    try:
+        yield
+    except Exception as error:
+        text = disk_full(error)
+        if text is None:
+            raise
+        raise GanmotionError(f"{where}: {text}") from None
+
+
 def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
     """Wrap a command's `main` so that it returns an exit status instead of raising:
 
     - `GanmotionError` -> `error: <message>` on stderr, status 1 (no traceback: the message
       says what is wrong and with which file);
+    - a full disk (`OSError` ENOSPC or EDQUOT, from whichever writer) -> one line naming
+      the folder, status 1 (what was half written is removed by its `atomic_write`);
     - `KeyboardInterrupt` -> `interrupted` on stderr, status 130;
     - otherwise `main`'s own status (None counts as 0).
 
@@ -49,6 +78,12 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
                 status = main(*args, **kwargs)
         except GanmotionError as error:
             print(f"error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except OSError as error:  # a full disk where no naming_full_disk named the place
+            if error.errno not in DISK_FULL:
+                raise
+            where = f"{os.path.dirname(error.filename) or '.'}: " if error.filename else ""
+            print(f"error: {where}{disk_full(error)}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

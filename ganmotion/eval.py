@@ -48,7 +48,7 @@ from ganmotion import metrics
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError, command_line
-from ganmotion.files import atomic_write, check_writable
+from ganmotion.files import atomic_files, check_writable
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.render import SkeletonStyle
 
@@ -438,25 +438,19 @@ def run(args: argparse.Namespace) -> dict:
     check_writable(args.out, folder=True)  # before the minutes of evaluation
     report, outputs, frames, skeletons = evaluate(args)
     table = markdown_table(report)
-    args.out.mkdir(exist_ok=True)
     sheet = contact_sheet(frames, skeletons, outputs, args.sheet_frames)
     header = (
         f"{report['frames']} frames of {report['shards']} ({report['split']}: "
         f"{report['first_frame']} .. {report['last_frame']}), {report['image_size']} px"
     )
-    with atomic_write(args.out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
-    with atomic_write(args.out / "report.md") as tmp:
-        tmp.write_text(f"{header}\n\n{table}\n")
-    _write_png(args.out / "contact_sheet.png", sheet)
+    names = ("report.json", "report.md", "contact_sheet.png")
+    with atomic_files(args.out, *names) as tmp:  # all three, or none (a full disk)
+        tmp["report.json"].write_text(json.dumps(report, indent=2))
+        tmp["report.md"].write_text(f"{header}\n\n{table}\n")
+        if not cv2.imwrite(str(tmp["contact_sheet.png"]), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise GanmotionError(f"{args.out / 'contact_sheet.png'}: cannot write the image")
     print(f"{header}\n\n{table}\n\nwrote {args.out}/report.json, report.md, contact_sheet.png")
     return report
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    with atomic_write(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise GanmotionError(f"{path}: cannot write the image")
 
 
 @command_line

@@ -163,6 +163,31 @@ def atomic_folder(final: str | os.PathLike, replace: bool = False) -> Iterator[P
         shutil.rmtree(staging, ignore_errors=True)  # gone already after a commit
 
 
+@contextmanager
+def atomic_files(folder: str | os.PathLike, *names: str) -> Iterator[dict[str, Path]]:
+    """Temporary paths for the files `names` in `folder`, which appear together when the
+    block exits normally (each fsynced, then renamed: a rename needs no space, so a full disk
+    stops the block before any of them appears). On an exception no file of `names`
+    changes, the temporaries are removed, and so is `folder` if this block created it."""
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    temporaries = {name: temporary_path(folder / name) for name in names}
+    try:
+        yield temporaries
+        for tmp in temporaries.values():
+            _fsync(tmp)
+        for name, tmp in temporaries.items():
+            os.replace(tmp, folder / name)
+        _fsync(folder)
+    except BaseException:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     """Raise a `GanmotionError` unless `path` can be written, so that a command finds out
     before its work, not after it: as a file (written through a sibling, see `atomic_write`:

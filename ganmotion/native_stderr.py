@@ -35,8 +35,12 @@ NOISE = re.compile(
     rb"|INFO: Created TensorFlow Lite "
     rb"|\[[\w,]+ @ 0x[0-9a-f]+\] "  # FFmpeg's av_log: [mov,mp4,... @ 0x55d0...] moov atom ...
     rb"|\[ WARN:\d+@[\d.]+\] "  # OpenCV's warnings
+    rb"|libpng error: "  # (OpenCV returns False: our line names the file)
     rb").*$"
 )
+# The start of a line that may still become noise: held back until its end arrives, since
+# TF Lite and FFmpeg write a line in parts ("INFO: ", then the message, then "\n").
+MAYBE_NOISE = re.compile(rb"(?:INFO: |WARNING: |[WI]\d{4} |libpng |\[[\w,]+ @ 0x)[^\n]*$")
 ENABLE_VARIABLE = "GANMOTION_NATIVE_LOGS"
 JOIN_SECONDS = 2.0  # waiting for the last lines when children still hold the pipe open
 
@@ -50,14 +54,14 @@ def without_noise(line: bytes) -> bytes:
 
 def _pass_on(read_end: int, out: int) -> None:
     """Copy the pipe to `out` until every writer has closed it, without the noise. A partial
-    line (tqdm's bar, redrawn with \r) goes on at once: native loggers write each line with
-    one write, which a pipe never splits between reads."""
+    line (tqdm's bar, redrawn with \r) goes on at once, up to where noise may be starting."""
     pending = b""
     while chunk := os.read(read_end, 65536):
         *lines, pending = (pending + chunk).split(b"\n")
         kept = b"".join(without_noise(line) for line in lines)
-        if pending and NOISE.search(pending) is None:
-            kept, pending = kept + pending, b""
+        starts = [m.start() for m in (NOISE.search(pending), MAYBE_NOISE.search(pending)) if m]
+        cut = min(starts, default=len(pending))
+        kept, pending = kept + pending[:cut], pending[cut:]
         if kept:
             os.write(out, kept)
     if pending:

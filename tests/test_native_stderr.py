@@ -57,7 +57,13 @@ def main():
     os.write(2, b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x563e406ad880] moov atom not found\n")
     sys.stderr.write("\rbar 1/2")
     sys.stderr.flush()
-    os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    for part in (b"INFO: ", b"Created TensorFlow Lite XNNPACK delegate for CPU.", b"\n"):
+        os.write(2, part)  # as TF Lite writes it: in parts
+        time.sleep(0.05)
+    os.write(2, b"[h264 @ 0x55fd3b956300] ")
+    time.sleep(0.05)
+    os.write(2, b"Invalid NAL unit size (574 > 353).\n")
+    os.write(2, b"INFO: a line of ours that only starts like theirs\n")
     sys.stderr.write("\rbar 2/2\n")
     process = multiprocessing.get_context("spawn").Process(target=child)
     process.start()
@@ -83,7 +89,8 @@ def test_a_command_shows_its_own_lines_and_not_the_noise(tmp_path):
     result = run_noisy(tmp_path)
     assert result.returncode == 1
     assert result.stderr == (
-        "\rbar 1/2\rbar 2/2\na child's own line\nerror: clip.mp4: not a readable video\n"
+        "\rbar 1/2INFO: a line of ours that only starts like theirs\n\rbar 2/2\n"
+        "a child's own line\nerror: clip.mp4: not a readable video\n"
     )
 
 

@@ -68,7 +68,7 @@ from ganmotion.data.manifest import (
     SplitEntry,
 )
 from ganmotion.data.masks import MasksOfFrames, read_masks
-from ganmotion.errors import GanmotionError, command_line
+from ganmotion.errors import GanmotionError, command_line, naming_full_disk
 from ganmotion.files import atomic_folder, check_writable
 from ganmotion.pose.detector import DetectorConfig, PackedMask, detect_video
 from ganmotion.pose.retarget import body_stats
@@ -393,7 +393,7 @@ def prepare(
 
     # check_output_dir has decided that `out` may be replaced: it is absent, empty, or the
     # user asked to overwrite it.
-    with atomic_folder(out, replace=True) as staging:
+    with naming_full_disk(out), atomic_folder(out, replace=True) as staging:
         shard_sets, decoded, without_mask = write_shards(
             video, staging, keypoints, masks, crops, splits, config, progress, plate
         )

@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ from ganmotion.data.stream import (
     ordered_samples,
     validation_batches,
 )
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, disk_full
 from ganmotion.files import atomic_write
 from ganmotion.images import to_uint8_images
 from ganmotion.training import checkpoint as ckpt
@@ -201,23 +202,24 @@ class Trainer:
             unit="step",
         )
         window, bad_in_a_row, stop = LossWindow(), 0, None
-        while self.step < run.steps and stop is None:
-            losses, finite = self.objective.train_step(data)
-            self.step += 1
-            bar.update()
-            window.add(losses, finite)
-            bad_in_a_row = 0 if finite else bad_in_a_row + 1
-            if not finite:
-                self.skipped(bad_in_a_row)
-            stop = self.stop_requested(preemption, deadline)
-            last = self.step == run.steps or stop == "max_minutes"
-            if self.step % run.log_every == 0 or last:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in self.log(tracker, window).items()})
-                window = LossWindow()
-            saved = self.validate_and_save(tracker, last)
-            if stop == "preempted" and not saved:
-                self.save()
-        bar.close()
+        with bar:  # closed (its line ended) on an error too: the error line comes after it
+            while self.step < run.steps and stop is None:
+                losses, finite = self.objective.train_step(data)
+                self.step += 1
+                bar.update()
+                window.add(losses, finite)
+                bad_in_a_row = 0 if finite else bad_in_a_row + 1
+                if not finite:
+                    self.skipped(bad_in_a_row)
+                stop = self.stop_requested(preemption, deadline)
+                last = self.step == run.steps or stop == "max_minutes"
+                if self.step % run.log_every == 0 or last:
+                    logged = self.log(tracker, window)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items()})
+                    window = LossWindow()
+                saved = self.validate_and_save(tracker, last)
+                if stop == "preempted" and not saved:
+                    self.save()
         if stop == "preempted":
             self.accelerator.print(
                 f"preempted at step {self.step}: checkpoint saved, exit to requeue"
@@ -390,10 +392,15 @@ class Trainer:
         ckpt.save_tensors(ckpt.rng_state(), partial / f"rng-rank{acc.process_index:05d}.pt")
         self.objective.updates.save_partitions(partial, acc.process_index)
         replicas = acc.gather(self.weight_checksum()).tolist()
-        if acc.is_main_process:
-            self.write_checkpoint_files(partial, replicas)
-        acc.wait_for_everyone()
         final = ckpt.step_dir(root, self.step)
+        if acc.is_main_process:
+            try:
+                self.write_checkpoint_files(partial, replicas)
+            except Exception as error:  # a full disk, mostly: one line, and its space back
+                shutil.rmtree(partial, ignore_errors=True)
+                why = disk_full(error) or failure_reason(error)
+                raise GanmotionError(f"{final}: cannot write the checkpoint: {why}") from None
+        acc.wait_for_everyone()
         if acc.is_main_process:
             ckpt.finish(root, self.step)
             if best:
