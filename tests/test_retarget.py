@@ -3,7 +3,14 @@ import pytest
 
 from ganmotion.data.synthetic import Motion, pose_at
 from ganmotion.errors import GanmotionError
-from ganmotion.pose.retarget import BodyStats, Retargeter, body_stats, fixed_crop, target_body
+from ganmotion.pose.retarget import (
+    BodyStats,
+    InFrame,
+    Retargeter,
+    body_stats,
+    fixed_crop,
+    target_body,
+)
 from ganmotion.pose.schema import JOINT
 
 HANDS = ("wrist", "pinky", "index", "thumb")
@@ -119,3 +126,56 @@ def test_stats_round_trip_through_json_and_manifest():
         target_body(None, "shards/manifest.json")
     with pytest.raises(GanmotionError, match="malformed"):
         target_body({"height": 3}, "shards/manifest.json")
+
+
+def _drawn(keypoints: np.ndarray) -> np.ndarray:
+    return np.isfinite(keypoints).all(-1) & (keypoints[..., 2] >= 0.5)
+
+
+def _crossing(size: int, frames: int = 90) -> np.ndarray:
+    """A dancer who walks across a frame four times its size, left edge to right edge."""
+    poses = _dancer(size, frames)
+    poses[..., 0] += np.linspace(-1.5 * size, 1.5 * size, frames)[:, None]
+    return poses
+
+
+def test_keep_moves_the_body_back_only_as_far_as_the_frame_needs():
+    size = 128
+    poses = _crossing(size)
+    in_frame = InFrame(size, "keep", margin=0.04)
+    kept = np.stack([in_frame(pose) for pose in poses])
+    low, high = 0.04 * size, 0.96 * (size - 1)
+    drawn = _drawn(kept)
+    assert (kept[drawn][:, :2] >= low - 1e-4).all() and (kept[drawn][:, :2] <= high + 1e-4).all()
+    middle = len(poses) // 2  # where the walk passes the middle of the frame: untouched
+    np.testing.assert_array_equal(kept[middle], poses[middle])
+    # The move across is kept up to the edges: left side at the start, right at the end.
+    assert kept[0, drawn[0], 0].min() == pytest.approx(low)
+    assert kept[-1, drawn[-1], 0].max() == pytest.approx(high)
+    # Proportions and the vertical position are untouched.
+    np.testing.assert_allclose(kept[..., 1], poses[..., 1])
+    np.testing.assert_allclose(
+        np.diff(kept[..., 0], axis=1), np.diff(poses[..., 0], axis=1), atol=1e-4
+    )
+
+
+def test_center_holds_the_hips_where_the_target_stands():
+    size = 128
+    poses = _crossing(size)
+    kept = np.stack([InFrame(size, "center", anchor_x=60.0)(pose) for pose in poses])
+    hips = kept[:, [JOINT["left_hip"], JOINT["right_hip"]], 0].mean(axis=1)
+    np.testing.assert_allclose(hips, 60.0, atol=1e-3)
+
+
+def test_a_body_larger_than_the_frame_is_centred_and_hidden_joints_do_not_count():
+    size = 64
+    pose = _dancer(256, frames=1)[0]  # 0.72 * 256 tall in a 64 px square
+    pose[JOINT["left_wrist"]] = (-500.0, -500.0, 0.1)  # not drawn: its visibility is low
+    moved = InFrame(size, "keep")(pose)
+    drawn = _drawn(moved)
+    top, bottom = moved[drawn, 1].min(), moved[drawn, 1].max()  # taller than the square
+    assert (top + bottom) / 2 == pytest.approx((size - 1) / 2, abs=0.05)
+    assert moved[drawn, 0].min() >= 0.04 * size - 1e-3
+    assert moved[drawn, 0].max() <= 0.96 * (size - 1) + 1e-3
+    with pytest.raises(GanmotionError, match="motion must be one of keep, center"):
+        InFrame(size, "follow")

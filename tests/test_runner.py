@@ -25,6 +25,7 @@ from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.filters import OneEuroConfig, smooth_sequence
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import body_stats
+from ganmotion.pose.schema import JOINT
 from ganmotion.runtime import load_backend
 from ganmotion.runtime.infer import main as infer_main
 from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline, no_pose_frame
@@ -536,3 +537,28 @@ def test_a_source_accepted_cut_short_says_so_in_the_summary():
     assert summary.to_json()["frames_declared"] == 901
     summary.frames_declared = 272
     assert not any("CUT SHORT" in line for line in summary.lines())
+
+
+@pytest.mark.parametrize("retarget", [True, False])
+def test_a_person_crossing_the_frame_stays_whole_in_the_output(model, synthetic_clip, poses,
+                                                                retarget):  # fmt: skip
+    width = probe_video(synthetic_clip[0]).width
+    crossing = poses.copy()  # from beyond the left edge of the source to beyond its right
+    drift = np.linspace(-width, width, len(poses)) - np.nanmean(poses[..., 0])
+    crossing[..., 0] += drift[:, None] + width / 2
+    backend = load_backend(model)
+    kept = {}
+    for motion in ("keep", "center"):
+        config = RunnerConfig(retarget=retarget, motion=motion)
+        target = resolve_target(model, None, backend.size) if retarget else None
+        frames = list(VideoPipeline(backend, config, target).frames(synthetic_clip[0], crossing))
+        keypoints = np.stack([frame.keypoints for frame in frames])
+        drawn = np.isfinite(keypoints).all(-1) & (keypoints[..., 2] >= 0.5)
+        assert drawn.any(axis=1).all()
+        xy = keypoints[drawn][:, :2]
+        assert (xy >= 0).all() and (xy <= backend.size - 1).all(), motion  # every joint inside
+        kept[motion] = keypoints[:, [JOINT["left_hip"], JOINT["right_hip"]], 0].mean(axis=1)
+    # keep: the walk across is there (the hips travel), as far as the frame holds the body;
+    # center: the hips stay put.
+    assert np.ptp(kept["keep"]) > 0.3 * backend.size
+    assert np.ptp(kept["center"]) < 0.02 * backend.size

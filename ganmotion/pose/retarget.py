@@ -132,6 +132,60 @@ def fixed_crop(stats: BodyStats, size: int, margin: float = 0.15) -> PoseMapping
     return PoseMapping(scale, stats.feet, (size / 2, size - margin * stats.height * scale))
 
 
+MOTIONS = ("keep", "center")
+
+
+class InFrame:
+    """Keeps a body, already mapped into the size x size output, inside it, frame by frame.
+
+    A mapping has one scale and one translation for the whole video (`Retargeter`), so a
+    source person who steps sideways across the room walks out of the square, limbs cut at
+    its edge. Here, after the mapping:
+
+    - motion "keep": the body moves as the source's did, shifted back only as far as needed
+      to keep every drawn joint `margin * size` inside the edges (a body larger than the
+      square is centred on it);
+    - motion "center": the hips are held at `anchor_x` (where the target stands in its
+      crops), so only the source's up and down moves remain; then kept inside as above.
+
+    The keypoints come smoothed (the runner's One-Euro filter), so the shifts are smooth too.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        motion: str = "keep",
+        anchor_x: float | None = None,
+        margin: float = 0.04,
+        min_visibility: float = 0.5,
+    ):
+        if motion not in MOTIONS:
+            raise GanmotionError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
+        self.size, self.motion, self.margin = size, motion, margin
+        self.anchor_x = size / 2 if anchor_x is None else float(anchor_x)
+        self.min_visibility = min_visibility  # the joints the renderer draws (render.py)
+
+    def __call__(self, keypoints: np.ndarray) -> np.ndarray:
+        """(33, 3) output pixels -> the same, translated; joints it would not draw move along."""
+        drawn = np.isfinite(keypoints).all(axis=1) & (keypoints[:, 2] >= self.min_visibility)
+        if not drawn.any():
+            return keypoints
+        moved = keypoints.copy()
+        if self.motion == "center":
+            hips = keypoints[_HIPS, 0]
+            x = hips.mean() if np.isfinite(hips).all() else keypoints[drawn, 0].mean()
+            moved[:, 0] += self.anchor_x - x
+        low, high = self.margin * self.size, (1 - self.margin) * (self.size - 1)
+        for axis in (0, 1):
+            first, last = moved[drawn, axis].min(), moved[drawn, axis].max()
+            if last - first > high - low:  # larger than the square: centred on it
+                shift = (low + high - first - last) / 2
+            else:
+                shift = max(low - first, 0.0) + min(high - last, 0.0)
+            moved[:, axis] += shift
+        return moved
+
+
 def target_body(body: dict | None, where: str) -> BodyStats:
     """The target's body statistics that `prepare` recorded in a shard manifest (its `body`
     entry; `where` names the manifest in errors)."""

@@ -20,6 +20,7 @@ import numpy as np
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.filters import OneEuroConfig
+from ganmotion.pose.retarget import MOTIONS
 from ganmotion.video import MIN_STORED_SHARE, check_complete
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
@@ -76,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the source body's proportions (framed around it) instead of mapping it onto "
         "the target's height and position",
+    )
+    parser.add_argument(
+        "--motion",
+        choices=MOTIONS,
+        default="keep",
+        help="keep: the source's moves across the room, as far as the output holds the whole "
+        "body (the default); center: the person held where the target stands",
     )
     parser.add_argument(
         "--side-by-side", action="store_true", help="write source | skeleton | generated"
@@ -165,6 +173,7 @@ def run(args: argparse.Namespace):
             enabled=not args.no_smoothing,
         ),
         retarget=not args.no_retarget,
+        motion=args.motion,
         side_by_side=args.side_by_side,
     )
     target = None

@@ -32,7 +32,14 @@ from ganmotion.errors import GanmotionError, children_ignore_interrupts
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
-from ganmotion.pose.retarget import BodyStats, Retargeter, body_stats, fixed_crop
+from ganmotion.pose.retarget import (
+    MOTIONS,
+    BodyStats,
+    InFrame,
+    Retargeter,
+    body_stats,
+    fixed_crop,
+)
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
 from ganmotion.runtime.contract import Backend
 from ganmotion.video import VideoWriter, probe_video, read_frames
@@ -50,6 +57,8 @@ class RunnerConfig:
     smoothing: One-Euro filter over the keypoints and the hold for short gaps without a pose.
     retarget: map the source body onto the target's height and foot position (from the
         training manifest); off, the source body is framed as it is, proportions unchanged.
+    motion: "keep" the source's moves across the frame as far as the output holds the
+        whole body, or hold the person at the "center" (`ganmotion.pose.retarget.InFrame`).
     calibration_frames: detected poses the source body is measured from (the first ones);
         frames wait for them, at most 3x this many.
     side_by_side: write source | skeleton | generated instead of the generated frames alone.
@@ -61,6 +70,7 @@ class RunnerConfig:
     pose_workers: int = 1
     smoothing: OneEuroConfig = field(default_factory=OneEuroConfig)
     retarget: bool = True
+    motion: str = "keep"
     calibration_frames: int = 30
     side_by_side: bool = False
     queue_frames: int = 0
@@ -73,6 +83,8 @@ class RunnerConfig:
                 raise GanmotionError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.queue_frames < 0:
             raise GanmotionError(f"queue_frames must be >= 0, got {self.queue_frames}")
+        if self.motion not in MOTIONS:
+            raise GanmotionError(f"motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
 
 
 @dataclass
@@ -437,11 +449,16 @@ class VideoPipeline:
                 stages.put(tracked, self._render(early, mapping, stages))
         stages.put(tracked, _END)
 
-    def _mapping(self, calibration: np.ndarray) -> Retargeter:
+    def _mapping(self, calibration: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Source pixels -> output pixels: the source body measured on `calibration`, mapped
+        onto the target (or framed as it is), then kept in the frame, pose by pose."""
         source = body_stats(calibration)
         if self.config.retarget:
-            return Retargeter(source, self.target)
-        return fixed_crop(source, self.size)
+            mapping, anchor_x = Retargeter(source, self.target), self.target.feet[0]
+        else:
+            mapping, anchor_x = fixed_crop(source, self.size), self.size / 2
+        in_frame = InFrame(self.size, self.config.motion, anchor_x)
+        return lambda keypoints: in_frame(mapping(keypoints))
 
     def _render(self, frame: Frame, mapping, stages: _Stages) -> Frame:
         with stages.timed("track"):
