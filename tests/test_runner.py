@@ -562,3 +562,108 @@ def test_a_person_crossing_the_frame_stays_whole_in_the_output(model, synthetic_
     # center: the hips stay put.
     assert np.ptp(kept["keep"]) > 0.3 * backend.size
     assert np.ptp(kept["center"]) < 0.02 * backend.size
+
+
+# ----------------------------------------------------------------- full-frame output
+
+
+def test_full_frame_lays_the_person_into_the_targets_room(
+    alpha_model, synthetic_shards, synthetic_clip, poses
+):
+    from ganmotion.data.background import load_plate
+    from ganmotion.data.manifest import load_manifest
+    from ganmotion.runtime.background import full_frame_of
+
+    manifest = load_manifest(synthetic_shards)
+    room = load_plate(synthetic_shards, manifest)
+    backend = load_backend(alpha_model)
+    full = full_frame_of(str(synthetic_shards), backend, str(alpha_model))
+    pipeline = VideoPipeline(backend, RunnerConfig(retarget=False, batch_size=4), None, full)
+    frames = [f for f in pipeline.frames(synthetic_clip[0], poses) if f.alpha is not None]
+    assert len(frames) == len(poses)
+    x0, y0, side = full.x0, full.y0, full.side
+    outside = np.ones(room.shape[:2], bool)
+    outside[max(0, y0) : y0 + side, max(0, x0) : x0 + side] = False
+    assert outside.any() and not outside.all()
+    changed = 0
+    for frame in frames[::10]:
+        image = pipeline.output(frame)
+        assert image.shape == (manifest.source.height, manifest.source.width, 3)
+        assert np.array_equal(image[outside], room[outside])  # the room, exactly
+        alpha = cv2.resize(frame.alpha, (side, side), interpolation=cv2.INTER_LINEAR)
+        window = np.zeros(room.shape[:2], np.float32)
+        top, left = max(0, y0), max(0, x0)
+        window[top : y0 + side, left : x0 + side] = alpha[top - y0 :, left - x0 :][
+            : window.shape[0] - top, : window.shape[1] - left
+        ]
+        empty = (window == 0) & ~outside  # inside the crop, where the person is not
+        difference = np.abs(image.astype(np.int16) - room.astype(np.int16))
+        assert difference[empty].max(initial=0) <= 1
+        person = window > 0.2
+        changed += (difference[person].mean() > 10) if person.any() else 0
+    assert changed > 0  # the person is there, drawn over the room
+
+
+def test_a_full_frame_without_the_person_is_the_room_exactly(
+    synthetic_shards, synthetic_clip, poses, tmp_path
+):
+    from test_export import make_alpha_checkpoint
+
+    from ganmotion.data.background import load_plate
+    from ganmotion.data.manifest import load_manifest
+    from ganmotion.runtime.background import full_frame_of
+
+    room = load_plate(synthetic_shards, load_manifest(synthetic_shards))
+    nobody = make_alpha_checkpoint(tmp_path / "checkpoints", SIZE, synthetic_shards, -40.0)
+    backend = load_backend(nobody)
+    full = full_frame_of(str(synthetic_shards), backend, str(nobody))
+    pipeline = VideoPipeline(backend, RunnerConfig(retarget=False, batch_size=4), None, full)
+    images = [pipeline.output(f) for f in pipeline.frames(synthetic_clip[0], poses)]
+    assert all(np.array_equal(image, room) for image in images)  # inside the crop too
+
+
+def test_full_frame_from_the_command_line(alpha_onnx, synthetic_shards, synthetic_clip,
+                                          beach, tmp_path):  # fmt: skip
+    from ganmotion.data.background import load_plate
+    from ganmotion.data.manifest import load_manifest
+    from ganmotion.runtime.background import fit_frame, read_image
+
+    manifest = load_manifest(synthetic_shards)
+    (tmp_path / "out").mkdir()
+    for background in (None, beach):
+        out = tmp_path / "out" / f"full-{background is None}.mp4"
+        extra = [] if background is None else ["--background", str(background)]
+        code = infer_main(["--source", str(synthetic_clip[0]), "--model", str(alpha_onnx),
+                           "--out", str(out), "--poses", str(synthetic_clip[1]), "--full-frame",
+                           "--target-shards", str(synthetic_shards), "--no-retarget", "--quiet",
+                           *extra])  # fmt: skip
+        assert code == 0
+        written = frames(out)
+        assert written.shape[1:] == (manifest.source.height, manifest.source.width, 3)
+        room = (load_plate(synthetic_shards, manifest) if background is None
+                else fit_frame(read_image(background), manifest.source.width,
+                               manifest.source.height))  # fmt: skip
+        corner = (slice(0, 8), slice(0, 8))  # the crop does not reach the frame's corner
+        assert np.abs(written[:, corner[0], corner[1]] - room[corner].astype(np.int16)).mean() < 3
+
+
+@pytest.mark.parametrize("case", ["model without alpha", "moving camera, no background"])
+def test_full_frame_needs_alpha_and_a_room(case, model, alpha_model, synthetic_shards,
+                                           synthetic_clip, tmp_path, capsys):  # fmt: skip
+    shards = synthetic_shards
+    if case == "moving camera, no background":
+        shards = tmp_path / "shards"
+        shutil.copytree(synthetic_shards, shards)
+        manifest = json.loads((shards / "manifest.json").read_text())
+        manifest["plate"], manifest["camera"] = None, "moving"
+        (shards / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out" / "full.mp4"
+    out.parent.mkdir()
+    model_arg = model if case == "model without alpha" else alpha_model
+    code = infer_main(["--source", str(synthetic_clip[0]), "--model", str(model_arg), "--out",
+                       str(out), "--poses", str(synthetic_clip[1]), "--full-frame",
+                       "--target-shards", str(shards), "--quiet"])  # fmt: skip
+    assert code == 1
+    line = _error_line(capsys)
+    assert ("needs a model with alpha" if case == "model without alpha" else "--background") in line
+    assert listing(out.parent) == []

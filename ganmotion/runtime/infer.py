@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the target's height and position",
     )
     parser.add_argument(
+        "--full-frame",
+        action="store_true",
+        help="write the target's whole frame at its resolution, the person laid into its room "
+        "(the plate of a static camera, or --background) where its body stood; needs a model "
+        "with alpha and the target's shards",
+    )
+    parser.add_argument(
         "--motion",
         choices=MOTIONS,
         default="keep",
@@ -140,9 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     from ganmotion.runtime.backends import load_backend
-    from ganmotion.runtime.background import OnBackground, fit_background, read_image
+    from ganmotion.runtime.background import (
+        OnBackground,
+        fit_background,
+        full_frame_of,
+        read_image,
+    )
     from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline
-    from ganmotion.runtime.target import resolve_target
+    from ganmotion.runtime.target import resolve_target, target_entry
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
@@ -161,7 +173,11 @@ def run(args: argparse.Namespace):
     }
     backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
     batch_size = default_batch(backend) if args.batch is None else args.batch
-    if background is not None:
+    full_frame = None
+    if args.full_frame:  # a --background is the room of the whole frame
+        shards = target_entry(args.model, args.target_shards)["shards"]
+        full_frame = full_frame_of(shards, backend, args.model, background)
+    elif background is not None:
         backend = OnBackground(backend, fit_background(background, backend.size), args.model)
     config = RunnerConfig(
         batch_size=batch_size,
@@ -179,7 +195,7 @@ def run(args: argparse.Namespace):
     target = None
     if config.retarget:
         target = resolve_target(args.model, args.target_shards, backend.size)
-    summary = VideoPipeline(backend, config, target).run(
+    summary = VideoPipeline(backend, config, target, full_frame).run(
         args.source, out, poses=poses, progress=not args.quiet
     )
     summary.frames_declared = stored.declared

@@ -41,6 +41,7 @@ from ganmotion.pose.retarget import (
     fixed_crop,
 )
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
+from ganmotion.runtime.background import FullFrame
 from ganmotion.runtime.contract import Backend
 from ganmotion.video import VideoWriter, probe_video, read_frames
 
@@ -98,6 +99,7 @@ class Frame:
     status: str = "missing"  # "detected", "held" (gap filled from the last pose), "missing"
     skeleton: np.ndarray | None = None  # (S, S, 3) uint8, the generator's input
     generated: np.ndarray | None = None  # (S, S, 3) uint8
+    alpha: np.ndarray | None = None  # (S, S) float32 in [0, 1], for a full-frame output
 
 
 @dataclass
@@ -281,12 +283,17 @@ def no_pose_frame(size: int) -> np.ndarray:
     return image
 
 
-def side_by_side(frame: Frame, size: int) -> np.ndarray:
-    """source (scaled to the generator's height) | skeleton | generated."""
+def side_by_side(frame: Frame, generated: np.ndarray) -> np.ndarray:
+    """source | skeleton | generated (the crop, or the full frame), at the generated
+    image's height."""
+    size = generated.shape[0]
     height, width = frame.source.shape[:2]
     source = cv2.resize(frame.source, (max(2, round(width * size / height)), size), cv2.INTER_AREA)
-    skeleton = frame.skeleton if frame.skeleton is not None else np.zeros_like(frame.generated)
-    return np.concatenate([source, skeleton, frame.generated], axis=1)
+    if frame.skeleton is None:
+        skeleton = np.zeros((size, size, 3), np.uint8)
+    else:
+        skeleton = cv2.resize(frame.skeleton, (size, size), interpolation=cv2.INTER_NEAREST)
+    return np.concatenate([source, skeleton, generated], axis=1)
 
 
 class VideoPipeline:
@@ -294,7 +301,15 @@ class VideoPipeline:
     (pixels of its size x size image); needed when `config.retarget` is on. Skeletons are
     drawn in the backend's style (`skeleton`): the one its model was trained on."""
 
-    def __init__(self, backend: Backend, config: RunnerConfig, target: BodyStats | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        config: RunnerConfig,
+        target: BodyStats | None = None,
+        full_frame: FullFrame | None = None,
+    ):
+        """`full_frame`: write each generated person into the target's whole frame
+        (`ganmotion.runtime.background.full_frame_of`) rather than the crop."""
         if config.retarget and target is None:
             raise GanmotionError(
                 "retargeting needs the target's body measurements (from the training shards' "
@@ -303,6 +318,7 @@ class VideoPipeline:
         self.backend = backend
         self.config = config
         self.target = target
+        self.full_frame = full_frame
         self.size = backend.size
         self.skeleton = backend.skeleton
 
@@ -330,13 +346,20 @@ class VideoPipeline:
         ):
             for frame in self.frames(source, poses, summary):
                 start = time.perf_counter()
-                image = side_by_side(frame, self.size) if self.config.side_by_side else None
-                writer.write(frame.generated if image is None else image)
+                writer.write(self.output(frame))
                 encoding += time.perf_counter() - start
                 bar.update()
         summary.seconds = time.perf_counter() - started
         summary.stage_seconds["encode"] = encoding
         return summary
+
+    def output(self, frame: Frame) -> np.ndarray:
+        """What the video shows of a generated frame: the crop or the full frame, alone or
+        beside its source and skeleton."""
+        image = frame.generated
+        if self.full_frame is not None:
+            image = self.full_frame(image, frame.alpha)
+        return side_by_side(frame, image) if self.config.side_by_side else image
 
     def frames(
         self, source: str | Path, poses: np.ndarray | None = None, summary: RunSummary | None = None
@@ -495,9 +518,13 @@ class VideoPipeline:
         posed = [f for f in batch if f.skeleton is not None]
         if posed:
             skeletons, keypoints = _as_batch(posed)
-            images = to_uint8_images(self.backend(skeletons, keypoints))
-            for frame, image in zip(posed, images):
-                frame.generated = image
+            if self.full_frame is None:
+                images, alphas = self.backend(skeletons, keypoints), [None] * len(posed)
+            else:  # the alpha lays the person into the frame
+                images, alpha = self.backend.with_alpha(skeletons, keypoints)
+                alphas = alpha[:, 0].float().cpu().numpy()
+            for frame, image, alpha in zip(posed, to_uint8_images(images), alphas):
+                frame.generated, frame.alpha = image, alpha
         for frame in batch:
             if frame.generated is None:
                 frame.generated = no_pose_frame(self.size)

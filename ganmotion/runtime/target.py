@@ -49,11 +49,12 @@ def body_at_size(entry: dict, size: int) -> BodyStats:
     )
 
 
-def resolve_target(model: str | Path, target_shards: str | None, size: int) -> BodyStats:
-    """The target body for running `model` at `size`: from --target-shards when given, else
-    from the checkpoint's training shards or the exported model's sidecar."""
+def target_entry(model: str | Path, target_shards: str | None) -> dict:
+    """The target entry ({"shards", "image_size", "body"}) for running `model`: from
+    --target-shards when given, else from the checkpoint's training shards or the exported
+    model's sidecar."""
     if target_shards is not None:
-        return body_at_size(target_from_shards(target_shards), size)
+        return target_from_shards(target_shards)
     path = Path(model)
     entry = None
     if path.is_dir():
@@ -68,4 +69,9 @@ def resolve_target(model: str | Path, target_shards: str | None, size: int) -> B
             "not reachable and no sidecar carries them): pass --target-shards DIR, or "
             "--no-retarget"
         )
-    return body_at_size(entry, size)
+    return entry
+
+
+def resolve_target(model: str | Path, target_shards: str | None, size: int) -> BodyStats:
+    """The target body for running `model` at `size` (see `target_entry`)."""
+    return body_at_size(target_entry(model, target_shards), size)
