@@ -14,6 +14,9 @@ batched generation and encoding overlapped through bounded queues. Its variants:
   pipeline torch bf16 b1       torch under bf16 autocast, batch 1
   pipeline onnxruntime b1      ONNX Runtime fp32, batch 1, 1 pose worker
   pipeline onnxruntime b1 2w   the same with 2 pose workers (static-image mode)
+  pipeline ... full-frame      torch / ONNX Runtime b1 writing the full frame (--full-frame:
+                               the person laid into a frame of the clip's size through its
+                               alpha) instead of the crop; the composition counts as encoding
 
 and, to show what overlapping buys when the generator is not on the CPU, both runners again
 with an off-CPU stand-in for the generator: it takes the real generator's measured seconds per
@@ -56,11 +59,12 @@ from ganmotion.config import load_config
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.export.onnx import export_generator
 from ganmotion.images import to_uint8_images, to_unit_range
-from ganmotion.models.generator import UNetGenerator
+from ganmotion.models.generator import ComposedGenerator, UNetGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import body_stats, fixed_crop
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend
+from ganmotion.runtime.background import FullFrame
 from ganmotion.runtime.pipeline import RunnerConfig, RunSummary, VideoPipeline, no_pose_frame
 from ganmotion.training.config import GanConfig
 from ganmotion.video import VideoWriter, probe_video, read_frames
@@ -72,6 +76,8 @@ SAMPLE = ROOT.parent / "shared" / "data" / "taichi2.mp4"
 SEED = "seed-style loop"
 SEED_OFF_CPU = "seed-style loop, off-CPU gen"
 PIPELINE_OFF_CPU = "pipeline b1, off-CPU gen"
+FULL_FRAME_TORCH = "pipeline torch b1 full-frame"
+FULL_FRAME_ORT = "pipeline ort b1 full-frame"
 # The steady rate is timed from the 60th frame written to the 40th before the end: by then the
 # start-up is over, and the last frames are left out because once decoding and pose detection
 # have finished, the generator drains its queues (4 frames each at batch 1) with the CPU to
@@ -79,10 +85,15 @@ PIPELINE_OFF_CPU = "pipeline b1, off-CPU gen"
 STEADY_AFTER, STEADY_BEFORE_END = 60, 40
 
 
-def build_generator(size: int) -> UNetGenerator:
+def build_generator(size: int) -> UNetGenerator | ComposedGenerator:
+    """The config's generator at `size`, as a trained one runs: an alpha generator composed
+    over a plate (grey here; its values do not change the speed)."""
     torch.manual_seed(0)
     config = load_config(GanConfig, CONFIG).generator
-    return UNetGenerator.from_config(config.__class__(**{**vars(config), "size": size})).eval()
+    generator = UNetGenerator.from_config(config.__class__(**{**vars(config), "size": size}))
+    if generator.config.alpha:
+        generator = ComposedGenerator(generator, torch.zeros(3, size, size))
+    return generator.eval()
 
 
 def seed_loop(source: Path, generator: torch.nn.Module, size: int, out: Path) -> dict:
@@ -122,9 +133,12 @@ def seed_loop(source: Path, generator: torch.nn.Module, size: int, out: Path) ->
     return {"seconds": clock() - started, "stage_seconds": dict(busy), "written": written}
 
 
-def pipeline_run(backend, config: RunnerConfig, source: Path, out: Path) -> dict:
-    """VideoPipeline.run's loop (frames -> encoder), keeping the time each frame is written."""
-    pipeline = VideoPipeline(backend, config)
+def pipeline_run(
+    backend, config: RunnerConfig, source: Path, out: Path, full_frame: FullFrame | None = None
+) -> dict:
+    """VideoPipeline.run's loop (frames -> encoder), keeping the time each frame is written;
+    the composition into the full frame, if any, counts as encoding."""
+    pipeline = VideoPipeline(backend, config, None, full_frame)
     written: list[float] = []
     started = time.perf_counter()
     summary = RunSummary(str(source), str(out), backend.name, config.batch_size)
@@ -132,7 +146,7 @@ def pipeline_run(backend, config: RunnerConfig, source: Path, out: Path) -> dict
         encoding = 0.0
         for frame in pipeline.frames(source, summary=summary):
             tick = time.perf_counter()
-            writer.write(frame.generated)
+            writer.write(pipeline.output(frame))
             encoding += time.perf_counter() - tick
             written.append(time.perf_counter() - started)
     summary.stage_seconds["encode"] = encoding
@@ -199,20 +213,33 @@ def generate_one(generator: torch.nn.Module, skeleton: np.ndarray) -> np.ndarray
         return to_uint8_images(generator(batch))[0]
 
 
-def pipeline_variants(generator: UNetGenerator, onnx: Path) -> dict:
-    """name -> (backend, RunnerConfig) of the runner variants."""
+def pipeline_variants(generator: UNetGenerator | ComposedGenerator, onnx: Path, clip: Path) -> dict:
+    """name -> (backend, RunnerConfig, FullFrame or None) of the runner variants. The
+    full-frame rows lay the person into a frame of the clip's size (its first frame as the
+    room, the crop a centred square of 0.8 of its height): what --full-frame costs."""
     plain = TorchBackend(generator, "cpu")
     bf16 = TorchBackend(generator, "cpu", precision="bf16")
     ort = OnnxRuntimeBackend.load(onnx)
-    return {
-        "pipeline torch b1": (plain, RunnerConfig(batch_size=1, retarget=False)),
-        "pipeline torch bf16 b1": (bf16, RunnerConfig(batch_size=1, retarget=False)),
-        "pipeline onnxruntime b1": (ort, RunnerConfig(batch_size=1, retarget=False)),
+    one = RunnerConfig(batch_size=1, retarget=False)
+    variants = {
+        "pipeline torch b1": (plain, one, None),
+        "pipeline torch bf16 b1": (bf16, one, None),
+        "pipeline onnxruntime b1": (ort, one, None),
         "pipeline onnxruntime b1 2w": (
             ort,
             RunnerConfig(batch_size=1, pose_workers=2, retarget=False),
+            None,
         ),
     }
+    if getattr(plain, "has_alpha", False):
+        room = next(read_frames(clip))
+        height, width = room.shape[:2]
+        side = round(0.8 * height)
+        window = ((width - side) // 2, (height - side) // 2, side)
+        full = FullFrame(room, window, plain.background)
+        variants[FULL_FRAME_TORCH] = (plain, one, full)
+        variants[FULL_FRAME_ORT] = (ort, one, full)
+    return variants
 
 
 def trim(source: Path, frames: int, out: Path) -> Path:
@@ -231,16 +258,16 @@ def bench_size(
         flop_per_frame = count_flops(lambda: generator(torch.zeros(1, 3, size, size)))
     onnx = workdir / f"gen{size}.onnx"
     export_generator(generator, onnx)
-    variants = pipeline_variants(generator, onnx)
+    variants = pipeline_variants(generator, onnx, clip)
     off_cpu = OffCpuGenerator(size, seconds_per_frame(generator, size))
-    variants[PIPELINE_OFF_CPU] = (OffCpuBackend(off_cpu), RunnerConfig(1, retarget=False))
+    variants[PIPELINE_OFF_CPU] = (OffCpuBackend(off_cpu), RunnerConfig(1, retarget=False), None)
     runs: dict[str, list[dict]] = defaultdict(list)
     for repeat in range(repeats):
         out = workdir / "out.mp4"
         runs[SEED].append(seed_loop(clip, generator, size, out))
         runs[SEED_OFF_CPU].append(seed_loop(clip, off_cpu, size, out))
-        for name, (backend, config) in variants.items():
-            runs[name].append(pipeline_run(backend, config, clip, out))
+        for name, (backend, config, full_frame) in variants.items():
+            runs[name].append(pipeline_run(backend, config, clip, out, full_frame))
             assert len(runs[name][-1]["written"]) == frames, name
         print(f"{size} px, repeat {repeat + 1}/{repeats} done", file=sys.stderr)
     result = {}
