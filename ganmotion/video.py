@@ -2,16 +2,19 @@
 
 Frames are RGB uint8 arrays (H, W, 3). Decoding uses OpenCV (fast, bundled FFmpeg); writing
 uses PyAV's libx264, because OpenCV's wheels cannot write H.264 and `mp4v` files do not play
-in browsers. A written video appears under its final name only once it is complete.
+in browsers. A written video appears under its final name only once it is complete, with the
+sound of another video if asked (`VideoWriter(..., audio_from=source)`, see `SourceAudio`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -165,15 +168,214 @@ def read_frames(
         capture.release()
 
 
+# libx264's presets, fastest first: slower ones make smaller files at the same quality (crf).
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+# Audio codecs copied into the mp4 as they are (no re-encode): the mp4 muxer takes them and
+# players of mp4s play them (AC-3, E-AC-3 and ALAC not every browser). Others (PCM from a
+# camera's .mov, MP2, Vorbis) are transcoded to AAC: FFmpeg would mux them into an mp4 too,
+# but few players would play that.
+COPY_AUDIO_CODECS = ("aac", "mp3", "opus", "ac3", "eac3", "alac", "flac")
+# Copied sound from before the output's start kept for the decoder to settle (the mp4's edit
+# list hides it): AAC needs the packet before, MP3's bit reservoir two or three, Opus 80 ms.
+PREROLL_S = 0.1
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+
+class SourceAudio:
+    """The first audio track of a video, muxed into a VideoWriter's mp4 in step with its frames.
+
+    Time 0 of the output is the source's first video frame: audio timestamps are shifted by
+    the source video stream's start time, and audio before 0 or after the output's end
+    (`finish(duration)`) is cut, so an output shorter than its source (a source cut short)
+    gets sound of its own length. A copied track is cut at packet boundaries, and the mp4's
+    edit list and last sample duration cut it to the sample: the packet that ends at or just
+    before 0 is kept as the decoder's pre-roll (AAC's priming packet), and the last packet's
+    duration is shortened to end with the video. A transcoded track is cut to the sample.
+
+    `describe` says what happened: "copied aac", "transcoded pcm_s16le to aac", "none in the
+    source".
+    """
+
+    def __init__(self, path: str | os.PathLike, output):
+        import av
+
+        self.path = str(path)
+        self.stream = None  # in `output`
+        self.copy = False
+        self._items: Iterator = iter(())
+        self._pending = None  # (item, start s, end s): read, not yet muxed
+        self._preroll: list = []  # (packet, start, end) within PREROLL_S before 0
+        self.seconds_muxed = 0.0  # the end of the sound muxed so far, in output seconds
+        self._error: Exception | None = None
+        self._output = output
+        try:
+            self._input = av.open(self.path)
+        except (av.error.FFmpegError, UnicodeDecodeError) as error:
+            raise GanmotionError(f"{path}: cannot read its audio ({error})") from None
+        if not self._input.streams.audio:
+            self.describe = "none in the source"
+            return
+        source = self._input.streams.audio[0]
+        video = self._input.streams.video
+        self._offset = 0.0  # the source video's first frame, in seconds
+        if video and video[0].start_time is not None:
+            self._offset = float(video[0].start_time * video[0].time_base)
+        name = source.codec_context.codec.canonical_name
+        if name in COPY_AUDIO_CODECS and name in output.supported_codecs:
+            self.copy = True
+            self.stream = output.add_stream_from_template(source)
+            self.describe = f"copied {name}"
+            self._items = self._packets(source)
+        else:
+            rate = source.rate if source.rate in AAC_RATES else 48000
+            layout = "mono" if source.channels == 1 else "stereo"  # 5.1 and up: downmixed
+            self.stream = output.add_stream("aac", rate=rate, layout=layout)
+            self.describe = f"transcoded {name} to aac"
+            self._items = self._frames(source)
+
+    # ------------------------------------------------------------------ reading
+
+    def _seconds(self, timestamp: int, time_base: Fraction) -> float:
+        return float(timestamp * time_base) - self._offset
+
+    def _packets(self, source) -> Iterator:
+        for packet in self._input.demux(source):
+            if packet.size == 0:  # the demuxer's empty flush packet
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:  # no time: cannot be placed
+                continue
+            start = self._seconds(pts, packet.time_base)
+            yield packet, start, start + float((packet.duration or 0) * packet.time_base)
+
+    def _frames(self, source) -> Iterator:
+        for packet in self._input.demux(source):
+            for frame in packet.decode():  # the empty flush packet flushes the decoder
+                if frame.pts is None:
+                    continue
+                start = self._seconds(frame.pts, frame.time_base)
+                yield frame, start, start + frame.samples / frame.sample_rate
+
+    def _next(self):
+        """The next (item, start, end) read from the source, None at its end or first error."""
+        import av
+
+        if self._pending is None and self._error is None:
+            try:
+                self._pending = next(self._items, None)
+            except (av.error.FFmpegError, UnicodeDecodeError) as error:  # a damaged or cut file
+                self._error = error
+        return self._pending
+
+    # ------------------------------------------------------------------ writing
+
+    def advance(self, until: float) -> None:
+        """Mux what lies wholly before `until` seconds (the video written so far): sound and
+        frames interleave as they are written, so nothing piles up on long videos."""
+        while (item := self._next()) is not None and item[2] <= until:
+            self._pending = None
+            self._mux(*item, until)
+
+    def finish(self, duration: float) -> None:
+        """Mux the rest up to the output's end, `duration` seconds, and flush the encoder."""
+        while (item := self._next()) is not None and item[1] < duration:
+            self._pending = None
+            self._mux(*item, duration)
+        if not self.copy:
+            self._output.mux(self.stream.encode(None))
+        if self._error is not None and self.seconds_muxed < duration - 0.1:
+            log.warning(
+                "%s: its audio could not be read after %.2f s (%s): the output's last %.2f s "
+                "are silent",
+                self.path,
+                self.seconds_muxed,
+                self._error,
+                duration - self.seconds_muxed,
+            )
+
+    def _mux(self, item, start: float, end: float, stop: float) -> None:
+        if not self.copy:
+            self._encode(item, start, stop)
+        elif end <= 0:
+            self._preroll = [p for p in self._preroll if p[2] > -PREROLL_S] + [(item, start, end)]
+            return
+        else:
+            for packet, packet_start, _ in self._preroll:
+                self._mux_packet(packet, packet_start, stop)
+            self._preroll = []
+            self._mux_packet(item, start, stop)
+        self.seconds_muxed = max(self.seconds_muxed, min(end, stop))
+
+    def _mux_packet(self, packet, start: float, stop: float) -> None:
+        shift = round(self._offset / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= shift
+        if packet.dts is not None:
+            packet.dts -= shift
+        left = math.floor((stop - start) / packet.time_base + 1e-6)  # in packet.time_base
+        if packet.duration and packet.duration > left:  # the last one ends with the video
+            packet.duration = left
+        # Setting .stream does not rescale the timestamps (PyAV 18 only sets the index; see
+        # tests/test_audio.py): mux() rescales them from packet.time_base, the source's.
+        packet.stream = self.stream
+        self._output.mux(packet)
+
+    def _encode(self, frame, start: float, stop: float) -> None:
+        """Encode the part of a decoded frame that lies in [0, stop) seconds of the output."""
+        import av
+
+        rate = frame.sample_rate
+        first = max(0, math.ceil(-start * rate - 1e-6))
+        last = min(frame.samples, round((stop - start) * rate))
+        if last <= first:
+            return
+        if (first, last) != (0, frame.samples):
+            samples = frame.to_ndarray()  # planar (channels, n); packed (1, n * channels)
+            step = 1 if frame.format.is_planar else len(frame.layout.channels)
+            cut = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, first * step : last * step]),
+                format=frame.format.name,
+                layout=frame.layout.name,
+            )
+            cut.sample_rate = rate
+            frame = cut
+        frame.pts = round(start * rate) + first
+        frame.time_base = Fraction(1, rate)
+        self._output.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self._input.close()
+
+
 class VideoWriter:
     """Writes RGB frames to an H.264 mp4 (yuv420p, plays everywhere), atomically.
 
     Use as a context manager: the file appears under `path` only when the block exits
-    without an exception; on error the partial file is removed.
+    without an exception; on error the partial file is removed. With `audio_from` (a video),
+    that video's sound goes with the frames: frame 0 is the source's first frame, and the
+    sound ends with the last frame written (see `SourceAudio`; `audio` then says what was
+    done with it).
     """
 
     def __init__(
-        self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "veryfast"
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        crf: int = 18,
+        preset: str = "veryfast",
+        audio_from: str | os.PathLike | None = None,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -181,10 +383,23 @@ class VideoWriter:
         self.fps = fps
         self.crf = crf
         self.preset = preset
+        self.audio_from = audio_from
+        self.audio: str | None = None  # SourceAudio.describe once the first frame is written
+        self.sound: SourceAudio | None = None  # while there is sound to mux
         self._container = None
         self._stream = None
         self._close = ExitStack()
         self.frames_written = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the written video (0, 0 before the first frame)."""
+        return (self._stream.width, self._stream.height) if self._stream else (0, 0)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video written."""
+        return self.frames_written / self.fps
 
     def __enter__(self) -> VideoWriter:
         import av  # heavy: imported only by code that writes video
@@ -196,10 +411,22 @@ class VideoWriter:
             self._close = stack.pop_all()
         return self
 
+    def _add_streams(self, width: int, height: int) -> None:
+        """The video stream, and the audio one: all streams before the first packet."""
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.audio_from is not None:
+            self.sound = SourceAudio(self.audio_from, self._container)
+            self._close.callback(self.sound.close)
+            self.audio = self.sound.describe
+            if self.sound.stream is None:
+                self.sound = None
+
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame (H, W, 3); all frames must share the first one's size."""
-        from fractions import Fraction
-
         import av
 
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -211,11 +438,7 @@ class VideoWriter:
         if pad_h or pad_w:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         if self._stream is None:
-            rate = Fraction(self.fps).limit_denominator(1001)
-            self._stream = self._container.add_stream("libx264", rate=rate)
-            self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+            self._add_streams(frame.shape[1], frame.shape[0])
         elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
             raise GanmotionError(
                 f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} "
@@ -224,6 +447,8 @@ class VideoWriter:
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             self._container.mux(packet)
         self.frames_written += 1
+        if self.sound is not None:
+            self.sound.advance(self.duration)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # Closing the container, then renaming the file into place or, after any error
@@ -236,3 +461,5 @@ class VideoWriter:
                 raise GanmotionError(f"{self.path}: no frames were written")
             for packet in self._stream.encode():  # flush the encoder's delayed frames
                 self._container.mux(packet)
+            if self.sound is not None:
+                self.sound.finish(self.duration)

@@ -21,7 +21,7 @@ from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.filters import OneEuroConfig
 from ganmotion.pose.retarget import MOTIONS
-from ganmotion.video import MIN_STORED_SHARE, check_complete
+from ganmotion.video import MIN_STORED_SHARE, X264_PRESETS, check_complete
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # TorchBackend.PRECISIONS, without importing torch
@@ -133,6 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
         f"({smoothing.max_gap_s})",
     )
     parser.add_argument(
+        "--crf",
+        type=int,
+        default=18,
+        help="H.264 quality: 0 (lossless) to 51; lower is better and bigger, 18 looks "
+        "lossless, 23 is libx264's default (18)",
+    )
+    parser.add_argument(
+        "--preset",
+        default="veryfast",
+        help=f"libx264 speed, one of {', '.join(X264_PRESETS)}: slower makes a smaller file "
+        "at the same --crf (veryfast)",
+    )
+    parser.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="leave the source's sound out (by default it is copied into the output, or "
+        "transcoded to AAC where an mp4 cannot carry it, and cut to the output's length)",
+    )
+    parser.add_argument(
         "--summary-json", type=Path, help="also write the summary as JSON to this file"
     )
     parser.add_argument(
@@ -159,6 +178,7 @@ def run(args: argparse.Namespace):
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise GanmotionError(f"{out}: the output must be an .mp4 file")
+    check_encoder_flags(args.crf, args.preset)
     # Every output before any work: the video takes minutes, and main writes the summary after.
     for path in (out, args.save_poses, args.summary_json):
         if path is not None:
@@ -191,6 +211,9 @@ def run(args: argparse.Namespace):
         retarget=not args.no_retarget,
         motion=args.motion,
         side_by_side=args.side_by_side,
+        crf=args.crf,
+        preset=args.preset,
+        audio=not args.no_audio,
     )
     target = None
     if config.retarget:
@@ -202,6 +225,15 @@ def run(args: argparse.Namespace):
     if args.save_poses is not None:
         save_poses(np.stack(summary.poses), Path(args.save_poses))
     return summary
+
+
+def check_encoder_flags(crf: int, preset: str) -> None:
+    if not 0 <= crf <= 51:
+        raise GanmotionError(f"--crf {crf}: must be 0 (lossless) to 51")
+    if preset not in X264_PRESETS:
+        raise GanmotionError(
+            f"--preset {preset}: not a libx264 preset (one of {', '.join(X264_PRESETS)})"
+        )
 
 
 def default_batch(backend) -> int:

@@ -43,7 +43,7 @@ from ganmotion.pose.retarget import (
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
 from ganmotion.runtime.background import FullFrame
 from ganmotion.runtime.contract import Backend
-from ganmotion.video import VideoWriter, probe_video, read_frames
+from ganmotion.video import X264_PRESETS, VideoWriter, probe_video, read_frames
 
 STAGES = ("decode", "pose", "track", "generate", "encode")
 
@@ -64,7 +64,10 @@ class RunnerConfig:
         frames wait for them, at most 3x this many.
     side_by_side: write source | skeleton | generated instead of the generated frames alone.
     queue_frames: capacity of each queue between stages, in frames (0: 4 batches).
-    crf, preset: libx264 quality and speed of the output.
+    crf, preset: libx264 quality (0 lossless .. 51; 18 looks lossless) and speed (its preset
+        names, X264_PRESETS: slower is smaller at the same quality) of the output.
+    audio: carry the source's sound into the output (copied, or transcoded to AAC where
+        the mp4 cannot carry its codec), cut to the output's frames.
     """
 
     batch_size: int = 8
@@ -77,6 +80,7 @@ class RunnerConfig:
     queue_frames: int = 0
     crf: int = 18
     preset: str = "veryfast"
+    audio: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "pose_workers", "calibration_frames"):
@@ -84,6 +88,12 @@ class RunnerConfig:
                 raise GanmotionError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.queue_frames < 0:
             raise GanmotionError(f"queue_frames must be >= 0, got {self.queue_frames}")
+        if not 0 <= self.crf <= 51:
+            raise GanmotionError(f"crf must be 0 to 51, got {self.crf}")
+        if self.preset not in X264_PRESETS:
+            raise GanmotionError(
+                f"preset must be one of libx264's ({', '.join(X264_PRESETS)}), got {self.preset!r}"
+            )
         if self.motion not in MOTIONS:
             raise GanmotionError(f"motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
 
@@ -119,6 +129,10 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     poses: list[np.ndarray] = field(default_factory=list, repr=False)  # as detected, per frame
     frames_declared: int = 0  # by the source's container (0: unknown); more: it was cut short
+    width: int = 0  # of the output video
+    height: int = 0
+    duration: float = 0.0  # seconds of output video
+    audio: str = ""  # what became of the source's sound (VideoWriter.audio)
 
     @property
     def frames_per_second(self) -> float:
@@ -145,6 +159,9 @@ class RunSummary:
             "frames_per_second": round(self.frames_per_second, 2),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "stage_frames_per_second": {k: round(v, 2) for k, v in self.stage_fps().items()},
+            "resolution": f"{self.width}x{self.height}",
+            "duration_s": round(self.duration, 3),
+            "audio": self.audio,
         }
 
     def lines(self) -> list[str]:
@@ -153,6 +170,7 @@ class RunSummary:
             f"{self.out}: {self.frames} frames in {self.seconds:.1f} s = "
             f"{self.frames_per_second:.1f} frames/s end to end ({self.backend}, batch "
             f"{self.batch_size})",
+            f"output: {self.width}x{self.height}, {self.duration:.2f} s, audio: {self.audio}",
             f"frames without pose: {self.missing} (gaps filled from the last pose: {self.held})",
             f"stage frames/s (busy time): {stages}",
         ]
@@ -336,7 +354,9 @@ class VideoPipeline:
         """
         source, out = Path(source), Path(out)
         info = probe_video(source)  # a clear error for a missing or unreadable video
-        writer = VideoWriter(out, info.fps, self.config.crf, self.config.preset)  # checks dir
+        audio = source if self.config.audio else None
+        config = self.config
+        writer = VideoWriter(out, info.fps, config.crf, config.preset, audio)  # checks the dir
         summary = RunSummary(str(source), str(out), self.backend.name, self.config.batch_size)
         encoding = 0.0
         started = time.perf_counter()
@@ -351,6 +371,8 @@ class VideoPipeline:
                 bar.update()
         summary.seconds = time.perf_counter() - started
         summary.stage_seconds["encode"] = encoding
+        (summary.width, summary.height), summary.duration = writer.size, writer.duration
+        summary.audio = writer.audio if self.config.audio else "dropped (--no-audio)"
         return summary
 
     def output(self, frame: Frame) -> np.ndarray:
