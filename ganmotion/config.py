@@ -95,7 +95,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if not path.is_file():
             raise GanmotionError(f"{path}: config file does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as error:  # a binary file given as the config
+            raise GanmotionError(f"{path}: not a readable YAML file ({error})") from None
+        try:
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = f" at line {mark.line + 1}" if mark else ""

@@ -29,6 +29,19 @@ class GanmotionError(Exception):
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+def one_line(error: BaseException) -> str:
+    """A library's exception as one line for our message: its type and the line of its text
+    that says what went wrong. torch.load's refusal of a file that is not plain tensors is a
+    page whose first line is about a change of default in PyTorch 2.6; what it met in the
+    file is the line after "WeightsUnpickler error:"."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = next(
+        (after for before, after in zip(lines, lines[1:]) if before.endswith("error:")),
+        lines[0] if lines else "",
+    )
+    return f"{type(error).__name__}: {telling}" if telling else type(error).__name__
+
+
 def disk_full(error: BaseException) -> str | None:
     """ "No space left on device" (or "Disk quota exceeded") when `error` says the disk is
     full (an `OSError` ENOSPC or EDQUOT, or a library's error whose text says so, as

@@ -433,6 +433,8 @@ def run(args: argparse.Namespace) -> dict:
         raise GanmotionError(f"--max-frames must be >= 2, got {args.max_frames}")
     if args.batch < 1:
         raise GanmotionError(f"--batch must be >= 1, got {args.batch}")
+    if args.sheet_frames < 1:
+        raise GanmotionError(f"--sheet-frames must be >= 1, got {args.sheet_frames}")
     if not args.out.parent.is_dir():
         raise GanmotionError(f"{args.out}: directory {args.out.parent} does not exist")
     check_writable(args.out, folder=True)  # before the minutes of evaluation

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganmotion.config import check_ranges, ranged
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, one_line
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def vgg16_features(weights: str | Path) -> nn.Sequential:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise GanmotionError(f"{path}: not a readable state dict ({error})") from None
+        raise GanmotionError(f"{path}: not a readable state dict ({one_line(error)})") from None
     state = {k.removeprefix("features."): v for k, v in state.items() if "classifier" not in k}
     features = vgg16(weights=None).features
     try:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, one_line
 from ganmotion.images import to_unit_range
 from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
 
@@ -272,17 +272,17 @@ class LPIPS:
             raise GanmotionError(
                 f"{backbone}: LPIPS backbone weights not found (torchvision AlexNet state dict)"
             )
-        if backbone.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        try:
+            if backbone.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            state = load_file(str(backbone))
-        else:
-            try:
+                state = load_file(str(backbone))
+            else:
                 state = torch.load(backbone, map_location="cpu", weights_only=True)
-            except Exception as error:
-                raise GanmotionError(
-                    f"{backbone}: not a weights-only torch file ({error})"
-                ) from None
+        except Exception as error:  # safetensors' and torch's own error types
+            raise GanmotionError(
+                f"{backbone}: not a readable weights file ({one_line(error)})"
+            ) from None
         with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained`
             warnings.simplefilter("ignore")
             self.model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganmotion.errors import GanmotionError
+from ganmotion.errors import GanmotionError, one_line
 from ganmotion.models.generator import ComposedGenerator
 from ganmotion.runtime.baselines import KEYWORDS, KeypointBackend, load_mean, load_nearest
 from ganmotion.runtime.contract import (
@@ -305,6 +305,22 @@ def _ort_io(value) -> tuple[str, list, str]:
     return value.name, list(value.shape), _ORT_TYPES.get(value.type, value.type)
 
 
+def checked_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device; a GanmotionError when torch knows no such device type or
+    this machine has no such device (no CUDA GPU, or fewer than the index asks for)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise GanmotionError(f"device {str(device)!r}: {one_line(error)}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise GanmotionError(f"device {device}: torch sees no CUDA GPU here")
+        if device.index is not None and device.index >= count:
+            raise GanmotionError(f"device {device}: this machine has {count} CUDA GPU(s)")
+    return device
+
+
 def load_backend(
     path: str | Path,
     backend: str | None = None,
@@ -323,6 +339,8 @@ def load_backend(
     trained with model: mlp; `"nearest"` in place of a path, which looks poses up in the
     training frames of `shards` (the target's shard root); and `"mean"`, their mean image.
     """
+    if device is not None:
+        device = checked_device(device)
     if str(path) in KEYWORDS:  # a keyword, not a file: the baseline is built from the shards
         if shards is None:
             raise GanmotionError(f"{path} needs --target-shards DIR")

@@ -44,9 +44,12 @@ def read_sidecar(model: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        sidecar = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8, or not JSON
         raise GanmotionError(f"{path}: unreadable sidecar ({error})") from None
+    if not isinstance(sidecar, dict):
+        raise GanmotionError(f"{path}: expected a JSON object, got {type(sidecar).__name__}")
+    return sidecar
 
 
 def sidecar_skeleton(model: Path, size: int) -> SkeletonStyle:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ganmotion.data.manifest import load_manifest
 from ganmotion.errors import GanmotionError
 from ganmotion.pose.retarget import BodyStats, target_body
-from ganmotion.runtime.sidecar import read_sidecar
+from ganmotion.runtime.sidecar import read_sidecar, sidecar_path
 
 
 def target_from_shards(shards: str) -> dict:
@@ -30,14 +30,30 @@ def checkpoint_target(checkpoint: Path) -> dict | None:
     manifest predates body measurements (the model then needs --target-shards)."""
     from ganmotion.training.checkpoint import read_state
 
-    config = read_state(Path(checkpoint)).get("config") or {}
-    shards = (config.get("data") or {}).get("shards")
-    if not shards:
+    config = read_state(Path(checkpoint)).get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    shards = data.get("shards") if isinstance(data, dict) else None
+    if not shards or not isinstance(shards, str):
         return None
     try:
         return target_from_shards(shards)
     except GanmotionError:
         return None
+
+
+def checked_target(entry: object, where: str) -> dict:
+    """`entry` if it is a target entry (an int image_size > 0 and a body), else an error
+    naming `where`."""
+    try:
+        if isinstance(entry["image_size"], bool) or not entry["image_size"] > 0:
+            raise ValueError(f"image_size {entry['image_size']!r}")
+        BodyStats.from_json(entry["body"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise GanmotionError(
+            f"{where}: expected image_size > 0 and body (height, feet, frames), "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    return entry
 
 
 def body_at_size(entry: dict, size: int) -> BodyStats:
@@ -63,6 +79,8 @@ def target_entry(model: str | Path, target_shards: str | None) -> dict:
         entry = checkpoint_target(checkpoint_folder(path))
     elif path.is_file():
         entry = (read_sidecar(path) or {}).get("target")
+        if entry is not None:
+            checked_target(entry, f"{sidecar_path(path)}: target")
     if entry is None:
         raise GanmotionError(
             f"{model}: cannot find the target's body measurements (its training shards are "

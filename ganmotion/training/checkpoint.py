@@ -48,7 +48,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ganmotion.errors import GanmotionError
+from ganmotion.config import from_dict
+from ganmotion.errors import GanmotionError, one_line
 from ganmotion.files import atomic_write, commit_folder
 from ganmotion.images import to_unit_range
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
@@ -223,10 +224,16 @@ def load_weights(module: nn.Module, path: Path, partial: bool = False) -> None:
 
 
 def read_state(checkpoint: Path) -> dict:
+    """A checkpoint's state.json; unreadable (also not text, not JSON) or not a JSON object
+    is an error naming it."""
+    path = checkpoint / "state.json"
     try:
-        return json.loads((checkpoint / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GanmotionError(f"{checkpoint / 'state.json'}: unreadable ({error})") from None
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8, or not JSON
+        raise GanmotionError(f"{path}: unreadable ({error})") from None
+    if not isinstance(state, dict):
+        raise GanmotionError(f"{path}: expected a JSON object, got {type(state).__name__}")
+    return state
 
 
 def rng_state() -> dict:
@@ -263,7 +270,9 @@ def load_tensors(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise GanmotionError(f"{path}: not a readable weights-only torch file ({error})") from None
+        raise GanmotionError(
+            f"{path}: not a readable weights-only torch file ({one_line(error)})"
+        ) from None
 
 
 def fresh_folder(folder: Path) -> None:
@@ -280,15 +289,25 @@ def check_resumable(checkpoint: Path, state: dict, trainer: str, architecture: d
         raise GanmotionError(
             f"{checkpoint}: a {state.get('trainer')} checkpoint, cannot resume a {trainer} run"
         )
-    theirs = state.get("architecture", {})
+    world_size = state.get("world_size", 1)
+    if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
+        raise GanmotionError(
+            f"{checkpoint / 'state.json'}: world_size must be an integer >= 1, got {world_size!r}"
+        )
     for name, ours in architecture.items():
-        saved = theirs.get(name, {})
+        saved = _section(state.get("architecture"), name)
         different = sorted(k for k in ours if saved.get(k) != ours[k])
         if different:
             shown = ", ".join(f"{k} {saved.get(k)!r} vs {ours[k]!r}" for k in different)
             raise GanmotionError(
                 f"{checkpoint}: {name} architecture differs from this config ({shown})"
             )
+
+
+def _section(entry: object, name: str) -> dict:
+    """`entry[name]` of a state.json's mapping (a copy), or {} where either is not a mapping."""
+    section = entry.get(name) if isinstance(entry, dict) else None
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def finish(root: Path, step: int) -> Path:
@@ -363,15 +382,14 @@ def saved_skeleton(checkpoint: Path, state: dict | None = None) -> SkeletonStyle
     checkpoint = Path(checkpoint)
     where = f"{checkpoint / 'state.json'}: skeleton"
     state = read_state(checkpoint) if state is None else state
-    generator = (state.get("architecture") or {}).get("generator") or {}
-    size = state.get("image_size", generator.get("size"))
+    size = state.get("image_size", _section(state.get("architecture"), "generator").get("size"))
     if not isinstance(size, int):
         raise GanmotionError(f"{checkpoint / 'state.json'}: no image_size")
     if "skeleton" in state:
         style = SkeletonStyle.from_dict(state["skeleton"], where)
         style.check_size(size, where)
         return style
-    stream = ((state.get("config") or {}).get("data") or {}).get("stream") or {}
+    stream = _section(_section(state, "config").get("data"), "stream")
     log.debug("%s has no skeleton entry: drawing as its training config did", checkpoint)
     try:
         return SkeletonStyle.for_size(
@@ -424,7 +442,7 @@ def load_generator(
     if not (checkpoint / "state.json").is_file():
         raise GanmotionError(f"{checkpoint}: not a checkpoint folder (no state.json)")
     state = read_state(checkpoint)
-    architecture = dict((state.get("architecture") or {}).get("generator") or {})
+    architecture = _section(state.get("architecture"), "generator")
     if not architecture:
         raise GanmotionError(f"{checkpoint / 'state.json'}: no architecture.generator entry")
     kind = architecture.pop("class", "UNetGenerator")
@@ -437,11 +455,12 @@ def load_generator(
         raise GanmotionError(
             f"{checkpoint / 'state.json'}: unknown generator arguments {', '.join(unknown)}"
         )
+    # Typed and range-checked as a config file is: a value of the wrong type is one line too.
+    config = from_dict(config_class, architecture, str(checkpoint / "state.json"), "generator.")
     try:
-        config = config_class(**architecture)
-    except GanmotionError as error:
+        generator = generator_class.from_config(config)
+    except GanmotionError as error:  # no size: an architecture as a training config holds it
         raise GanmotionError(f"{checkpoint / 'state.json'}: {error}") from None
-    generator = generator_class.from_config(config)
     if isinstance(generator, UNetGenerator):  # the MLP draws from keypoints, not skeletons
         generator.skeleton = saved_skeleton(checkpoint, state)
     name = "generator_ema.safetensors" if ema else "generator.safetensors"

@@ -43,7 +43,7 @@ from ganmotion.data.stream import (
     ordered_samples,
     validation_batches,
 )
-from ganmotion.errors import GanmotionError, disk_full
+from ganmotion.errors import GanmotionError, disk_full, one_line
 from ganmotion.files import atomic_write
 from ganmotion.images import to_uint8_images
 from ganmotion.training import checkpoint as ckpt
@@ -454,7 +454,13 @@ class Trainer:
         for name, module in objective.networks().items():
             ckpt.load_weights(module, checkpoint / f"{name}.safetensors")
         ckpt.load_weights(objective.ema.model, checkpoint / "generator_ema.safetensors")
-        objective.updates.load_state_dict(ckpt.load_tensors(checkpoint / "optimizers.pt"))
+        optimizers = checkpoint / "optimizers.pt"
+        try:
+            objective.updates.load_state_dict(ckpt.load_tensors(optimizers))
+        except (KeyError, TypeError, ValueError) as error:  # readable, but not this run's
+            raise GanmotionError(
+                f"{optimizers}: not the optimiser states of this run ({one_line(error)})"
+            ) from None
         # After the weights: ZeRO's fp32 master copies are refreshed from them.
         saved_world_size = int(state.get("world_size", 1))
         objective.updates.load_partitions(
