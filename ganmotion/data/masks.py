@@ -59,9 +59,9 @@ def read_masks(path: str | os.PathLike, frames: int, height: int, width: int) ->
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # EOFError: empty
         raise GanmotionError(
-            f"{path}: not a mask file (.npz, one array per frame): {error}"
+            f"{path}: not a mask file (.npz, one array per frame): {error or 'empty file'}"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise GanmotionError(f"{path}: not a mask file (.npz, one array per frame)")

@@ -250,10 +250,12 @@ def load_poses(path: Path) -> np.ndarray:
         poses = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise GanmotionError(f"{path}: no such file") from None
-    except (OSError, ValueError) as error:
-        raise GanmotionError(f"{path}: not a .npy keypoints file ({error})") from None
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
+        raise GanmotionError(f"{path}: not a .npy keypoints file ({error or 'empty'})") from None
     if poses.ndim != 3 or poses.shape[1:] != (33, 3):
         raise GanmotionError(f"{path}: keypoints must be (N, 33, 3), got {poses.shape}")
+    if poses.dtype.kind not in "fiu":
+        raise GanmotionError(f"{path}: keypoints must be numbers, got {poses.dtype}")
     return poses.astype(np.float32)
 
 
