@@ -54,6 +54,7 @@ __all__ = [
 
 MIN_SIZE = 32  # below this the figure's head is a few pixels and the drawing degenerates
 MAX_SIZE = 4096  # drawing the background then takes about 5 GiB at its peak
+MAX_FPS = 1000.0  # an H.264 stream's rate is a fraction of C integers: 1e300 fps overflows
 # Peak memory of drawing the background (supersampled 2x in float32), per pixel of the frame:
 # 300 and 275 bytes measured at 512 and 1024 px.
 BACKGROUND_BYTES_PER_PIXEL = 300
@@ -728,8 +729,8 @@ def _check_clip(frames: int, size: int, fps: float) -> None:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise GanmotionError(f"frames must be a positive integer, got {frames!r}")
     _check_size(size)
-    if not (isinstance(fps, (int, float, np.number)) and math.isfinite(fps) and fps > 0):
-        raise GanmotionError(f"fps must be a positive number, got {fps!r}")
+    if not (isinstance(fps, (int, float, np.number)) and 0 < fps <= MAX_FPS):
+        raise GanmotionError(f"fps must be a positive number up to {MAX_FPS:g}, got {fps!r}")
 
 
 def _clip_keypoints(frames: int, size: int, fps: float, motion_seed: int) -> np.ndarray:
@@ -791,9 +792,10 @@ def write_clip(
     video_path = Path(path)
     if video_path.suffix.lower() != ".mp4":
         raise GanmotionError(f"{video_path}: the output must be an .mp4 file")
-    if not video_path.parent.is_dir():
-        raise GanmotionError(f"{video_path}: directory {video_path.parent} does not exist")
-    check_writable(video_path)  # and so its keypoints and masks beside it
+    # The three files beside each other: a folder in the way of one is refused now, not
+    # after the video has been renamed into place.
+    for target in (video_path, keypoints_path_for(video_path), masks_path_for(video_path)):
+        check_writable(target)
     keypoints = _clip_keypoints(frames, size, fps, motion_seed)
     appearance = Appearance.from_seed(appearance_seed)
     kp_path = keypoints_path_for(video_path)
