@@ -715,3 +715,22 @@ def test_over_its_own_background_the_alpha_learns_from_the_mask_alone():
     drawer.own_background = False  # over a plate the composition teaches the alpha too
     objectives.Objective.drawn(drawer, None, batch).image.sum().backward()
     assert output.grad[:, 3].abs().sum() > 0
+
+
+def test_validation_over_its_own_background_scores_the_person_not_the_copy(synthetic_shards):
+    """Validation must not reward an alpha of 0 over the real frame (a perfect copy): there it
+    scores the person layer within the mask. Over a plate it scores the composed image."""
+    config = tiny(synthetic_shards, "unused")
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config.data.stream, 1)
+    batch = batch._replace(background=batch.image)  # a moving camera: the crop is its own
+    grey_nobody = torch.cat([torch.zeros_like(batch.image), torch.zeros_like(batch.mask)], 1)
+    scorer = SimpleNamespace(alpha=True, own_background=True, output=lambda g, b: grey_nobody)
+    scorer.drawn = lambda g, b: objectives.Objective.drawn(scorer, g, b)
+    shown = objectives.Objective.validation_image(scorer, None, batch)
+    person = batch.mask > 0.5
+    assert person.any()
+    assert torch.equal(shown.expand_as(batch.image)[~person.expand_as(batch.image)],
+                       batch.image[~person.expand_as(batch.image)])  # fmt: skip
+    assert (shown - batch.image).abs()[person.expand_as(batch.image)].mean() > 0.1  # grey
+    scorer.own_background = False
+    assert torch.equal(objectives.Objective.validation_image(scorer, None, batch), batch.image)

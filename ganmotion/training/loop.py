@@ -299,7 +299,7 @@ class Trainer:
         returned, and a (skeleton, real, generated) grid. Main process only: {} elsewhere."""
         if not self.accelerator.is_main_process:
             return {}
-        model, draw = self.objective.ema.model, self.objective.draw
+        model, draw = self.objective.ema.model, self.objective.validation_image
         l1, psnr, ssim = [], [], []
         for batch in self.val:
             generated = draw(model, batch)
