@@ -26,6 +26,7 @@ Temporaries of other hosts (a shared file system) are left alone: their PIDs mea
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -212,3 +213,18 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     if not os.access(place, os.W_OK | os.X_OK):
         where = "this directory" if place == path else place
         raise GanmotionError(f"{path}: cannot write in {where} (read-only or no permission)")
+
+
+def read_json_object(path: str | os.PathLike, what: str = "") -> dict:
+    """A JSON file that holds an object (state.json, a sidecar, ...): unreadable, not text,
+    not JSON or not an object is one error naming the file (`what`: what it is, for the
+    message)."""
+    path = Path(path)
+    label = f"unreadable {what}".rstrip()
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8, or not JSON
+        raise GanmotionError(f"{path}: {label} ({error})") from None
+    if not isinstance(value, dict):
+        raise GanmotionError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

@@ -14,10 +14,10 @@ the constant, which putting the person on another background subtracts
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ganmotion.errors import GanmotionError
+from ganmotion.files import read_json_object
 from ganmotion.pose.render import SkeletonStyle
 
 
@@ -43,13 +43,7 @@ def read_sidecar(model: Path) -> dict | None:
     path = sidecar_path(model)
     if not path.is_file():
         return None
-    try:
-        sidecar = json.loads(path.read_text())
-    except (OSError, ValueError) as error:  # ValueError: not UTF-8, or not JSON
-        raise GanmotionError(f"{path}: unreadable sidecar ({error})") from None
-    if not isinstance(sidecar, dict):
-        raise GanmotionError(f"{path}: expected a JSON object, got {type(sidecar).__name__}")
-    return sidecar
+    return read_json_object(path, "sidecar")
 
 
 def sidecar_skeleton(model: Path, size: int) -> SkeletonStyle:

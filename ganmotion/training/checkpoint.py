@@ -50,7 +50,7 @@ from torch import nn
 
 from ganmotion.config import from_dict
 from ganmotion.errors import GanmotionError, one_line
-from ganmotion.files import atomic_write, commit_folder
+from ganmotion.files import atomic_write, commit_folder, read_json_object
 from ganmotion.images import to_unit_range
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
 from ganmotion.models.generator import ComposedGenerator, GeneratorConfig, UNetGenerator
@@ -226,14 +226,7 @@ def load_weights(module: nn.Module, path: Path, partial: bool = False) -> None:
 def read_state(checkpoint: Path) -> dict:
     """A checkpoint's state.json; unreadable (also not text, not JSON) or not a JSON object
     is an error naming it."""
-    path = checkpoint / "state.json"
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as error:  # ValueError: not UTF-8, or not JSON
-        raise GanmotionError(f"{path}: unreadable ({error})") from None
-    if not isinstance(state, dict):
-        raise GanmotionError(f"{path}: expected a JSON object, got {type(state).__name__}")
-    return state
+    return read_json_object(checkpoint / "state.json")
 
 
 def rng_state() -> dict:
