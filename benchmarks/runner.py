@@ -92,7 +92,8 @@ def build_generator(size: int) -> UNetGenerator | ComposedGenerator:
     config = load_config(GanConfig, CONFIG).generator
     generator = UNetGenerator.from_config(config.__class__(**{**vars(config), "size": size}))
     if generator.config.alpha:
-        generator = ComposedGenerator(generator, torch.zeros(3, size, size))
+        grey = torch.full((3, size, size), 128, dtype=torch.uint8)  # a plate is 8-bit pixels
+        generator = ComposedGenerator(generator, to_unit_range(grey))
     return generator.eval()
 
 
