@@ -108,15 +108,24 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
 
 @contextmanager
 def children_ignore_interrupts() -> Iterator[None]:
-    """Processes started inside this block ignore SIGINT (a spawned Python keeps an ignored
-    SIGINT ignored). Ctrl-C in a terminal goes to the whole process group: a worker still
-    importing torch or MediaPipe would print its own KeyboardInterrupt traceback around our
-    one line. The parent gets the Ctrl-C too and stops its workers (main thread only)."""
+    """Processes started inside this block never see SIGINT; this one sees it after the block.
+
+    Ctrl-C in a terminal goes to the whole process group: a worker still importing torch or
+    MediaPipe would print its own KeyboardInterrupt traceback around our one line. So SIGINT
+    is blocked in this (main) thread, whose mask a spawned child inherits and keeps; and as
+    another thread may take the signal meanwhile, a handler notes it. Either way the Ctrl-C
+    interrupts this process as the block ends (ignoring it instead lost it: the run went on
+    to the end), and the parent then stops its workers."""
     if threading.current_thread() is not threading.main_thread():  # signals are the main's
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    noted: list[int] = []
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # one pending: raised here
+    if noted:
+        raise KeyboardInterrupt

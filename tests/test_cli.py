@@ -19,8 +19,8 @@ def test_infer_through_the_console_script_says_what_is_wrong(tmp_path):
          "--out", str(tmp_path / "out.mp4")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 1
-    assert result.stderr.strip() == "error: nearest needs --target-shards DIR"
+    assert result.returncode == 1  # the source is checked first: it is cheap
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.mp4'}: no such file"
 
 
 def test_unknown_command_is_an_error(capsys):

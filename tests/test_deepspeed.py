@@ -77,6 +77,7 @@ def test_zero2_trains_one_model_on_two_processes(zero2_run):
         "critic.safetensors", "rng-rank00000.pt", "rng-rank00001.pt",
         "zero-rank00000.pt", "zero-rank00001.pt",  # each rank's optimiser partitions
         "background.png",  # the config composes: what its generator composes over
+        "checksums.json",  # of every other file, written last
     }  # fmt: skip
     assert not list((zero2_run / "checkpoints").glob("*.partial"))
     assert json.loads((zero2_run / "status.json").read_text())["state"] == "finished"

@@ -46,3 +46,35 @@ def test_bugs_and_usage_errors_are_not_swallowed():
 def test_the_wrapper_keeps_the_commands_name_and_docstring():
     assert _main.__name__ == "_main"
     assert _main.__doc__ == "The wrapped command's docstring."
+
+
+def _blocked_then_wait(queue) -> None:
+    import signal
+
+    queue.put(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    signal.pause()
+
+
+def test_a_ctrl_c_while_workers_start_is_kept_for_after_and_never_reaches_them():
+    import multiprocessing
+    import os
+    import signal
+
+    from ganmotion.errors import children_ignore_interrupts
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    still_here = False
+    with pytest.raises(KeyboardInterrupt):
+        with children_ignore_interrupts():
+            worker = context.Process(target=_blocked_then_wait, args=(queue,), daemon=True)
+            worker.start()
+            os.kill(os.getpid(), signal.SIGINT)  # kept for after the block, not lost
+            still_here = True
+    assert still_here
+    assert queue.get(timeout=60) is True  # the worker started with SIGINT blocked
+    os.kill(worker.pid, signal.SIGINT)  # so it keeps waiting
+    worker.join(timeout=1)
+    assert worker.is_alive()
+    worker.terminate()
+    worker.join()

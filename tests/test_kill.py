@@ -125,11 +125,29 @@ def test_training_killed_in_a_checkpoint_save_resumes_from_the_one_before(
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def interrupt_group(command: list[str], after: float, cwd: Path) -> subprocess.CompletedProcess:
-    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, workers included."""
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, workers included,
+    `after` seconds after the first worker process started (it is importing MediaPipe)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True, cwd=cwd)  # fmt: skip
-    time.sleep(after)  # the pose workers are starting (importing MediaPipe) or working
+    deadline = time.monotonic() + 120
+    while not children(process.pid):
+        assert process.poll() is None and time.monotonic() < deadline, "no worker started"
+        time.sleep(0.01)
+    time.sleep(after)
     assert process.poll() is None, "finished before the Ctrl-C: the test shows nothing"
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
@@ -150,7 +168,7 @@ def test_ctrl_c_with_pose_workers_is_one_line_and_leaves_nothing(
         command = [PYTHON, str(ROOT / "infer" / "video.py"), "--source", str(video), "--model",
                    str(checkpoint), "--out", str(out / "result.mp4"), "--pose-workers", "2",
                    "--quiet"]  # fmt: skip
-    result = interrupt_group(command, after=5.0, cwd=tmp_path)
+    result = interrupt_group(command, after=1.0, cwd=tmp_path)
     assert result.returncode == 130, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
     assert result.stderr.splitlines()[-1] == "interrupted"
