@@ -480,13 +480,12 @@ BACKGROUND_SAMPLES = 256  # training samples the inference background is taken f
 
 def failure_reason(error: BaseException) -> str:
     """One line for status.json: a `GanmotionError`'s message, else the exception's type and
-    first line (the traceback goes to the log)."""
+    the line that says what went wrong (`errors.one_line`; the traceback goes to the log)."""
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"
     if isinstance(error, GanmotionError):
         return str(error)
-    first = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {first[0]}" if first else type(error).__name__
+    return one_line(error)
 
 
 def typical_background(
