@@ -57,9 +57,12 @@ from ganmotion.files import atomic_write
 
 MATMUL_SIZE = 2048
 MATMUL_TIMINGS = 7
+MATMUL_LONGEST_S = 0.5
 CEILING_DEFINITION = (
-    f"torch.mm of two {MATMUL_SIZE}x{MATMUL_SIZE} matrices on every torch thread, median of "
-    f"{MATMUL_TIMINGS} timings of ~0.2 s (fp32 and bf16 interleaved), 2*n^3 FLOP per product"
+    f"torch.mm of two {MATMUL_SIZE}x{MATMUL_SIZE} matrices on every torch thread (smaller, down "
+    f"to {MATMUL_SIZE // 8}, where one product would take over {MATMUL_LONGEST_S} s: bf16 "
+    f"without hardware support runs at ~1 GFLOP/s), median of {MATMUL_TIMINGS} timings of "
+    "~0.2 s (fp32 and bf16 interleaved), 2*n^3 FLOP per product"
 )
 SHARE_DEFINITION = (
     "items/s x FLOP per item (torch.utils.flop_counter: convolutions and matrix products) / "
@@ -108,13 +111,21 @@ def _version(package: str) -> str | None:
 
 
 class _Matmul:
-    """Timed products of two MATMUL_SIZE^2 matrices of one dtype on one device."""
+    """Timed products of two n x n matrices of one dtype on one device: n is MATMUL_SIZE, or
+    smaller where a product that size would take more than MATMUL_LONGEST_S (the ceiling
+    of a dtype the CPU emulates then costs seconds, not minutes)."""
 
     def __init__(self, dtype: torch.dtype, device: str):
-        n = MATMUL_SIZE
         generator = torch.Generator().manual_seed(0)
-        self.a, self.b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in "ab")
-        single = min(self.seconds(1) for _ in range(2))  # warm-up, and a first estimate
+        self.n = MATMUL_SIZE // 8
+        while True:
+            self.a, self.b = (
+                torch.randn(self.n, self.n, generator=generator).to(device, dtype) for _ in "ab"
+            )
+            single = min(self.seconds(1) for _ in range(2))  # warm-up, and a first estimate
+            if self.n == MATMUL_SIZE or single * 8 > MATMUL_LONGEST_S:
+                break
+            self.n *= 2
         self.calls = max(1, round(0.2 / max(single, 1e-6)))  # ~0.2 s per timing
 
     def seconds(self, calls: int) -> float:
@@ -130,7 +141,7 @@ class _Matmul:
             torch.cuda.synchronize()
 
     def gflops(self) -> float:
-        return 2 * MATMUL_SIZE**3 * self.calls / self.seconds(self.calls) / 1e9
+        return 2 * self.n**3 * self.calls / self.seconds(self.calls) / 1e9
 
 
 def ceiling(device: str = "cpu") -> dict:
@@ -147,6 +158,7 @@ def ceiling(device: str = "cpu") -> dict:
         "threads": torch.get_num_threads() if device == "cpu" else None,
         **{f"{name}_gflops": statistics.median(rates) for name, rates in runs.items()},
         "runs": runs,
+        "sizes": {name: product.n for name, product in products.items()},
         "definition": CEILING_DEFINITION,
     }
 
