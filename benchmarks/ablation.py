@@ -92,7 +92,10 @@ def prepare(out: Path, datasets: list[str]) -> dict[str, Path]:
                     ],
                     out / f"{name}_video.log",
                 )
-                split = ["--val-fraction", "0"] if name == "unseen" else []
+                # The unseen motion is cut with the target's box, so that the plate the
+                # models bake in is its room pixel for pixel.
+                split = ["--val-fraction", "0", "--crop-like", str(shards["synthetic"])]
+                split = split if name == "unseen" else []
                 run(
                     [
                         *module,

@@ -385,6 +385,45 @@ def test_crop_fixed_on_the_command_line_holds_every_keypoint_in_one_box(
     assert (truth[..., 1] >= y0).all() and (truth[..., 1] <= y0 + side - 1).all()
 
 
+def test_crop_like_cuts_another_motion_with_the_target_s_box(synthetic_auto, tmp_path, capsys):
+    """A new motion of the same camera, cut with the target's fixed box: its samples lie
+    where the target's do, so the target's plate is their room pixel for pixel."""
+    from ganmotion.data.synthetic import write_clip
+
+    video, keypoints = write_clip(tmp_path / "other.mp4", frames=40, size=128, motion_seed=11)
+    argv = ["--video", str(video), "--keypoints", str(keypoints), "--out", str(tmp_path / "s")]
+    assert main([*argv, "--size", "64", "--crop-like", str(synthetic_auto), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"fixed crop (--crop-like {synthetic_auto})")
+    target, manifest = load_manifest(synthetic_auto), load_manifest(tmp_path / "s")
+    assert manifest.crop_policy["kind"] == "fixed-square"
+    assert manifest.crop_policy["box"] == target.crop_policy["box"]
+    own = np.load(tmp_path / "s" / "crops.npy")
+    assert (own == np.float32(target.crop_policy["box"])).all()
+    # Its own fixed box would differ: the other motion reaches elsewhere.
+    fixed = prepare(video, tmp_path / "own", PrepareConfig(size=64), keypoints, progress=False)
+    assert fixed.crop == "fixed"
+    assert load_manifest(tmp_path / "own").crop_policy["box"] != target.crop_policy["box"]
+
+
+def test_crop_like_needs_fixed_shards_of_the_same_frame_size(
+    synthetic_clip, synthetic_shards, synthetic_auto, tmp_path, capsys
+):
+    from ganmotion.data.synthetic import write_clip
+
+    video, keypoints = synthetic_clip
+    argv = ["--video", str(video), "--keypoints", str(keypoints), "--out", str(tmp_path / "s")]
+    _fails(capsys, [*argv, "--crop-like", str(synthetic_shards)],
+           f"--crop-like {synthetic_shards}: its crop tracks the person")  # fmt: skip
+    small, small_keypoints = write_clip(tmp_path / "small.mp4", frames=8, size=96)
+    other = ["--video", str(small), "--keypoints", str(small_keypoints)]
+    _fails(capsys, [*other, "--out", str(tmp_path / "s"), "--crop-like", str(synthetic_auto)],
+           "its video is 128x128, this one 96x96")  # fmt: skip
+    _fails(capsys, [*argv, "--crop", "track", "--crop-like", str(synthetic_auto)],
+           "--crop track and --crop-like")  # fmt: skip
+    _fails(capsys, [*argv, "--crop-like", str(tmp_path / "none")], "no such file")
+    assert not (tmp_path / "s").exists()
+
+
 def test_auto_picks_fixed_for_a_static_camera_unless_the_box_would_be_too_large():
     static = CameraMeasure(residual=1.0, threshold=6.0, frames=50, side=160)
     moving = CameraMeasure(residual=16.0, threshold=6.0, frames=50, side=160)

@@ -66,6 +66,7 @@ from ganmotion.data.manifest import (
     ShardEntry,
     SourceVideo,
     SplitEntry,
+    load_manifest,
 )
 from ganmotion.data.masks import MasksOfFrames, read_masks
 from ganmotion.errors import GanmotionError, command_line, naming_full_disk
@@ -94,6 +95,9 @@ class PrepareConfig:
     crop_mode: "track" (a crop that follows the person), "fixed" (one box for the whole
         clip) or "auto" (fixed for a static camera when that box is at most
         `FIXED_MAX_RATIO` times the tracking crop's median side, track otherwise).
+    crop_like: shards of another clip filmed by the same still camera (same frame size)
+        whose fixed box this clip is cut with, instead of a box of its own: a motion
+        scored in the target's crop, where the target's plate fits it.
     """
 
     size: int = 512
@@ -103,6 +107,7 @@ class PrepareConfig:
     workers: int = 2
     crop: CropPolicy = field(default_factory=CropPolicy)
     crop_mode: CropMode = "auto"
+    crop_like: Path | None = None
 
     def validate(self) -> None:
         if not 16 <= self.size <= 4096:
@@ -117,6 +122,8 @@ class PrepareConfig:
             raise GanmotionError(f"--workers {self.workers}: must be >= 1")
         if self.crop_mode not in CROP_MODES:
             raise GanmotionError(f"--crop {self.crop_mode}: must be one of {', '.join(CROP_MODES)}")
+        if self.crop_like is not None and self.crop_mode == "track":
+            raise GanmotionError("--crop track and --crop-like: a tracking crop has no one box")
 
 
 @dataclass
@@ -282,6 +289,23 @@ def choose_crop(
     )
 
 
+def box_of_shards(root: Path, width: int, height: int) -> np.ndarray:
+    """The fixed box (3,) (cx, cy, side) of the shards in `root`, for a clip of width x
+    height: one line naming the shards where they have no fixed box or another frame size."""
+    manifest = load_manifest(root)
+    if manifest.crop_policy.get("kind") != "fixed-square":
+        raise GanmotionError(
+            f"--crop-like {root}: its crop tracks the person, so it has no one box to share "
+            "(prepare it with --crop fixed)"
+        )
+    if (manifest.source.width, manifest.source.height) != (width, height):
+        raise GanmotionError(
+            f"--crop-like {root}: its video is {manifest.source.width}x{manifest.source.height}"
+            f", this one {width}x{height}: a box only fits clips of the same camera"
+        )
+    return np.array(manifest.crop_policy["box"], np.float64)
+
+
 def write_shards(
     video: Path,
     directory: Path,
@@ -359,6 +383,8 @@ def prepare(
     check_output_dir(out, overwrite)
     started = time.perf_counter()
     info: VideoInfo = probe_video(video)
+    if config.crop_like is not None:  # a wrong --crop-like fails before the detection's minutes
+        box_of_shards(config.crop_like, info.width, info.height)
     stored = check_complete(video, accept_truncated)
 
     segmenting = DetectorConfig(segmentation=True)
@@ -386,8 +412,12 @@ def prepare(
     camera, decoded = measure_camera(video, masks, frames_read)
     _check_decoded(video, keypoints_file, frames_read, decoded)
     tracking = smooth_crops(keypoints, info.fps, config.crop)
-    fixed = fixed_crop(keypoints, info.width, info.height, config.crop)
-    crop_kind, crop_reason = choose_crop(config.crop_mode, camera, fixed, tracking)
+    if config.crop_like is None:
+        fixed = fixed_crop(keypoints, info.width, info.height, config.crop)
+        crop_kind, crop_reason = choose_crop(config.crop_mode, camera, fixed, tracking)
+    else:
+        fixed = box_of_shards(config.crop_like, info.width, info.height)
+        crop_kind, crop_reason = "fixed", f"--crop-like {config.crop_like}"
     if crop_kind == "fixed":
         crops = np.where(found[:, None], fixed, np.nan)
         crop_policy = config.crop.to_json(fixed)
@@ -535,6 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(static cameras: the background stays put); auto (default): fixed for a static "
         f"camera unless that box is more than {FIXED_MAX_RATIO:g}x the tracking crop, else track",
     )
+    parser.add_argument(
+        "--crop-like",
+        type=Path,
+        metavar="SHARDS",
+        help="cut this clip with the fixed box of SHARDS (another clip of the same still "
+        "camera), e.g. a new motion to score in the target's crop, over its plate",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it is not empty")
     parser.add_argument(
         "--accept-truncated",
@@ -556,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         jpeg_quality=args.jpeg_quality,
         workers=args.workers,
         crop_mode=args.crop,
+        crop_like=args.crop_like,
     )
     summary = prepare(args.video, args.out, config, args.keypoints, args.overwrite,
                       not args.quiet, args.accept_truncated)  # fmt: skip
