@@ -734,3 +734,27 @@ def test_validation_over_its_own_background_scores_the_person_not_the_copy(synth
     assert (shown - batch.image).abs()[person.expand_as(batch.image)].mean() > 0.1  # grey
     scorer.own_background = False
     assert torch.equal(objectives.Objective.validation_image(scorer, None, batch), batch.image)
+
+
+def test_the_inference_background_is_taken_from_the_whole_clip(synthetic_shards, monkeypatch):
+    """A moving camera shows another room as the clip goes on: the background a run composes
+    over at inference averages samples spread over all of the training split, not its
+    start."""
+    from ganmotion.data.background import Backdrop
+    from ganmotion.data.crop import crop_window
+    from ganmotion.data.manifest import load_manifest
+
+    manifest = load_manifest(synthetic_shards)
+    taken = []
+    monkeypatch.setattr(loop, "BACKGROUND_SAMPLES", 4)
+    monkeypatch.setattr(Backdrop, "typical", lambda self, samples, size: taken.extend(samples))
+    stream = SimpleNamespace(size=manifest.image_size)
+    config = SimpleNamespace(data=SimpleNamespace(shards=str(synthetic_shards), stream=stream))
+    train = manifest.splits["train"].samples
+    backdrop = Backdrop.of_shards(synthetic_shards, manifest)
+    loop.typical_background(backdrop, shard_urls(synthetic_shards, "train"), train, config)
+    stride = -(-train // 4)
+    crops = np.load(synthetic_shards / "crops.npy")  # every frame of this clip has a person
+    expected = [crop_window(crops[frame]) for frame in range(0, train, stride)]
+    assert len(set(expected)) == 4  # the tracking crop moved: four boxes from four times
+    assert [tuple(int(v) for v in box) for _, _, box in taken] == expected
