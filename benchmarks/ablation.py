@@ -94,8 +94,9 @@ def prepare(out: Path, datasets: list[str]) -> dict[str, Path]:
                 )
                 # The unseen motion is cut with the target's box, so that the plate the
                 # models bake in is its room pixel for pixel.
-                split = ["--val-fraction", "0", "--crop-like", str(shards["synthetic"])]
-                split = split if name == "unseen" else []
+                split = []
+                if name == "unseen":
+                    split = ["--val-fraction", "0", "--crop-like", str(shards["synthetic"])]
                 run(
                     [
                         *module,
