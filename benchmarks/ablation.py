@@ -47,6 +47,7 @@ BEFORE = [
 ]
 COMPOSED = ["generator.alpha=true", "loss.mask_weight=10", "loss.person_weight=1"]
 PERSON = [*COMPOSED, "loss.feature_matching_weight=10", "loss.person_weight=3"]
+CRITIC = ["critic.norm=none", "loss.adversarial_weight=0.1"]
 ROWS = {
     "before": BEFORE,  # the recipe before issue 13
     "composed": [*BEFORE, *COMPOSED],  # + masks and composition over the background
@@ -54,7 +55,10 @@ ROWS = {
     "person_weight": [*BEFORE, *PERSON],
     # + a critic that learns: no norm, the penalty on the mean patch score (a code change:
     # rows trained before it had the penalty on the sum), a 0.1 adversarial weight
-    "critic": [*BEFORE, *PERSON, "critic.norm=none", "loss.adversarial_weight=0.1"],
+    "critic": [*BEFORE, *PERSON, *CRITIC],
+    # + skeleton limbs 2 px wide (1 px at 128 px by default): easier to see after the first
+    # downsampling
+    "thick_skeleton": [*BEFORE, *PERSON, *CRITIC, "data.stream.line_thickness=2"],
 }
 
 
