@@ -113,14 +113,18 @@ def test_a_plate_crops_like_a_frame():
         crop = np.array(crop)
         side = int(round(crop[2]))
         box = np.array([round(crop[0] - side / 2), round(crop[1] - side / 2), side])
-        np.testing.assert_array_equal(crop_plate(plate, box, 24), crop_frame(plate, crop, 24))
+        cut = crop_plate(plate, box, 24)
+        np.testing.assert_array_equal(cut, crop_frame(plate, crop, 24))
+    # Where the square leaves the frame, the plate is reflected like the frame, not black.
+    assert (cut[inside_frame(box, (80, 60), 24) == 0] > 10).mean() > 0.9
 
 
 def test_inside_frame_marks_the_crop_pixels_the_frame_covers():
     frame = np.full((30, 100, 3), 200, np.uint8)
     box = np.array([-10, 0, 40])  # 10 px off the left edge, 10 px below the bottom
     inside = inside_frame(box, (100, 30), 40)
-    cropped = crop_frame(frame, np.array([10.0, 20.0, 40.0]), 40)
+    # The frame cut with black padding (not the reflection a frame gets): 0 where it is not.
+    cropped = crop_frame(frame, np.array([10.0, 20.0, 40.0]), 40, cv2.BORDER_CONSTANT)
     np.testing.assert_array_equal(inside > 0, cropped[..., 0] > 0)
     assert inside[:, :10].max() == 0 and inside[30:].max() == 0 and inside[:30, 10:].min() == 255
     # At another size the same box marks the same share of the crop.

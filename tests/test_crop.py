@@ -1,4 +1,6 @@
+import cv2
 import numpy as np
+import pytest
 
 from ganmotion.data.crop import (
     CropPolicy,
@@ -25,16 +27,53 @@ def test_keypoints_follow_the_pixels_they_mark():
     np.testing.assert_allclose(centre, mapped[:2], atol=0.3)
 
 
-def test_crop_outside_the_frame_is_padded_black():
-    frame = np.full((100, 100, 3), 200, np.uint8)
-    image = crop_frame(frame, np.array([0.0, 50.0, 100.0]), 50)
-    assert image.shape == (50, 50, 3)
-    assert image[:, :20].max() == 0 and image[:, 30:].min() == 200
+def test_a_crop_leaving_the_frame_is_padded_with_its_reflection_and_a_mask_with_0():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    crop = np.array([20.0, 50.0, 100.0])  # window x0 -30: 30 columns leave the frame
+    image = crop_frame(frame, crop, 100)  # no resize: pixel for pixel
+    assert image.shape == (100, 100, 3)
+    np.testing.assert_array_equal(image[:, 30:], frame[:, :70])
+    np.testing.assert_array_equal(image[:, :30], frame[:, 30:0:-1])  # -k shows column k
+    mask = crop_mask(np.full((100, 100), 255, np.uint8), crop, 100)
+    assert mask[:, :30].max() == 0 and mask[:, 30:].min() == 255
+
+
+@pytest.mark.timeout(20)  # OpenCV's reflection of an empty image never returns
+@pytest.mark.parametrize(
+    ("frame_shape", "window"),
+    [
+        pytest.param((7, 9), (-10, -3, 12), id="2-columns-in-the-square-10-of-padding"),
+        pytest.param((7, 9), (-11, 2, 12), id="1-column-in-the-square"),
+        pytest.param((7, 9), (8, 4, 12), id="1-column-in-the-square-at-the-right"),
+        pytest.param((7, 9), (-11, -11, 12), id="1-pixel-in-the-square-at-a-corner"),
+        pytest.param((7, 9), (-3, -3, 13), id="padding-on-every-side"),
+        pytest.param((7, 9), (-20, 1, 30), id="padding-wider-than-the-frame"),
+        pytest.param((7, 1), (-5, -2, 10), id="a-frame-1-px-wide"),
+        pytest.param((7, 9), (20, 2, 5), id="a-square-that-misses-the-frame"),
+    ],
+)
+def test_padding_wider_than_the_square_s_part_of_the_frame_reflects_the_frame(frame_shape, window):
+    """The padding is the frame reflected about its edges (numpy's "reflect" is OpenCV's
+    BORDER_REFLECT_101), not the square's part of the frame reflected; a mask's is 0."""
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8)
+    x0, y0, side = window
+    crop = np.array([x0 + side / 2, y0 + side / 2, side], np.float64)
+    assert crop_window(crop) == window
+    margin = 40
+    around = ((margin, margin), (margin, margin))
+    cut = np.s_[y0 + margin : y0 + margin + side, x0 + margin : x0 + margin + side]
+    reflected = np.pad(frame, (*around, (0, 0)), mode="reflect")[cut]
+    np.testing.assert_array_equal(crop_frame(frame, crop, side), reflected)
+    mask = crop_mask(np.full(frame_shape, 255, np.uint8), crop, side)
+    np.testing.assert_array_equal(mask, np.pad(np.full(frame_shape, 255, np.uint8), around)[cut])
 
 
 def test_a_mask_crops_like_its_frame_and_stays_binary():
     """A mask drawn as the frame's red channel: cropped (down and up, and leaving the frame),
-    it is the cropped red channel thresholded at half."""
+    it is the red channel cropped with black padding (a frame's is its reflection, a mask's
+    0), thresholded at half."""
     rng = np.random.default_rng(1)
     mask = np.zeros((120, 160), np.uint8)
     for _ in range(6):
@@ -44,7 +83,7 @@ def test_a_mask_crops_like_its_frame_and_stays_binary():
     for crop, size in [((70.0, 60.0, 101.0), 48), ((20.0, 100.0, 60.0), 96)]:
         cropped = crop_mask(mask, np.array(crop), size)
         assert cropped.shape == (size, size) and set(np.unique(cropped)) <= {0, 255}
-        red = crop_frame(frame, np.array(crop), size)[..., 0]
+        red = crop_frame(frame, np.array(crop), size, cv2.BORDER_CONSTANT)[..., 0]
         np.testing.assert_array_equal(cropped, np.where(red >= 128, 255, 0))
     outside = crop_mask(np.full((100, 100), 255, np.uint8), np.array([0.0, 50.0, 100.0]), 50)
     assert outside[:, :20].max() == 0 and outside[:, 30:].min() == 255
@@ -114,7 +153,7 @@ def test_a_fixed_crop_stays_inside_the_frame_when_the_joints_allow_it():
     small = fixed_crop(keypoints, width=560, height=330)
     x0, y0, side = crop_window(small)
     assert side == 330 and y0 == 0 and 0 <= x0 <= 560 - 330 and _window_holds(small, keypoints)
-    # Joints spanning more than the frame: the box must leave it (black there).
+    # Joints spanning more than the frame: the box must leave it (padded there).
     wide = fixed_crop(keypoints, width=1000, height=200)
     assert crop_window(wide)[2] > 200 and _window_holds(wide, keypoints)
 

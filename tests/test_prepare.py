@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import listing
 
-from ganmotion.data.background import STATIC_THRESHOLD, crop_plate, load_plate
-from ganmotion.data.crop import crop_mask, crop_window
+from ganmotion.data.background import STATIC_THRESHOLD, crop_plate, inside_frame, load_plate
+from ganmotion.data.crop import crop_frame, crop_mask, crop_window
 from ganmotion.data.manifest import CameraMeasure, load_manifest
 from ganmotion.data.masks import MaskWriter
 from ganmotion.data.prepare import (
@@ -218,6 +218,36 @@ def test_given_keypoints_without_a_mask_file_get_mediapipe_masks(synthetic_clip,
     assert all(0 < (_mask(s) > 0).mean() < 0.8 for s in with_mask)
 
 
+def test_crops_leaving_the_frame_are_padded_with_its_reflection_not_black(
+    synthetic_clip, synthetic_shards
+):
+    """The tracking crops of the synthetic clip leave its 128 px frame: there the stored
+    crop is the frame reflected about its edge (up to JPEG), and the mask 0."""
+    video, _ = synthetic_clip
+    manifest, splits = _read_shards(synthetic_shards)
+    assert manifest["crop_policy"]["pad"] == "reflect"
+    frames = list(read_frames(video))
+    crops = np.load(synthetic_shards / "crops.npy")
+    errors, brightness = [], []
+    for samples in splits.values():
+        for key, sample in samples.items():
+            box = np.load(io.BytesIO(sample["box.npy"]), allow_pickle=False)
+            outside = inside_frame(box, (128, 128), 64) == 0
+            if not outside.any():
+                continue
+            frame = int(key.rsplit("_", 1)[1])
+            image = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(int)
+            reflected = crop_frame(frames[frame], crops[frame], 64)
+            errors.append(np.abs(image - reflected).max(axis=2)[outside])
+            brightness.append(image[outside].mean())
+            assert (_mask(sample)[outside] == 0).all(), key
+    assert len(errors) >= 10, len(errors)  # all 96 here
+    errors = np.concatenate(errors)
+    assert errors.mean() < 4 and np.percentile(errors, 99) < 16, errors.mean()  # JPEG: 2.5, 8
+    assert min(brightness) > 40, min(brightness)  # the room's colours, no black border
+
+
 def test_manifest_body_is_the_body_of_the_training_poses(synthetic_shards):
     manifest, splits = _read_shards(synthetic_shards)
     poses = [
@@ -261,6 +291,7 @@ def test_a_static_camera_gets_a_fixed_crop_and_a_plate_by_default(synthetic_auto
     assert manifest.crop_policy["kind"] == "fixed-square"
     assert manifest.crop_policy["requested"] == "auto"
     assert manifest.crop_policy["reason"].startswith("auto: static camera")
+    assert manifest.crop_policy["pad"] == "reflect"
     assert manifest.plate.file == "plate.png" and manifest.plate.frames == 96
 
 
@@ -301,7 +332,7 @@ def test_fixed_crop_is_one_box_that_holds_every_keypoint_of_every_frame(
     x0, y0, side = crop_window(crops[0])
     assert (keypoints[..., 0] >= x0).all() and (keypoints[..., 0] <= x0 + side - 1).all()
     assert (keypoints[..., 1] >= y0).all() and (keypoints[..., 1] <= y0 + side - 1).all()
-    # The figure spans most of the square frame: the box is the frame, no black border.
+    # The figure spans most of the square frame: the box is the frame, no padding.
     assert (x0, y0, side) == (0, 0, 128)
     for samples in splits.values():
         for key, sample in samples.items():

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from ganmotion.data import stream as stream_module
-from ganmotion.data.background import Backdrop
+from ganmotion.data.background import Backdrop, inside_frame
 from ganmotion.data.manifest import load_manifest, shard_urls
 from ganmotion.data.stream import (
     StreamConfig,
@@ -118,7 +118,8 @@ def test_augmented_keypoints_stay_on_the_pixels_they_mark(seed):
 @pytest.mark.parametrize("flip_probability", [0.0, 1.0])
 def test_the_mask_moves_with_the_image(flip_probability):
     """A mask that is the image's red channel stays its red channel through any zoom, shift
-    and flip: one warp, the same interpolation."""
+    and flip, wherever the warp stays on the crop: the same matrix, the same interpolation.
+    Past the crop's edge the image is reflected and the mask 0."""
     config = StreamConfig(size=64, max_scale=0.2, max_shift=0.1, flip_probability=flip_probability)
     keypoints = np.zeros((33, 3), np.float32)
     for seed in range(4):
@@ -128,9 +129,75 @@ def test_the_mask_moves_with_the_image(flip_probability):
             x, y = rng.integers(5, 75, 2)
             mask[y - 4 : y + 5, x - 3 : x + 4] = 255
         image = np.dstack([mask, rng.integers(0, 255, (80, 80, 2), dtype=np.uint8)])
-        out, _, out_mask, *_ = transform_sample(image, keypoints, mask, config, rng)
+        out, _, out_mask, _, inside = transform_sample(image, keypoints, mask, config, rng)
         assert out_mask.shape == (64, 64) and out_mask.dtype == np.uint8 and out_mask.any()
-        np.testing.assert_array_equal(out_mask, out[..., 0])
+        on_crop = inside == 255
+        np.testing.assert_array_equal(out_mask[on_crop], out[..., 0][on_crop])
+        assert out_mask[inside == 0].max(initial=0) == 0
+
+
+def test_past_the_crop_the_warp_reflects_colours_and_leaves_maps_0():
+    """A crop of one colour stays that colour to its edges however the augmentation moves
+    it (a black border would be padding the critic learns); its mask and inside map are 0
+    where the warp leaves the crop."""
+    image = np.full((80, 80, 3), (200, 120, 40), np.uint8)
+    whole = np.full((80, 80), 255, np.uint8)
+    keypoints = np.zeros((33, 3), np.float32)
+    config = StreamConfig(size=64, max_scale=0.2, max_shift=0.1)
+    left = 0
+    for seed in range(8):
+        out = transform_sample(image, keypoints, whole, config, np.random.default_rng(seed))
+        assert (out.image == (200, 120, 40)).all() and out.background is out.image
+        np.testing.assert_array_equal(out.mask, out.inside)  # the same map, the same warp
+        left += int((out.inside == 0).sum())
+    assert left > 0  # some of the warps left the crop
+
+
+@pytest.mark.parametrize(("source", "max_scale"), [(64, 0.6), (80, 0.6), (64, 0.9)])
+def test_the_warp_gives_the_pixels_of_opencv_s_borders_however_far_it_zooms_out(source, max_scale):
+    """Image and mask (padded beforehand, then warped as one) are what OpenCV's own borders
+    give, reflection and 0, even when the augmentation reads far past the crop."""
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (source, source, 3), dtype=np.uint8)
+    mask = rng.integers(0, 256, (source, source), dtype=np.uint8)
+    keypoints = np.zeros((33, 3), np.float32)
+    config = StreamConfig(size=64, max_scale=max_scale, max_shift=0.3)
+    for seed in range(8):
+        matrix, _ = augmentation_matrix(source, config, np.random.default_rng(seed))
+        out = transform_sample(image, keypoints, mask, config, np.random.default_rng(seed))
+        for warped, alone, border in [
+            (out.image, image, cv2.BORDER_REFLECT_101),
+            (out.mask, mask, cv2.BORDER_CONSTANT),
+        ]:
+            want = cv2.warpAffine(
+                alone, matrix, (64, 64), flags=cv2.INTER_LINEAR, borderMode=border
+            )
+            np.testing.assert_array_equal(warped, want)
+
+
+def test_with_a_plate_the_image_outside_the_frame_is_the_plate_s():
+    """Where a crop (or its warp) leaves the frame, the real image shows what a composed
+    one does, the background; inside it, the image as warped alone."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    plate = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    inside = np.full((80, 80), 255, np.uint8)
+    inside[:, :12] = inside[70:] = 0  # the crop left the frame at the left and the bottom
+    mask = np.zeros((80, 80), np.uint8)
+    mask[20:60, 30:50] = 255
+    keypoints = np.zeros((33, 3), np.float32)
+    config = StreamConfig(size=64, max_scale=0.2, max_shift=0.1)
+    for seed in range(4):
+        out = transform_sample(
+            image, keypoints, mask, config, np.random.default_rng(seed), plate, inside
+        )
+        alone = transform_sample(image, keypoints, mask, config, np.random.default_rng(seed))
+        outside, frame = out.inside == 0, out.inside == 255
+        assert outside.any() and frame.any()
+        np.testing.assert_array_equal(out.image[outside], out.background[outside])
+        np.testing.assert_array_equal(out.image[frame], alone.image[frame])
+        assert out.mask[outside].max() == 0
+        np.testing.assert_array_equal(out.mask, alone.mask)
 
 
 def test_stream_masks_cover_the_person_the_keypoints_mark(synthetic_shards):
@@ -313,10 +380,62 @@ def test_the_background_is_the_plate_cut_and_warped_like_the_image(synthetic_sha
         # augmentation moved it; where the person stands the plate shows the room instead.
         assert difference[room].mean() < 0.03
         assert difference[person].mean() > 0.2
-        # Where the augmentation or the crop leaves the frame, nothing is inside: padding,
-        # black up to JPEG's ringing.
+        # Where the augmentation or the crop leaves the frame, nothing is inside, there is
+        # no person, and the image shows the plate there as a composed image does: the
+        # plate reflected about the frame's edge, not black.
+        outside = batch.inside == 0
+        assert outside.any() and (batch.mask[outside] == 0).all()
+        outside = outside.expand_as(batch.image)
+        assert torch.equal(batch.image[outside], batch.background[outside])
+        assert batch.image[outside].mean() > -0.5
+
+
+def _padded_black(shards: Path, root: Path) -> Path:
+    """A copy of `shards` as ganmotion wrote them before it reflected the frame: crops black
+    where they leave the frame, the manifest's pad "constant-black"."""
+    shutil.copytree(shards, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["crop_policy"]["pad"] == "reflect"
+    manifest["crop_policy"]["pad"] = "constant-black"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    size, frame = (
+        manifest["image_size"],
+        (manifest["source"]["width"], manifest["source"]["height"]),
+    )
+    padded = 0
+    for url in shard_urls(root):
+        with tarfile.open(url) as tar:
+            members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+        boxes = {m.name.split(".")[0]: np.load(io.BytesIO(data)) for m, data in members
+                 if m.name.endswith(".box.npy")}  # fmt: skip
+        with tarfile.open(url, "w") as tar:
+            for member, data in members:
+                key = member.name.split(".")[0]
+                if member.name.endswith(".jpg"):
+                    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                    outside = inside_frame(boxes[key], frame, size) == 0
+                    padded += int(outside.any())
+                    image[outside] = 0
+                    data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+                    member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+    assert padded > 0  # some crops leave the frame
+    return root
+
+
+def test_shards_padded_black_before_reflection_still_train(synthetic_shards, tmp_path):
+    root = _padded_black(synthetic_shards, tmp_path / "old")
+    manifest = load_manifest(root)
+    assert manifest.crop_policy["pad"] == "constant-black" and manifest.plate is not None
+    backdrop = Backdrop.of_shards(root, manifest)
+    config = StreamConfig(size=64, batch_size=8)
+    (batch,) = validation_batches(shard_urls(root, "val"), config, 1, backdrop)
+    batches = [batch, *TrainingStream(shard_urls(root), config, 2, backdrop=backdrop)]
+    for batch in batches:
+        # Their black padding is the plate's in what the critic sees, as in new shards.
         outside = (batch.inside == 0).expand_as(batch.image)
-        assert outside.any() and batch.image[outside].mean() < -0.95
+        assert torch.equal(batch.image[outside], batch.background[outside])
+    assert any((b.inside == 0).any() for b in batches)
 
 
 def test_without_a_backdrop_each_sample_is_its_own_background(synthetic_shards):

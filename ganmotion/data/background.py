@@ -36,7 +36,8 @@ person's colours there); the manifest records the share filled.
 
 Backdrop. What the training stream composes each crop over: the plate cut by the sample's
 box (static camera) or the sample itself (moving camera), and the crop pixels that lie
-inside the source frame.
+inside the source frame. Where a crop leaves the frame, the plate is reflected like the
+frame (`crop_frame`), and the stream shows the plate's padding in the real image too.
 """
 
 from __future__ import annotations
@@ -222,8 +223,9 @@ def load_plate(root: str | os.PathLike, manifest: Manifest) -> np.ndarray | None
 
 def crop_plate(plate: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """The plate cut like the sample whose `box.npy` is `box` ((3,) int: x0, y0, side of the
-    square of source pixels): (size, size, 3) uint8 RGB, black where the square leaves the
-    frame, as the sample's jpg is."""
+    square of source pixels): (size, size, 3) uint8 RGB; where the square leaves the frame,
+    reflected about its edge like the sample's jpg (which is black there in shards prepared
+    before; the training stream shows the plate there in both)."""
     x0, y0, side = (int(v) for v in box)
     return crop_frame(plate, np.array([x0 + side / 2, y0 + side / 2, side], np.float64), size)
 
@@ -231,7 +233,7 @@ def crop_plate(plate: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 def inside_frame(box: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
     """Which pixels of a size x size crop of the square `box` ((3,) x0, y0, side in source
     pixels) show the source frame (width, height): (size, size) uint8, 255 inside, 0 on the
-    black padding that `crop_frame` adds where the square leaves the frame."""
+    padding that `crop_frame` adds where the square leaves the frame."""
     x0, y0, side = (float(v) for v in box)
     centres = (np.arange(size) + 0.5) * side / size
     width, height = frame_size
@@ -247,8 +249,10 @@ class Backdrop:
     For a static camera the background of a sample is the plate cut by its box; for a
     moving one (no plate) it is the sample's own image, whose room the generator then never
     has to draw (the loss over the person is what is left). `inside` marks the pixels of the
-    crop that the source frame covers: the black padding where the crop leaves the frame is
-    no part of the person or the room, and losses leave it out.
+    crop that the source frame covers: the padding where the crop leaves the frame (the
+    frame reflected; black in shards prepared before) is no part of the person or the room,
+    and losses leave it out. With a plate, the training stream puts the plate's padding into
+    the real image there (`stream.transform_sample`), as a composed image shows it.
 
         backdrop = Backdrop.of_shards(root, manifest)
         background, inside = backdrop(box, image)   # (S, S, 3) uint8, (S, S) uint8 0/255

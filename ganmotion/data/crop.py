@@ -20,6 +20,10 @@ from ganmotion.pose.schema import JOINT, has_person
 
 _TORSO = [JOINT[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
 
+# What fills a crop where it leaves the frame, as manifests record it: the frame reflected
+# about its edge ("constant-black" in shards prepared before, which still load and train).
+PAD = "reflect"
+
 
 @dataclass(frozen=True)
 class CropPolicy:
@@ -40,10 +44,10 @@ class CropPolicy:
         """The policy for a manifest: a tracking crop's, or with `fixed` (`fixed_crop`'s
         box) the fixed crop's, which uses only the margin and the visibility threshold."""
         if fixed is None:
-            return {"kind": "smoothed-square", "pad": "constant-black", **asdict(self)}
+            return {"kind": "smoothed-square", "pad": PAD, **asdict(self)}
         return {
             "kind": "fixed-square",
-            "pad": "constant-black",
+            "pad": PAD,
             "box": [float(v) for v in fixed],
             "margin": self.margin,
             "min_visibility": self.min_visibility,
@@ -131,7 +135,7 @@ def fixed_crop(
     whole pixels (its `crop_window` is exactly x0, y0, side). Where the frame is too small for
     the margin, the margin shrinks to what the frame's shorter side allows, and the square is
     moved inside the frame when the joints allow it: pixels past the frame's edge would only
-    be black padding, the same in every sample. A clip without a person has no crop (NaN).
+    be padding, no part of the room. A clip without a person has no crop (NaN).
     """
     policy = policy or CropPolicy()
     people = keypoints[has_person(keypoints)]
@@ -163,31 +167,55 @@ def crop_window(crop: np.ndarray) -> tuple[int, int, int]:
     return int(round(cx - side_px / 2)), int(round(cy - side_px / 2)), side_px
 
 
-def crop_frame(frame: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+def _reach(start: int, side: int, length: int) -> tuple[int, int, int, int]:
+    """Along an axis of `length` pixels, a square's pixels start, ..., start + side - 1: how
+    many lie before the axis and after it, and the part [low, high) of the axis that they
+    show or reflect (BORDER_REFLECT_101 about the axis' ends: -k shows k, length - 1 + k
+    shows length - 1 - k). Where the padding is wider than what the square shows of the
+    axis, that part reaches past the square."""
+    before, after = max(0, -start), max(0, start + side - length)
+    low = max(0, min(start, length - 1 - after))
+    high = min(length, max(start + side, before + 1))
+    return before, after, low, high
+
+
+def crop_frame(
+    frame: np.ndarray, crop: np.ndarray, size: int, border: int = cv2.BORDER_REFLECT_101
+) -> np.ndarray:
     """Cut the square `crop` out of an RGB frame and resize it to (size, size, 3) (a
     single-channel (H, W) image gives (size, size)).
 
-    Parts of the square outside the frame are black.
+    Parts of the square outside the frame are the frame reflected about its edge (OpenCV's
+    BORDER_REFLECT_101: "dcb|abcd|cba"). Where the padding is wider than the square's part
+    of the frame, it takes frame pixels beyond the square (reflecting that part again would
+    repeat the person in it); only where it is wider than the frame does it reflect again
+    and again. Black padding would be a border in every real crop, which a critic teaches
+    the generator to draw. `border=cv2.BORDER_CONSTANT` pads with 0 instead (a person mask:
+    no person there).
     """
     x0, y0, side = crop_window(crop)
     height, width = frame.shape[:2]
-    left, top = max(0, -x0), max(0, -y0)
-    right, bottom = max(0, x0 + side - width), max(0, y0 + side - height)
-    window = frame[max(0, y0) : min(height, y0 + side), max(0, x0) : min(width, x0 + side)]
-    if left or top or right or bottom:
-        window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+    left, right, x_low, x_high = _reach(x0, side, width)
+    top, bottom, y_low, y_high = _reach(y0, side, height)
+    window = frame[y_low:y_high, x_low:x_high]
+    if left or right or top or bottom:
+        window = cv2.copyMakeBorder(window, top, bottom, left, right, border, value=0)
+        # The padded window starts at frame pixel (x_low - left, y_low - top).
+        dx, dy = x0 - x_low + left, y0 - y_low + top
+        window = window[dy : dy + side, dx : dx + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(window, (size, size), interpolation=interpolation)
 
 
 def crop_mask(mask: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
     """Cut a person mask (H, W) uint8 0/255 of the source frame like `crop_frame` cuts the
-    frame: (size, size) uint8 0/255, 0 where the square leaves the frame.
+    frame: (size, size) uint8 0/255, 0 where the square leaves the frame (whatever the
+    frame's reflection shows there is padding, not the person).
 
     The resize averages (or interpolates) like the frame's, then the mask is thresholded
     back to 0/255 at half, so its edge stays where the frame's edge is.
     """
-    cropped = crop_frame(mask, crop, size)
+    cropped = crop_frame(mask, crop, size, cv2.BORDER_CONSTANT)
     return np.where(cropped >= 128, 255, 0).astype(np.uint8)
 
 

@@ -115,7 +115,9 @@ class Manifest:
     image_size: side of the square crops in the shards.
     crop_policy: the crop settings (`CropPolicy.to_json()`); `kind` is "smoothed-square"
         (a crop that tracks the person) or "fixed-square" (one box for the whole clip, in
-        `box`); `requested` is what `--crop` asked for and `reason` why the kind was chosen.
+        `box`); `requested` is what `--crop` asked for and `reason` why the kind was chosen;
+        `pad` what fills a crop where it leaves the frame: "reflect" (the frame reflected
+        about its edge) or, in shards prepared before, "constant-black".
     body: the training poses' body statistics (`BodyStats.to_json()`), the target that
         retargeting maps onto; None when no training frame shows a whole body.
     splits: "train" and (usually) "val", in the order written.

@@ -4,9 +4,10 @@ WebDataset shards.
     python -m ganmotion.data.prepare --video target.mp4 --out data/shards --size 512
 
 Output (DESIGN.md): `{split}-{index:06d}.tar` shards whose samples are `__key__`
-`{clip}_{frame:06d}`, `jpg` (the crop), `pose.npy` (33, 3 keypoints in crop pixels),
-`mask.png` (the person's mask in crop pixels, 0/255) and `box.npy` ((3,) int32 x0, y0, side:
-the square of source pixels the crop was cut from), plus `manifest.json`, `keypoints.npy`
+`{clip}_{frame:06d}`, `jpg` (the crop; where it leaves the frame, the frame reflected about
+its edge, see `crop_frame`), `pose.npy` (33, 3 keypoints in crop pixels), `mask.png` (the
+person's mask in crop pixels, 0/255, 0 outside the frame) and `box.npy` ((3,) int32 x0, y0,
+side: the square of source pixels the crop was cut from), plus `manifest.json`, `keypoints.npy`
 (source-frame keypoints, NaN rows without a person), `crops.npy` ((N, 3) cx, cy, side in
 source pixels) and, for a static camera, `plate.png` (the room without the person, in
 source-frame pixels; `ganmotion.data.background.crop_plate(plate, box, size)` cuts it like a
@@ -20,7 +21,8 @@ it. The crop (`--crop`) either tracks the person (`smooth_crops`) or is one box 
 whole clip (`fixed_crop`); `auto` picks fixed for a static camera unless that box's side is
 more than `FIXED_MAX_RATIO` (1.5) times the median side of the tracking crop (a person
 crossing a large frame would be small in it), and track otherwise. The manifest's
-`crop_policy` records the choice and why.
+`crop_policy` records the choice and why, and its `pad` how crops leaving the frame are
+filled ("reflect"; "constant-black" in shards prepared before, which still train).
 
 Masks come from MediaPipe's segmentation, in the same pass as the keypoints. With given
 keypoints (`--keypoints <stem>.keypoints.npy`), a mask file `<stem>.masks.npz` beside them
