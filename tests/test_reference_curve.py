@@ -5,10 +5,16 @@ the data does not, and must record new curves on purpose:
 
     GANMOTION_RECORD_CURVES=1 .venv/bin/pytest tests/test_reference_curve.py
 
-Tolerance: relative 1e-3 with an absolute floor of 1e-5 per logged value. Same machine, same
-code: the values agree bit for bit. The slack is for other CPUs (oneDNN picks kernels by
-instruction set, which changes float rounding) and for sums whose order a refactor may change
-(e.g. accumulating losses as tensors instead of Python floats), amplified over a few steps.
+Tolerance: 3% of the largest magnitude a logged quantity reaches over its reference curve
+(at least 1e-5). Same machine, same code: the values agree bit for bit. The slack is for other
+CPUs (oneDNN picks kernels by instruction set, which changes float rounding, and a GAN
+amplifies it step by step) and for sums whose order a refactor may change. Measured: this
+repository's code on an AVX2 host against curves recorded on an AVX-512 one deviates by at
+most 9.8e-3 of the scale (the GAN's adversarial loss at step 8; 6e-4 with accumulation, 7e-5
+for the regression U-Net). It scales with the quantity, not with each value: that loss crosses
+zero within a few steps, and relative to a value near 0 any rounding misses a relative bound.
+A change of the maths, the random draws or the data moves the curves by far more from step 1
+(reflection padding instead of black moved the adversarial loss 20% at step 1).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from ganmotion.training.tracking import read_metrics
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = Path(__file__).resolve().parent / "data" / "reference_curves.json"
 RECORD = os.environ.get("GANMOTION_RECORD_CURVES") == "1"
-RTOL, ATOL = 1e-3, 1e-5
+RTOL, ATOL = 3e-2, 1e-5  # RTOL: of each quantity's largest magnitude
 
 # name: (config class, config file, overrides)
 RUNS = {
@@ -73,9 +79,15 @@ def test_training_reproduces_the_reference_curve(name, synthetic_shards, tmp_pat
         pytest.skip(f"recorded {name} in {CURVES}")
     reference = json.loads(CURVES.read_text())[name]
     assert [m["step"] for m in logged] == [m["step"] for m in reference]
+    scale = {}
+    for row in reference:
+        for key, value in row.items():
+            scale[key] = max(scale.get(key, 0.0), abs(value))
     for ours, theirs in zip(logged, reference):
         assert set(ours) == set(theirs), f"step {ours['step']}: logged keys differ"
         for key, expected in theirs.items():
-            assert math.isclose(ours[key], expected, rel_tol=RTOL, abs_tol=ATOL), (
-                f"step {ours['step']} {key}: {ours[key]!r}, reference {expected!r}"
+            tolerance = max(RTOL * scale[key], ATOL)
+            assert math.isclose(ours[key], expected, rel_tol=0, abs_tol=tolerance), (
+                f"step {ours['step']} {key}: {ours[key]!r}, reference {expected!r} "
+                f"(tolerance {tolerance:.3g})"
             )
