@@ -385,8 +385,10 @@ def prepare(
     check_output_dir(out, overwrite)
     started = time.perf_counter()
     info: VideoInfo = probe_video(video)
-    if config.crop_like is not None:  # a wrong --crop-like fails before the detection's minutes
-        box_of_shards(config.crop_like, info.width, info.height)
+    # Read before detection: a wrong --crop-like fails in a second, not after minutes.
+    like = None
+    if config.crop_like is not None:
+        like = box_of_shards(config.crop_like, info.width, info.height)
     stored = check_complete(video, accept_truncated)
 
     segmenting = DetectorConfig(segmentation=True)
@@ -414,12 +416,11 @@ def prepare(
     camera, decoded = measure_camera(video, masks, frames_read)
     _check_decoded(video, keypoints_file, frames_read, decoded)
     tracking = smooth_crops(keypoints, info.fps, config.crop)
-    if config.crop_like is None:
+    if like is None:
         fixed = fixed_crop(keypoints, info.width, info.height, config.crop)
         crop_kind, crop_reason = choose_crop(config.crop_mode, camera, fixed, tracking)
     else:
-        fixed = box_of_shards(config.crop_like, info.width, info.height)
-        crop_kind, crop_reason = "fixed", f"--crop-like {config.crop_like}"
+        fixed, crop_kind, crop_reason = like, "fixed", f"--crop-like {config.crop_like}"
     if crop_kind == "fixed":
         crops = np.where(found[:, None], fixed, np.nan)
         crop_policy = config.crop.to_json(fixed)
