@@ -115,7 +115,9 @@ def children_ignore_interrupts() -> Iterator[None]:
     is blocked in this (main) thread, whose mask a spawned child inherits and keeps; and as
     another thread may take the signal meanwhile, a handler notes it. Either way the Ctrl-C
     interrupts this process as the block ends (ignoring it instead lost it: the run went on
-    to the end), and the parent then stops its workers."""
+    to the end), and the parent then stops its workers. One race remains: a thread that has
+    taken the signal may run its handler a moment after the block ends; the main thread then
+    gets its KeyboardInterrupt there, from the restored handler, a few bytecodes later."""
     if threading.current_thread() is not threading.main_thread():  # signals are the main's
         yield
         return
