@@ -198,17 +198,20 @@ def main() -> None:
                         choices=["synthetic", "taichi"])  # fmt: skip
     parser.add_argument("--steps", type=int, default=400, help="steps per row [400: the demo's]")
     parser.add_argument("--port", type=int, default=29571)
+    parser.add_argument("--seed", type=int, default=0, help="run.seed of every row [0]")
     args = parser.parse_args()
+    tag = f"_seed{args.seed}" if args.seed else ""  # seed 0 keeps the names of earlier runs
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "rows": {}, "train": {}, "eval": {}}
+    report = {"machine": machine(), "seed": args.seed, "rows": {}, "train": {}, "eval": {}}
     report["rows"] = {name: ROWS[name] for name in args.rows}
     shards = prepare(args.out, args.datasets)
     for dataset in args.datasets:
         models = []
         for name in args.rows:
-            run_dir = args.out / f"{dataset}_{name}"
+            run_dir = args.out / f"{dataset}_{name}{tag}"
             print(f"ablation: training {dataset} {name} ...", flush=True)
-            result = train(shards[dataset], run_dir, ROWS[name], args.steps, args.port)
+            overrides = [*ROWS[name], f"run.seed={args.seed}"]
+            result = train(shards[dataset], run_dir, overrides, args.steps, args.port)
             report["train"][f"{dataset}/{name}"] = result
             print(f"  {result['seconds']} s, critic gap {result['critic_gap_first_fifth']:.3g}"
                   f" -> {result['critic_gap_last_fifth']:.3g}", flush=True)  # fmt: skip
@@ -219,12 +222,12 @@ def main() -> None:
         for split, extra in splits.items():
             source = shards["unseen"] if split == "unseen" else shards[dataset]
             extra = [*extra, "--split", "train"] if split == "unseen" else extra
-            out = args.out / f"eval_{dataset}_{split}"
+            out = args.out / f"eval_{dataset}_{split}{tag}"
             print(f"ablation: evaluating {dataset} {split} ...", flush=True)
             report["eval"][f"{dataset}/{split}"] = evaluate(
-                source, models, out, args.out / f"eval_{dataset}_{split}.log", extra
+                source, models, out, args.out / f"eval_{dataset}_{split}{tag}.log", extra
             )
-        write_result(args.out / f"ablation_{'_'.join(args.datasets)}.json", report)
+        write_result(args.out / f"ablation_{'_'.join(args.datasets)}{tag}.json", report)
     print(f"wrote {args.out}/ablation_*.json and the reports in {args.out}/eval_*/")
 
 
