@@ -75,7 +75,7 @@ from ganmotion.errors import GanmotionError, command_line, naming_full_disk
 from ganmotion.files import atomic_folder, check_writable
 from ganmotion.pose.detector import DetectorConfig, PackedMask, detect_video
 from ganmotion.pose.retarget import body_stats
-from ganmotion.pose.schema import NUM_JOINTS, SCHEMA_VERSION, has_person
+from ganmotion.pose.schema import SCHEMA_VERSION, has_person, load_keypoints
 from ganmotion.video import MIN_STORED_SHARE, VideoInfo, check_complete, probe_video, read_frames
 
 CropMode = Literal["auto", "track", "fixed"]
@@ -173,31 +173,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load_keypoints(path: Path) -> np.ndarray:
-    """Keypoints given by the user (.npy, (N, 33, 3) numbers, NaN rows without a person; no
-    infinities); no pickle."""
-    if path.is_dir():
-        raise GanmotionError(f"{path}: is a directory; give the keypoints .npy file")
-    try:
-        keypoints = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise GanmotionError(f"{path}: no such file") from None
-    except (ValueError, EOFError) as error:  # EOFError: an empty file
-        raise GanmotionError(f"{path}: not a plain .npy array ({error or 'empty'})") from None
-    except OSError as error:
-        raise GanmotionError(f"{path}: cannot read ({error})") from None
-    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 3):
-        raise GanmotionError(
-            f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}"
-        )
-    if keypoints.dtype.kind not in "fiu":
-        raise GanmotionError(f"{path}: keypoints must be numbers, got {keypoints.dtype}")
-    if np.isinf(keypoints).any():  # NaN marks a missing person; an infinity is no position
-        frame = int(np.flatnonzero(np.isinf(keypoints).any(axis=(1, 2)))[0])
-        raise GanmotionError(f"{path}: keypoints of frame {frame} are infinite")
-    return keypoints.astype(np.float32)
 
 
 def masks_file_for(keypoints_file: Path) -> Path | None:

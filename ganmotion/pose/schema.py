@@ -7,7 +7,11 @@ person is a row of NaN (never zeros, which would look like a person in the corne
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from ganmotion.errors import GanmotionError
 
 SCHEMA_VERSION = "mediapipe-pose-33/v1"
 
@@ -111,3 +115,28 @@ def has_person(keypoints: np.ndarray) -> np.ndarray | bool:
 def missing_frame() -> np.ndarray:
     """The (33, 3) row that stands for 'no person in this frame'."""
     return np.full((NUM_JOINTS, 3), np.nan, dtype=np.float32)
+
+
+def load_keypoints(path: Path) -> np.ndarray:
+    """Keypoints given by the user (`prepare --keypoints`, `infer --poses`): .npy, (N, 33, 3)
+    numbers, NaN rows without a person and NaN joints unseen, no infinities; no pickle."""
+    if path.is_dir():
+        raise GanmotionError(f"{path}: is a directory; give the keypoints .npy file")
+    try:
+        keypoints = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GanmotionError(f"{path}: no such file") from None
+    except (ValueError, EOFError) as error:  # EOFError: an empty file
+        raise GanmotionError(f"{path}: not a plain .npy array ({error or 'empty'})") from None
+    except OSError as error:
+        raise GanmotionError(f"{path}: cannot read ({error})") from None
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_JOINTS, 3):
+        raise GanmotionError(
+            f"{path}: keypoints must be (frames, {NUM_JOINTS}, 3), got {keypoints.shape}"
+        )
+    if keypoints.dtype.kind not in "fiu":
+        raise GanmotionError(f"{path}: keypoints must be numbers, got {keypoints.dtype}")
+    if np.isinf(keypoints).any():  # NaN marks a missing person; an infinity is no position
+        frame = int(np.flatnonzero(np.isinf(keypoints).any(axis=(1, 2)))[0])
+        raise GanmotionError(f"{path}: keypoints of frame {frame} are infinite")
+    return keypoints.astype(np.float32)

@@ -21,6 +21,7 @@ from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
 from ganmotion.pose.filters import OneEuroConfig
 from ganmotion.pose.retarget import MOTIONS
+from ganmotion.pose.schema import load_keypoints
 from ganmotion.video import MIN_STORED_SHARE, X264_PRESETS, check_complete
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt")
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace):
         if path is not None:
             check_writable(path)
     stored = check_complete(args.source, args.accept_truncated)
-    poses = load_poses(args.poses) if args.poses is not None else None
+    poses = load_keypoints(args.poses) if args.poses is not None else None
     background = read_image(args.background) if args.background is not None else None
     torch_options = {
         "precision": args.precision,
@@ -243,20 +244,6 @@ def default_batch(backend) -> int:
     gpu_providers = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
     on_gpu = backend.device.type == "cuda" or getattr(backend, "provider", "") in gpu_providers
     return 16 if on_gpu else 1
-
-
-def load_poses(path: Path) -> np.ndarray:
-    try:
-        poses = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise GanmotionError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
-        raise GanmotionError(f"{path}: not a .npy keypoints file ({error or 'empty'})") from None
-    if poses.ndim != 3 or poses.shape[1:] != (33, 3):
-        raise GanmotionError(f"{path}: keypoints must be (N, 33, 3), got {poses.shape}")
-    if poses.dtype.kind not in "fiu":
-        raise GanmotionError(f"{path}: keypoints must be numbers, got {poses.dtype}")
-    return poses.astype(np.float32)
 
 
 def save_poses(poses: np.ndarray, path: Path) -> None:
