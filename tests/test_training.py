@@ -739,7 +739,7 @@ def test_validation_over_its_own_background_scores_the_person_not_the_copy(synth
 def test_the_inference_background_is_taken_from_the_whole_clip(synthetic_shards, monkeypatch):
     """A moving camera shows another room as the clip goes on: the background a run composes
     over at inference averages samples spread over all of the training split, not its
-    start."""
+    start; a static camera's plate is cut by the median box of the same samples."""
     from ganmotion.data.background import Backdrop
     from ganmotion.data.crop import crop_window
     from ganmotion.data.manifest import load_manifest
@@ -747,14 +747,26 @@ def test_the_inference_background_is_taken_from_the_whole_clip(synthetic_shards,
     manifest = load_manifest(synthetic_shards)
     taken = []
     monkeypatch.setattr(loop, "BACKGROUND_SAMPLES", 4)
-    monkeypatch.setattr(Backdrop, "typical", lambda self, samples, size: taken.extend(samples))
+    monkeypatch.setattr(
+        Backdrop, "typical_plate", lambda self, boxes, size: taken.append(("plate", boxes))
+    )
+    monkeypatch.setattr(
+        Backdrop,
+        "mean_room",
+        lambda self, samples, size: taken.append(("room", [box for _, _, box in samples])),
+    )
     stream = SimpleNamespace(size=manifest.image_size)
     config = SimpleNamespace(data=SimpleNamespace(shards=str(synthetic_shards), stream=stream))
     train = manifest.splits["train"].samples
     backdrop = Backdrop.of_shards(synthetic_shards, manifest)
-    loop.typical_background(backdrop, shard_urls(synthetic_shards, "train"), train, config)
+    assert backdrop.plate is not None  # the synthetic camera is static
+    urls = shard_urls(synthetic_shards, "train")
+    loop.typical_background(backdrop, urls, train, config)
+    backdrop.plate = None  # as a moving camera
+    loop.typical_background(backdrop, urls, train, config)
     stride = -(-train // 4)
     crops = np.load(synthetic_shards / "crops.npy")  # every frame of this clip has a person
     expected = [crop_window(crops[frame]) for frame in range(0, train, stride)]
     assert len(set(expected)) == 4  # the tracking crop moved: four boxes from four times
-    assert [tuple(int(v) for v in box) for _, _, box in taken] == expected
+    boxes = [(kind, [tuple(int(v) for v in box) for box in boxes]) for kind, boxes in taken]
+    assert boxes == [("plate", expected), ("room", expected)]

@@ -289,32 +289,29 @@ class Backdrop:
         plate, inside = self._cut[key]
         return (image if plate is None else plate), inside
 
-    def typical(
+    def typical_plate(self, boxes: list[np.ndarray], size: int) -> np.ndarray:
+        """A static camera's one background at inference (size, size, 3) uint8 RGB: the
+        plate cut by the samples' median box (for a fixed crop, the box)."""
+        assert self.plate is not None and boxes
+        return crop_plate(self.plate, np.median(np.stack(boxes), axis=0).round(), size)
+
+    def mean_room(
         self, samples: Iterable[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]], size: int
     ) -> np.ndarray:
-        """The one background a model composes over at inference (size, size, 3) uint8 RGB,
-        from some of the clip's samples (image (S, S, 3), mask (S, S) or None, box or None).
-
-        With a plate: the plate cut by the samples' median box (for a fixed crop, the box).
-        Without: the mean of the samples' room, pixel by pixel, over the samples where that
-        pixel is neither person nor padding (the clip's mean colour where none is): a moving
-        camera has no room to put back, and this average is what the runner shows unless
-        it is given another background.
-        """
+        """A moving camera's one background at inference (size, size, 3) uint8 RGB, from
+        some of the clip's samples (image (S, S, 3), mask (S, S) or None, box or None): the
+        mean of their room, pixel by pixel, over the samples where that pixel is neither
+        person nor padding (the clip's mean colour where none is). A moving camera has no
+        room to put back; this average is what the runner shows unless given another."""
         total = np.zeros((size, size, 3), np.float64)
         count = np.zeros((size, size, 1), np.float64)
-        boxes = []
         for image, mask, box in samples:
-            if box is not None:
-                boxes.append(box)
             resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
             _, inside = self(box, image)
             room = inside > 0 if mask is None else (inside > 0) & (mask < 128)
             room = cv2.resize(room.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
             total += resized * room[..., None]
             count += room[..., None]
-        if self.plate is not None and boxes:
-            return crop_plate(self.plate, np.median(np.stack(boxes), axis=0).round(), size)
         if not count.any():
             raise GanmotionError("no samples to take a background from")
         mean = total.sum((0, 1)) / count.sum()

@@ -167,7 +167,7 @@ def crop_window(crop: np.ndarray) -> tuple[int, int, int]:
     return int(round(cx - side_px / 2)), int(round(cy - side_px / 2)), side_px
 
 
-def _reach(start: int, side: int, length: int) -> tuple[int, int, int, int]:
+def _axis_window(start: int, side: int, length: int) -> tuple[int, int, int, int]:
     """Along an axis of `length` pixels, a square's pixels start, ..., start + side - 1: how
     many lie before the axis and after it, and the part [low, high) of the axis that they
     show or reflect (BORDER_REFLECT_101 about the axis' ends: -k shows k, length - 1 + k
@@ -195,8 +195,8 @@ def crop_frame(
     """
     x0, y0, side = crop_window(crop)
     height, width = frame.shape[:2]
-    left, right, x_low, x_high = _reach(x0, side, width)
-    top, bottom, y_low, y_high = _reach(y0, side, height)
+    left, right, x_low, x_high = _axis_window(x0, side, width)
+    top, bottom, y_low, y_high = _axis_window(y0, side, height)
     window = frame[y_low:y_high, x_low:x_high]
     if left or right or top or bottom:
         window = cv2.copyMakeBorder(window, top, bottom, left, right, border, value=0)

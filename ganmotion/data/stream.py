@@ -290,7 +290,7 @@ def _warp(image: np.ndarray, matrix: np.ndarray, size: int, border: int = MAP_BO
     )
 
 
-def _reach(matrix: np.ndarray, shape: tuple[int, ...], size: int) -> int:
+def _overreach(matrix: np.ndarray, shape: tuple[int, ...], size: int) -> int:
     """How many pixels past the edges of an image of `shape` (H, W, ...) the warp `matrix`
     to size x size reads, with a margin for the bilinear taps."""
     corners = np.array([[0, size - 1, 0, size - 1], [0, 0, size - 1, size - 1], [1, 1, 1, 1]])
@@ -312,7 +312,7 @@ def _warp_pair(
     pixel inside the warp (at 512 px, `transform_sample` with a plate took about 4 ms
     this way, 6.5 as two warps reflecting inside and one of both maps).
     """
-    pad = _reach(matrix, image.shape, size)
+    pad = _overreach(matrix, image.shape, size)
     if pad > max(image.shape[:2]):  # zoomed far out: padding would cost more than it saves
         return _warp(image, matrix, size, IMAGE_BORDER), _warp(a_map, matrix, size)
     padded = cv2.merge(

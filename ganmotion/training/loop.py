@@ -492,17 +492,26 @@ def typical_background(
     backdrop: Backdrop, urls: list[str], samples: int, config: GanConfig | VanillaConfig
 ) -> np.ndarray:
     """The background an alpha generator of this run composes over at inference (saved in
-    every checkpoint): `Backdrop.typical` of BACKGROUND_SAMPLES of the `samples` training
-    samples, spread evenly over the clip. A moving camera shows another part of the room as
-    the clip goes on: the first samples alone (what this once took) are the room of the
-    clip's start, which scored 18.2 dB on taichi2's held-out room against 19.9 dB for
-    samples from all of it (benchmarks/RESULTS.md)."""
+    every checkpoint), from BACKGROUND_SAMPLES of the `samples` training samples spread
+    evenly over the clip: the plate cut by their median box for a static camera (only
+    their boxes are read), else `Backdrop.mean_room` of them. A moving camera shows another
+    part of the room as the clip goes on: the first samples alone (what this once took) are
+    the room of the clip's start, which scored 18.2 dB on taichi2's held-out room against
+    19.9 dB for samples from all of it (benchmarks/RESULTS.md)."""
     stride = max(1, math.ceil(samples / BACKGROUND_SAMPLES))
+    size = config.data.stream.size
 
     def spread():
-        for index, sample in enumerate(ordered_samples(config.data.shards, "train", urls)):
-            if index % stride == 0:
-                image, _, mask = decode_sample(sample)
-                yield image, mask, decode_box(sample)
+        ordered = ordered_samples(config.data.shards, "train", urls)
+        return (sample for index, sample in enumerate(ordered) if index % stride == 0)
 
-    return backdrop.typical(spread(), config.data.stream.size)
+    if backdrop.plate is not None:
+        boxes = [decode_box(sample) for sample in spread()]
+        if boxes and all(box is not None for box in boxes):  # else shards from before boxes
+            return backdrop.typical_plate(boxes, size)
+    rooms = (
+        (image, mask, decode_box(sample))
+        for sample in spread()
+        for image, _, mask in [decode_sample(sample)]
+    )
+    return backdrop.mean_room(rooms, size)
