@@ -245,6 +245,8 @@ def test_invalid_arguments_raise_ganmotion_error():
         make_clip(5, size=8)
     with pytest.raises(GanmotionError):
         make_clip(5, size=SIZE, fps=0.0)
+    with pytest.raises(GanmotionError, match="--fps 1e-300: must be 1 to 1000"):
+        make_clip(5, size=SIZE, fps=1e-300)
     with pytest.raises(GanmotionError):
         Motion.from_seed(-1)
     with pytest.raises(GanmotionError):

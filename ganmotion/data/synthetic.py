@@ -54,7 +54,9 @@ __all__ = [
 
 MIN_SIZE = 32  # below this the figure's head is a few pixels and the drawing degenerates
 MAX_SIZE = 4096  # drawing the background then takes about 5 GiB at its peak
-MAX_FPS = 1000.0  # an H.264 stream's rate is a fraction of C integers: 1e300 fps overflows
+# An H.264 stream's rate is a fraction of C integers: 1e300 fps overflows it, and 1e-300 fps
+# came out as a 24 fps video whose poses were drawn at times near 1e300 s.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
 # Peak memory of drawing the background (supersampled 2x in float32), per pixel of the frame:
 # 300 and 275 bytes measured at 512 and 1024 px.
 BACKGROUND_BYTES_PER_PIXEL = 300
@@ -729,8 +731,8 @@ def _check_clip(frames: int, size: int, fps: float) -> None:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise GanmotionError(f"frames must be a positive integer, got {frames!r}")
     _check_size(size)
-    if not (isinstance(fps, (int, float, np.number)) and 0 < fps <= MAX_FPS):
-        raise GanmotionError(f"fps must be a positive number up to {MAX_FPS:g}, got {fps!r}")
+    if not (isinstance(fps, (int, float, np.number)) and MIN_FPS <= fps <= MAX_FPS):
+        raise GanmotionError(f"--fps {fps}: must be {MIN_FPS:g} to {MAX_FPS:g} frames per second")
 
 
 def _clip_keypoints(frames: int, size: int, fps: float, motion_seed: int) -> np.ndarray:
@@ -837,16 +839,6 @@ def _seed(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ganmotion.data.synthetic",
@@ -880,7 +872,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"side of the square frame in pixels ({MIN_SIZE} to {MAX_SIZE})",
     )
     parser.add_argument(
-        "--fps", type=_positive_float, default=30.0, metavar="RATE", help="frames per second"
+        "--fps",
+        type=float,
+        default=30.0,
+        metavar="RATE",
+        help=f"frames per second ({MIN_FPS:g} to {MAX_FPS:g})",
     )
     parser.add_argument(
         "--motion-seed",
