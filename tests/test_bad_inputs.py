@@ -1003,10 +1003,9 @@ INFER = [
     ("infer", "--device cuda:99", lambda i: i.infer(None, "--device", "cuda:99"),
      ("device cuda:99",)),
     # numbers
-    ("infer", "--batch 0", lambda i: i.infer(None, "--batch", "0"),
-     ("batch_size must be >= 1, got 0",)),
+    ("infer", "--batch 0", lambda i: i.infer(None, "--batch", "0"), ("--batch 0: must be >= 1",)),
     ("infer", "--pose-workers 0", lambda i: i.infer(None, "--pose-workers", "0"),
-     ("pose_workers must be >= 1, got 0",)),
+     ("--pose-workers 0: must be >= 1",)),
     ("infer", "--min-cutoff 0", lambda i: i.infer(None, "--min-cutoff", "0"), ("min_cutoff",)),
     ("infer", "--min-cutoff nan", lambda i: i.infer(None, "--min-cutoff", "nan"),
      ("min_cutoff=nan",)),

@@ -83,9 +83,13 @@ class RunnerConfig:
     audio: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "pose_workers", "calibration_frames"):
-            if getattr(self, name) < 1:
-                raise GanmotionError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # Named as infer/video.py's flags, which is how a user sets them.
+        if self.batch_size < 1:
+            raise GanmotionError(f"--batch {self.batch_size}: must be >= 1")
+        if self.pose_workers < 1:
+            raise GanmotionError(f"--pose-workers {self.pose_workers}: must be >= 1")
+        if self.calibration_frames < 1:
+            raise GanmotionError(f"calibration_frames must be >= 1, got {self.calibration_frames}")
         if self.queue_frames < 0:
             raise GanmotionError(f"queue_frames must be >= 0, got {self.queue_frames}")
         if not 0 <= self.crf <= 51:
