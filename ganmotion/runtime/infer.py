@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -179,29 +180,9 @@ def run(args: argparse.Namespace):
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise GanmotionError(f"{out}: the output must be an .mp4 file")
-    check_encoder_flags(args.crf, args.preset)
-    # Every output before any work: the video takes minutes, and main writes the summary after.
-    for path in (out, args.save_poses, args.summary_json):
-        if path is not None:
-            check_writable(path)
-    stored = check_complete(args.source, args.accept_truncated)
-    poses = load_keypoints(args.poses) if args.poses is not None else None
-    background = read_image(args.background) if args.background is not None else None
-    torch_options = {
-        "precision": args.precision,
-        "channels_last": args.channels_last,
-        "compile": args.compile,
-    }
-    backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
-    batch_size = default_batch(backend) if args.batch is None else args.batch
-    full_frame = None
-    if args.full_frame:  # a --background is the room of the whole frame
-        shards = target_entry(args.model, args.target_shards)["shards"]
-        full_frame = full_frame_of(shards, backend, args.model, background)
-    elif background is not None:
-        backend = OnBackground(backend, fit_background(background, backend.size), args.model)
+    # The flags first (RunnerConfig checks them); --batch's default waits for the backend.
     config = RunnerConfig(
-        batch_size=batch_size,
+        batch_size=1 if args.batch is None else args.batch,
         pose_workers=args.pose_workers,
         smoothing=OneEuroConfig(
             min_cutoff=args.min_cutoff,
@@ -216,6 +197,27 @@ def run(args: argparse.Namespace):
         preset=args.preset,
         audio=not args.no_audio,
     )
+    # Every output before any work: the video takes minutes, and main writes the summary after.
+    for path in (out, args.save_poses, args.summary_json):
+        if path is not None:
+            check_writable(path)
+    stored = check_complete(args.source, args.accept_truncated)
+    poses = load_keypoints(args.poses) if args.poses is not None else None
+    background = read_image(args.background) if args.background is not None else None
+    torch_options = {
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+    }
+    backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
+    if args.batch is None:
+        config = replace(config, batch_size=default_batch(backend))
+    full_frame = None
+    if args.full_frame:  # a --background is the room of the whole frame
+        shards = target_entry(args.model, args.target_shards)["shards"]
+        full_frame = full_frame_of(shards, backend, args.model, background)
+    elif background is not None:
+        backend = OnBackground(backend, fit_background(background, backend.size), args.model)
     target = None
     if config.retarget:
         target = resolve_target(args.model, args.target_shards, backend.size)
@@ -226,15 +228,6 @@ def run(args: argparse.Namespace):
     if args.save_poses is not None:
         save_poses(np.stack(summary.poses), Path(args.save_poses))
     return summary
-
-
-def check_encoder_flags(crf: int, preset: str) -> None:
-    if not 0 <= crf <= 51:
-        raise GanmotionError(f"--crf {crf}: must be 0 (lossless) to 51")
-    if preset not in X264_PRESETS:
-        raise GanmotionError(
-            f"--preset {preset}: not a libx264 preset (one of {', '.join(X264_PRESETS)})"
-        )
 
 
 def default_batch(backend) -> int:

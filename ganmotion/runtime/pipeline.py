@@ -93,10 +93,10 @@ class RunnerConfig:
         if self.queue_frames < 0:
             raise GanmotionError(f"queue_frames must be >= 0, got {self.queue_frames}")
         if not 0 <= self.crf <= 51:
-            raise GanmotionError(f"crf must be 0 to 51, got {self.crf}")
+            raise GanmotionError(f"--crf {self.crf}: must be 0 (lossless) to 51")
         if self.preset not in X264_PRESETS:
             raise GanmotionError(
-                f"preset must be one of libx264's ({', '.join(X264_PRESETS)}), got {self.preset!r}"
+                f"--preset {self.preset}: not a libx264 preset (one of {', '.join(X264_PRESETS)})"
             )
         if self.motion not in MOTIONS:
             raise GanmotionError(f"motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
