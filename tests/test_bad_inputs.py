@@ -186,6 +186,18 @@ def cut(fraction: float) -> Callable[[Path], None]:
     return change
 
 
+def cut_inside(suffix: str) -> Callable[[Path], None]:
+    """A change of a shard (for `write_files`): cut halfway through the data of its first
+    member whose name ends in `suffix`, as a copy interrupted there."""
+
+    def change(tar: Path) -> None:
+        with tarfile.open(tar) as shard:
+            member = next(m for m in shard.getmembers() if m.name.endswith(suffix))
+        tar.write_bytes(tar.read_bytes()[: member.offset_data + member.size // 2])
+
+    return change
+
+
 def _set(*keys, value) -> Callable[[dict], None]:
     """An edit of parsed JSON: the value at `keys` (created if absent) becomes `value`."""
 
@@ -734,7 +746,7 @@ TRAIN = [
      ("gone/manifest.json", "no such file")),
     ("train", "every train shard unreadable",
      lambda i: i.train(shards=i.shards_with(files={"train-*.tar": NOISE})),
-     ("cannot read the train shards", "invalid header")),
+     ("cannot read the train shards", "train-000000.tar: invalid header (ReadError)")),
     ("train", "plate.png missing",
      lambda i: i.train(shards=i.shards_with(files={"plate.png": None})), ("plate.png",)),
     ("train", "plate.png is not an image",
@@ -1080,11 +1092,16 @@ EVAL = [
     ("eval", "the val shard missing", lambda i: i.eval(shards=i.shards_with(
      files={"val-000000.tar": None})), ("val-000000.tar", "does not exist")),
     ("eval", "the val shard is noise", lambda i: i.eval(shards=i.shards_with(
-     files={"val-000000.tar": NOISE})), ("val-000000.tar", "cannot read the val shards")),
+     files={"val-000000.tar": NOISE})),
+     ("cannot read the val shards: ", "val-000000.tar: invalid header (ReadError)")),
     ("eval", "the val shard is empty", lambda i: i.eval(shards=i.shards_with(
-     files={"val-000000.tar": b""})), ("val-000000.tar", "cannot read the val shards")),
+     files={"val-000000.tar": b""})),
+     ("cannot read the val shards: ", "val-000000.tar: empty file (ReadError)")),
     ("eval", "the val shard cut short", lambda i: i.eval(shards=i.shards_with(
-     files={"val-000000.tar": cut(0.3)})), ("val-000000.tar", "cannot read the val shards")),
+     files={"val-000000.tar": cut(0.3)})), ("cannot read the val shards: ", "val-000000.tar: ")),
+    ("eval", "the val shard cut inside a jpg", lambda i: i.eval(shards=i.shards_with(
+     files={"val-000000.tar": cut_inside(".jpg")})),
+     ("cannot read the val shards: ", "val-000000.tar: unexpected end of data (ReadError)")),
     ("eval", "shards of another size than the manifest's", lambda i: i.eval(
      shards=i.shards_with(_set("image_size", value=32))), ("is 64x64, the manifest says 32x32",)),
     ("eval", "a jpg that is not one", lambda i: i.eval(shards=i.shards_with(

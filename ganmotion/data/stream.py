@@ -182,12 +182,14 @@ class SkippedData:
 
 def describe(error: Exception) -> str:
     """One line for an error of reading shard data. WebDataset appends the stream and the
-    shard's URL to a tar error's arguments ("invalid header", <stream>, url): say url: cause."""
+    shard's URL to a tar error's arguments ("invalid header", <stream>, url), and " @ <stream>"
+    to the cause of one inside a member: say url: cause, without the stream's repr."""
     args = error.args
     if isinstance(error, GanmotionError):
         return str(error)
     if len(args) >= 2 and isinstance(args[0], str) and isinstance(args[-1], str):
-        return f"{args[-1]}: {args[0]} ({type(error).__name__})"
+        cause = args[0].split(" @ <", 1)[0]
+        return f"{args[-1]}: {cause} ({type(error).__name__})"
     return f"{type(error).__name__}: {error}"
 
 
@@ -651,9 +653,7 @@ def ordered_samples(
         except StopIteration:
             break
         except Exception as error:  # tar, I/O and URL errors of many types: one line
-            raise GanmotionError(
-                f"{shards}: cannot read the {split} shards ({type(error).__name__}: {error})"
-            ) from None
+            raise GanmotionError(f"cannot read the {split} shards: {describe(error)}") from None
         url = sample.get("__url__")
         if url != current:
             check(current)
