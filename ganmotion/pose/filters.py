@@ -47,12 +47,15 @@ class OneEuroConfig:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("min_cutoff", "d_cutoff"):
-            if not getattr(self, name) > 0:
-                raise GanmotionError(f"smoothing {name}={getattr(self, name)}: must be > 0")
-        for name in ("beta", "max_gap_s"):
-            if not getattr(self, name) >= 0:
-                raise GanmotionError(f"smoothing {name}={getattr(self, name)}: must be >= 0")
+        # Named as infer/video.py's flags, which is how a user sets them (d_cutoff has none).
+        if not self.min_cutoff > 0:
+            raise GanmotionError(f"--min-cutoff {self.min_cutoff:g}: must be > 0 Hz")
+        if not self.d_cutoff > 0:
+            raise GanmotionError(f"smoothing d_cutoff={self.d_cutoff}: must be > 0")
+        if not self.beta >= 0:
+            raise GanmotionError(f"--beta {self.beta:g}: must be >= 0")
+        if not self.max_gap_s >= 0:
+            raise GanmotionError(f"--max-gap {self.max_gap_s:g}: must be >= 0 seconds")
 
 
 def body_scale(keypoints: np.ndarray) -> float:
