@@ -1023,6 +1023,8 @@ INFER = [
     ("infer", "--min-cutoff nan", lambda i: i.infer(None, "--min-cutoff", "nan"),
      ("--min-cutoff nan: must be > 0",)),
     ("infer", "--beta -1", lambda i: i.infer(None, "--beta", "-1"), ("--beta -1: must be",)),
+    ("infer", "--beta inf", lambda i: i.infer(None, "--beta", "inf"),
+     ("--beta inf: must be a finite number >= 0",)),
     ("infer", "--max-gap -1", lambda i: i.infer(None, "--max-gap", "-1"),
      ("--max-gap -1: must be >= 0",)),
     ("infer", "--max-gap nan", lambda i: i.infer(None, "--max-gap", "nan"),

@@ -156,5 +156,8 @@ def test_smoothing_reduces_mediapipe_jitter_on_taichi(taichi):
 def test_bad_settings_are_rejected():
     with pytest.raises(GanmotionError, match="--min-cutoff 0: must be > 0"):
         OneEuroConfig(min_cutoff=0)
+    # An infinite beta times a still joint's zero speed is NaN: the joint would vanish.
+    with pytest.raises(GanmotionError, match="--beta inf: must be a finite number >= 0"):
+        OneEuroConfig(beta=float("inf"))
     with pytest.raises(GanmotionError, match="fps=0"):
         PoseSmoother(OneEuroConfig(), fps=0)

@@ -8,6 +8,7 @@ rather than pixels, so the same settings work for a 256 px crop and a 4K frame.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +53,9 @@ class OneEuroConfig:
             raise GanmotionError(f"--min-cutoff {self.min_cutoff:g}: must be > 0 Hz")
         if not self.d_cutoff > 0:
             raise GanmotionError(f"smoothing d_cutoff={self.d_cutoff}: must be > 0")
-        if not self.beta >= 0:
-            raise GanmotionError(f"--beta {self.beta:g}: must be >= 0")
+        # An infinite beta times a still joint's zero speed is a NaN cutoff: the joint would vanish.
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise GanmotionError(f"--beta {self.beta:g}: must be a finite number >= 0")
         if not self.max_gap_s >= 0:
             raise GanmotionError(f"--max-gap {self.max_gap_s:g}: must be >= 0 seconds")
 
