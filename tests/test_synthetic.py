@@ -241,7 +241,7 @@ def test_the_mask_is_what_render_person_paints_of_the_figure(clip):
 def test_invalid_arguments_raise_ganmotion_error():
     with pytest.raises(GanmotionError):
         make_clip(0, size=SIZE)
-    with pytest.raises(GanmotionError):
+    with pytest.raises(GanmotionError, match="--size 8: must be 32 to 4096 pixels"):
         make_clip(5, size=8)
     with pytest.raises(GanmotionError):
         make_clip(5, size=SIZE, fps=0.0)

@@ -227,15 +227,16 @@ def _dir(theta: float) -> tuple[float, float]:
     return math.sin(theta), math.cos(theta)
 
 
-def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
-        raise GanmotionError(f"size must be an integer >= {MIN_SIZE} pixels, got {size!r}")
-    if size > MAX_SIZE:
-        needed = size * size * BACKGROUND_BYTES_PER_PIXEL / 2**30
-        raise GanmotionError(
-            f"size must be at most {MAX_SIZE} pixels, got {size} (drawing a frame that size "
-            f"would need about {needed:.0f} GiB of memory)"
-        )
+def _check_size(size: int, name: str = "size") -> None:
+    """`name`: what the caller's user set the size as (synth's clips: its flag, --size)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise GanmotionError(f"{name} {size!r}: must be a whole number of pixels")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        why = ""
+        if size > MAX_SIZE:
+            needed = size * size * BACKGROUND_BYTES_PER_PIXEL / 2**30
+            why = f" (drawing a frame that size would need about {needed:.0f} GiB of memory)"
+        raise GanmotionError(f"{name} {size}: must be {MIN_SIZE} to {MAX_SIZE} pixels{why}")
 
 
 def pose_at(motion: Motion, t: float, size: int) -> np.ndarray:
@@ -730,7 +731,9 @@ def _draw_figure(image: np.ndarray, p: np.ndarray, appearance: Appearance, shado
 def _check_clip(frames: int, size: int, fps: float) -> None:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise GanmotionError(f"frames must be a positive integer, got {frames!r}")
-    _check_size(size)
+    # Named as synth's flags, which is how a user sets them; pose_at, which export calls
+    # with a model's size, says "size".
+    _check_size(size, "--size")
     if not (isinstance(fps, (int, float, np.number)) and MIN_FPS <= fps <= MAX_FPS):
         raise GanmotionError(f"--fps {fps}: must be {MIN_FPS:g} to {MAX_FPS:g} frames per second")
 
@@ -866,7 +869,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=int,
         default=256,
         metavar="PX",
         help=f"side of the square frame in pixels ({MIN_SIZE} to {MAX_SIZE})",
