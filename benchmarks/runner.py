@@ -327,7 +327,7 @@ def int_list(text: str) -> list[int]:
 
 @command_line
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--source", type=Path, default=SAMPLE, help="the clip (taichi2.mp4)")
     parser.add_argument("--frames", type=int, default=300, help="its first N frames (300)")
     parser.add_argument("--sizes", type=int_list, default=[256], help="image sizes (256)")

@@ -249,7 +249,7 @@ class OneLineParser(argparse.ArgumentParser):
 def parse(argv: list[str] | None) -> Options:
     parser = OneLineParser(
         prog="ganmotion train-video",
-        description=(__doc__ or "").splitlines()[0],
+        description=" ".join((__doc__ or "").split("\n\n")[0].split()),  # the first paragraph
         epilog="OUT is reused: its shards and run are replaced.",
     )
     parser.add_argument("--video", type=Path, required=True, help="target video of one person")

@@ -2,7 +2,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganmotion.cli import main
+import pytest
+
+from ganmotion.cli import COMMANDS, main
 
 GANMOTION = Path(sys.executable).with_name("ganmotion")
 
@@ -11,6 +13,18 @@ def test_usage_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("prepare", "preview", "synth", "export", "infer"))
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_each_commands_help_says_what_it_does_in_whole_sentences(command, capsys):
+    """The description under `usage:` once stopped mid-sentence ("... generator within a"):
+    it took the docstring's first line, not its first paragraph."""
+    with pytest.raises(SystemExit) as exit:
+        main([command, "--help"])
+    assert exit.value.code == 0
+    help_text = capsys.readouterr().out
+    description = help_text.split("\n\n")[1]  # after the usage lines
+    assert description.rstrip().endswith((".", ")")), description
 
 
 def test_infer_through_the_console_script_says_what_is_wrong(tmp_path):

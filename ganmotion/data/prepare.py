@@ -555,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-truncated",
         action="store_true",
         help="prepare a video that holds fewer frames than its container declares (cut short "
-        f"by an interrupted download or copy: refused below {MIN_STORED_SHARE:.0%} by default)",
+        # "%%": argparse %-formats help strings (a lone "% b" made --help crash)
+        f"by an interrupted download or copy: refused below {MIN_STORED_SHARE:.0%}% by default)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-truncated",
         action="store_true",
         help="run on a source that holds fewer frames than its container declares (cut "
-        f"short: refused below {MIN_STORED_SHARE:.0%} by default)",
+        f"short: refused below {MIN_STORED_SHARE:.0%}% by default)",  # %%: argparse %-formats help
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
