@@ -1,0 +1,150 @@
+"""Where a generator's stripes come from: the person's fine texture, generated against real.
+
+The 60-minute taichi2 model drew regular stripes down the suit (benchmarks/RESULTS.md).
+Issue 13 asked whether they are the skeleton's limb colours leaking through the generator's
+full-resolution skip connection. This measures, on the held-out frames, inside the real
+person mask (eroded by 3 px, so that the outline's edge is left out):
+
+    texture    the luminance less its Gaussian blur (sigma 2 px): the fine detail
+    spectrum   the texture's power per spatial frequency, along rows (variation across x:
+               vertical stripes) and along columns, generated / real per frequency bin;
+               the bin where the generated excess peaks gives the stripes' period in px
+    strokes    the texture's power within 3 px of the drawn skeleton strokes / elsewhere
+               in the mask; a leak of the input's strokes raises it in the generated
+               frames above the real frames' ratio (the limbs run down the middle of the
+               body, where the real suit also has folds)
+    leak       on the stroke pixels themselves, the image's fine colour (RGB less its blur,
+               less its grey) regressed on the stroke's colour (its RGB less its grey):
+               the share of a limb's colour that shows in the image there, about 0 for
+               the real frames
+    line       the fine luminance on the stroke pixels less that in a ring 2-4 px beside
+               them, in grey levels: a stroke printed as a bright or dark line shows as a
+               value away from the real frames'
+
+    .venv/bin/python benchmarks/stripes.py --shards OUT/shards --model OUT/gen.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import machine, write_result  # this folder
+
+from ganmotion.eval import generate, load_frames, skeletons_of
+from ganmotion.runtime.backends import load_backend
+
+ERODE_PX = 3
+STROKE_REACH_PX = 3
+BLUR_SIGMA = 2.0
+
+
+def texture(images: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 -> (N, S, S) float32: luminance less its Gaussian blur."""
+    luma = np.stack([cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) for i in images]).astype(np.float32)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), BLUR_SIGMA) for f in luma])
+    return luma - blurred
+
+
+def spectrum(detail: np.ndarray, region: np.ndarray, axis: int) -> np.ndarray:
+    """Power of `detail` (N, S, S) within `region` (N, S, S) bool per frequency along
+    `axis` (2: along rows, 1: along columns), summed over frames and lines, per pixel."""
+    power = np.abs(np.fft.rfft(detail * region, axis=axis)) ** 2
+    other = 1 if axis == 2 else 2
+    return power.sum(axis=(0, other)) / max(1, region.sum())
+
+
+def colour_leak(images: np.ndarray, drawn: np.ndarray, region: np.ndarray) -> float:
+    """How much of the skeleton strokes' colour shows in the images' fine colour on the
+    strokes (within `region`): the least-squares slope of one on the other."""
+    rgb = images.astype(np.float32)
+    fine = rgb - np.stack([cv2.GaussianBlur(i, (0, 0), BLUR_SIGMA) for i in rgb])
+    fine -= fine.mean(axis=3, keepdims=True)
+    stroke = drawn.astype(np.float32)
+    stroke -= stroke.mean(axis=3, keepdims=True)
+    on = region & (drawn.max(axis=3) > 0)
+    return float((fine[on] * stroke[on]).sum() / (stroke[on] ** 2).sum())
+
+
+def line_contrast(detail: np.ndarray, drawn: np.ndarray, region: np.ndarray) -> float:
+    """Mean fine luminance on the strokes less that 2-4 px beside them, within `region`."""
+    on = np.stack([d.max(axis=2) > 0 for d in drawn])
+    ring = np.ones((9, 9), np.uint8)
+    near = np.stack([cv2.dilate(o.astype(np.uint8), ring) > 0 for o in on])
+    inner = np.stack([cv2.dilate(o.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 for o in on])
+    beside = near & ~inner
+    return float(detail[region & on].mean() - detail[region & beside].mean())
+
+
+def stroke_ratio(detail: np.ndarray, region: np.ndarray, strokes: np.ndarray) -> float:
+    """Mean texture power near the strokes / elsewhere, within the region."""
+    near, away = region & strokes, region & ~strokes
+    return float((detail[near] ** 2).mean() / (detail[away] ** 2).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--model", required=True, help="checkpoint folder or .onnx")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, default=Path("stripes.json"))
+    args = parser.parse_args()
+
+    frames = load_frames(args.shards, args.split)
+    if frames.masks is None:
+        raise SystemExit(f"{args.shards}: the {args.split} frames have no person masks")
+    backend = load_backend(args.model, shards=args.shards)
+    drawn = skeletons_of(frames, backend.skeleton)
+    generated, _ = generate(backend, drawn, frames.keypoints, batch=8)
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ERODE_PX + 1,) * 2)
+    region = np.stack([cv2.erode(m, kernel) > 127 for m in frames.masks])
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * STROKE_REACH_PX + 1,) * 2)
+    strokes = np.stack([cv2.dilate((d.max(axis=2) > 0).astype(np.uint8), reach) > 0 for d in drawn])
+
+    real, fake = texture(frames.images), texture(generated)
+    size = frames.size
+    result = {"shards": args.shards, "model": args.model, "frames": len(frames.keys)}
+    for name, axis in (("across_x", 2), ("across_y", 1)):
+        ratio = spectrum(fake, region, axis) / np.maximum(spectrum(real, region, axis), 1e-9)
+        ratio[0] = 0  # the mean, not a texture
+        peak = int(ratio[2:].argmax()) + 2  # periods below S/2 px: longer is shading
+        result[name] = {
+            "peak_bin": peak,
+            "peak_period_px": round(size / peak, 2),
+            "peak_excess": round(float(ratio[peak]), 2),
+            "median_excess": round(float(np.median(ratio[2:])), 3),
+            "excess_by_period_px": {
+                f"{size / k:.1f}": round(float(ratio[k]), 2) for k in range(2, size // 2 + 1)
+            },
+        }
+    result["texture_power"] = {
+        "real": round(float((real[region] ** 2).mean()), 2),
+        "generated": round(float((fake[region] ** 2).mean()), 2),
+    }
+    result["near_strokes_over_away"] = {
+        "real": round(stroke_ratio(real, region, strokes), 3),
+        "generated": round(stroke_ratio(fake, region, strokes), 3),
+    }
+    result["colour_leak"] = {
+        "real": round(colour_leak(frames.images, drawn, region), 4),
+        "generated": round(colour_leak(generated, drawn, region), 4),
+    }
+    result["line"] = {
+        "real": round(line_contrast(real, drawn, region), 3),
+        "generated": round(line_contrast(fake, drawn, region), 3),
+    }
+    result["machine"] = machine(measure_ceiling=False)
+    write_result(args.out, result)
+    for name in ("across_x", "across_y"):
+        r = result[name]
+        print(f"{name}: generated/real power peaks at a period of {r['peak_period_px']} px "
+              f"({r['peak_excess']}x; median {r['median_excess']}x)")  # fmt: skip
+    for name in ("texture_power", "near_strokes_over_away", "colour_leak", "line"):
+        print(f"{name}: real {result[name]['real']}, generated {result[name]['generated']}")
+
+
+if __name__ == "__main__":
+    main()
