@@ -59,6 +59,9 @@ ROWS = {
     # + skeleton limbs 2 px wide (1 px at 128 px by default): easier to see after the first
     # downsampling
     "thick_skeleton": [*BEFORE, *PERSON, *CRITIC, "data.stream.line_thickness=2"],
+    # the critic row without the stem's full-resolution skip: no three-conv route from the
+    # skeleton's strokes to the image (benchmarks/stripes.py)
+    "no_full_res_skip": [*BEFORE, *PERSON, *CRITIC, "generator.full_res_skip=false"],
 }
 
 

@@ -124,6 +124,24 @@ def test_generator_without_attention_works():
         assert generator(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
+@pytest.mark.parametrize("full_res_skip", [True, False])
+def test_without_the_full_resolution_skip_the_input_reaches_the_image_only_through_level_1(
+    full_res_skip,
+):
+    """With the stride-2 path cut (down[0] zeroed), the input still reaches the output
+    through the stem's full-resolution skip, and only through it: that is the short route
+    by which a skeleton's limb colours can print into the image."""
+    generator = _tiny_generator(full_res_skip=full_res_skip).eval()
+    with torch.no_grad():
+        generator.down[0][0].weight.zero_()
+        skeleton = torch.zeros(2, 3, 64, 64)
+        skeleton[1, :, 30:34, 30:34] = 1.0  # a stroke in the second input only
+        out = generator(skeleton)
+    assert out.shape == (2, 3, 64, 64)
+    changed = (out[1] - out[0]).abs().amax().item()
+    assert (changed > 1e-4) == full_res_skip, changed
+
+
 @pytest.mark.parametrize("norm", ["instance", "batch", "group"])
 def test_each_generator_norm_trains(norm):
     generator = _tiny_generator(norm=norm)

@@ -51,6 +51,10 @@ class GeneratorConfig:
         that fits the depth. In a training config it is data.stream.size (leave it out).
     alpha: also output an alpha channel (the person's coverage, in [0, 1]) after the image
         channels, for composition over a background (`compose`).
+    full_res_skip: the last decoder level also takes the full-resolution stem's features.
+        Without it the shortest path from an input pixel to an output pixel crosses the
+        half-resolution level: the skeleton's limb colours have no three-conv route into
+        the image (benchmarks/stripes.py measures that leak).
     """
 
     in_channels: int = ranged(3, 1)
@@ -62,6 +66,7 @@ class GeneratorConfig:
     attention: bool = True
     size: int | None = ranged(None, 16, 4096)
     alpha: bool = False
+    full_res_skip: bool = True
 
     def __post_init__(self) -> None:
         check_ranges(self, "generator.")
@@ -158,7 +163,8 @@ class UNetGenerator(nn.Module):
 
     A full-resolution 3x3 stem, `depth` stride-2 4x4 convs (width doubling up to
     `max_channels`), self-attention at the bottleneck, then per level a bilinear x2
-    upsample, concatenation with the encoder feature of that resolution and a 3x3 conv;
+    upsample, concatenation with the encoder feature of that resolution (at full
+    resolution, the stem's, only with `full_res_skip`) and a 3x3 conv;
     a 3x3 conv and tanh make the image (with `alpha`, one more channel through a sigmoid:
     output (N, out + 1, H, W)). Arguments are those of `GeneratorConfig`.
 
@@ -178,6 +184,7 @@ class UNetGenerator(nn.Module):
         attention: bool = True,
         size: int = 512,
         alpha: bool = False,
+        full_res_skip: bool = True,
     ):
         super().__init__()
         self.config = GeneratorConfig(
@@ -190,6 +197,7 @@ class UNetGenerator(nn.Module):
             attention,
             size,
             alpha,
+            full_res_skip,
         )
         self.size = size
         self.skeleton = SkeletonStyle.for_size(size)
@@ -199,9 +207,11 @@ class UNetGenerator(nn.Module):
             _conv_block(widths[i], widths[i + 1], 4, 2, norm) for i in range(depth)
         )
         self.attention = SelfAttention(widths[-1]) if attention else nn.Identity()
-        # up[i] brings level i+1 up to level i: its input is level i+1's output and skip i.
+        # up[i] brings level i+1 up to level i: its input is level i+1's output and skip i
+        # (skip 0, the stem's, only with full_res_skip).
+        skip_widths = [widths[0] if full_res_skip else 0, *widths[1:]]
         self.up = nn.ModuleList(
-            _conv_block(widths[i + 1] + widths[i], widths[i], 3, 1, norm) for i in range(depth)
+            _conv_block(widths[i + 1] + skip_widths[i], widths[i], 3, 1, norm) for i in range(depth)
         )
         self.head = nn.Conv2d(widths[0], out_channels + alpha, 3, padding=1)
         if alpha:
@@ -232,14 +242,16 @@ class UNetGenerator(nn.Module):
             )
         self.check_input_size(skeleton.shape[2], skeleton.shape[3])
         x = self.stem(skeleton)  # (N, C0, H, W)
-        skips = []
+        skips: list[torch.Tensor | None] = []
         for down in self.down:
             skips.append(x)
             x = down(x)  # (N, C_i+1, H/2**(i+1), W/2**(i+1))
         x = self.attention(x)  # (N, C_depth, H/2**depth, W/2**depth)
+        if not self.config.full_res_skip:
+            skips[0] = None  # level 0 is the upsampled level 1 alone
         for up, skip in zip(reversed(self.up), reversed(skips)):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = up(torch.cat([x, skip], dim=1))  # (N, C_i, H/2**i, W/2**i)
+            x = up(x if skip is None else torch.cat([x, skip], dim=1))  # (N, C_i, H/2**i, W/2**i)
         x = self.head(x)  # (N, out (+ 1), H, W)
         if not self.config.alpha:
             return torch.tanh(x)
