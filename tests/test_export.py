@@ -634,3 +634,12 @@ def test_engine_verification_compares_the_alpha_too(composed):
 
     with pytest.raises(GanmotionError, match="relative error 2.00e-02 > 1e-02"):
         trt_module.verify_engine(AlphaOff(), reference, config)
+
+
+def test_parity_batches_for_the_smallest_model_a_config_allows():
+    """A training stream may be 16 px; synthetic frames are 32 px at least: the parity
+    skeletons are drawn at 32 and scaled down (an export of a 16 px model failed here)."""
+    kinds = parity_batches(SkeletonStyle.for_size(16))
+    skeletons = kinds[1][1]
+    assert skeletons.shape == (4, 3, 16, 16)
+    assert all((frame > -1).any() for frame in skeletons)  # a drawn figure in each

@@ -243,14 +243,16 @@ def parity_batches(skeleton: SkeletonStyle, seed: int = 0) -> list[tuple[str, to
     """(kind, batch) pairs that check an export: "noise" (2, 3, S, S) uniform in [-1, 1], and
     "skeletons" (4, 3, S, S) drawn in `skeleton` from synthetic poses plus one of them alone
     (batch 1); S = skeleton.size."""
-    from ganmotion.data.synthetic import Motion, pose_at
+    from ganmotion.data.synthetic import MIN_SIZE, Motion, pose_at
 
     size = skeleton.size
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
+    drawn = max(size, MIN_SIZE)  # a model may be smaller (16 px) than a synthetic frame
     poses = np.stack(
-        [pose_at(Motion.from_seed(seed + i), 1.3 * i, size) for i in range(4)]
+        [pose_at(Motion.from_seed(seed + i), 1.3 * i, drawn) for i in range(4)]
     )  # (4, 33, 3) pixels
+    poses[..., :2] *= size / drawn
     skeletons = render_skeletons(poses, skeleton)
     return [("noise", noise), ("skeletons", skeletons), ("skeletons", skeletons[:1].clone())]
 
