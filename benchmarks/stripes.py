@@ -20,6 +20,9 @@ person mask (eroded by 3 px, so that the outline's edge is left out):
     line       the fine luminance on the stroke pixels less that in a ring 2-4 px beside
                them, in grey levels: a stroke printed as a bright or dark line shows as a
                value away from the real frames'
+    profile    the mean fine luminance (signed, grey levels) and its power at each whole
+               distance 0-15 px from the nearest stroke: bands that run beside the limbs
+               show as an oscillation over distance, their spacing as its period
 
     .venv/bin/python benchmarks/stripes.py --shards OUT/shards --model OUT/gen.onnx
 """
@@ -76,6 +79,18 @@ def line_contrast(detail: np.ndarray, drawn: np.ndarray, region: np.ndarray) -> 
     inner = np.stack([cv2.dilate(o.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 for o in on])
     beside = near & ~inner
     return float(detail[region & on].mean() - detail[region & beside].mean())
+
+
+def distance_profile(
+    detail: np.ndarray, distance: np.ndarray, region: np.ndarray, reach: int = 16
+) -> dict[str, list[float]]:
+    """Mean fine luminance and its power at each whole distance (px) from the strokes."""
+    means, powers = [], []
+    for d in range(reach):
+        band = region & (distance >= d) & (distance < d + 1)
+        means.append(round(float(detail[band].mean()), 2) if band.any() else None)
+        powers.append(round(float((detail[band] ** 2).mean()), 1) if band.any() else None)
+    return {"mean": means, "power": powers}
 
 
 def stroke_ratio(detail: np.ndarray, region: np.ndarray, strokes: np.ndarray) -> float:
@@ -136,6 +151,12 @@ def main() -> None:
         "real": round(line_contrast(real, drawn, region), 3),
         "generated": round(line_contrast(fake, drawn, region), 3),
     }
+    off_stroke = np.stack([(d.max(axis=2) == 0).astype(np.uint8) for d in drawn])
+    distance = np.stack([cv2.distanceTransform(o, cv2.DIST_L2, 5) for o in off_stroke])
+    result["profile_px"] = {
+        "real": distance_profile(real, distance, region),
+        "generated": distance_profile(fake, distance, region),
+    }
     result["machine"] = machine(measure_ceiling=False)
     write_result(args.out, result)
     for name in ("across_x", "across_y"):
@@ -144,6 +165,11 @@ def main() -> None:
               f"({r['peak_excess']}x; median {r['median_excess']}x)")  # fmt: skip
     for name in ("texture_power", "near_strokes_over_away", "colour_leak", "line"):
         print(f"{name}: real {result[name]['real']}, generated {result[name]['generated']}")
+    print("px from a stroke | fine luminance real, generated | power real, generated")
+    profile = result["profile_px"]
+    for d in range(len(profile["real"]["mean"])):
+        cells = [profile[k][q][d] for q in ("mean", "power") for k in ("real", "generated")]
+        print(f"{d:4d} | " + " ".join("-" if c is None else f"{c:7.2f}" for c in cells))
 
 
 if __name__ == "__main__":
