@@ -107,6 +107,18 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
 
 
 @contextmanager
+def interrupted_quietly() -> Iterator[None]:
+    """Around a script's imports: torch and MediaPipe take seconds to load, and a Ctrl-C
+    meanwhile ends the script as it would end the command (`interrupted`, status 130), not
+    with a traceback into torch."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@contextmanager
 def children_ignore_interrupts() -> Iterator[None]:
     """Processes started inside this block never see SIGINT; this one sees it after the block.
 
@@ -117,8 +129,14 @@ def children_ignore_interrupts() -> Iterator[None]:
     interrupts this process as the block ends (ignoring it instead lost it: the run went on
     to the end), and the parent then stops its workers. One race remains: a thread that has
     taken the signal may run its handler a moment after the block ends; the main thread then
-    gets its KeyboardInterrupt there, from the restored handler, a few bytecodes later."""
-    if threading.current_thread() is not threading.main_thread():  # signals are the main's
+    gets its KeyboardInterrupt there, from the restored handler, a few bytecodes later.
+
+    Where SIGINT is ignored (a background job of a script, `nohup`), the block leaves it so:
+    the children inherit the ignoring, and a Ctrl-C is not turned into an interrupt here."""
+    if (
+        threading.current_thread() is not threading.main_thread()  # signals are the main's
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield
         return
     noted: list[int] = []

@@ -138,13 +138,36 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def spawned_workers(pid: int) -> list[int]:
+    """The children of `pid` that are multiprocessing's spawned workers (not, for instance,
+    the `ldconfig -p` that importing torch runs, nor the resource tracker)."""
+    found = []
+    for child in children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        if b"spawn_main" in command:
+            found.append(child)
+    return found
+
+
 def interrupt_group(command: list[str], after: float, cwd: Path) -> subprocess.CompletedProcess:
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group, workers included,
-    `after` seconds after the first worker process started (it is importing MediaPipe)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True, cwd=cwd)  # fmt: skip
+    `after` seconds after the first worker process started (it is importing MediaPipe).
+    The command starts with SIGINT at its default: pytest run as a background job of a script
+    has it ignored, and a command inheriting that would never see the Ctrl-C."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=cwd,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
-    while not children(process.pid):
+    while not spawned_workers(process.pid):
         assert process.poll() is None and time.monotonic() < deadline, "no worker started"
         time.sleep(0.01)
     time.sleep(after)
