@@ -5,7 +5,10 @@ python export/to_trt.py --onnx gen.onnx --out gen.plan --fp16 \
 python export/to_trt.py --checkpoint runs/gan/checkpoints/step-002000 --out gen.plan --fp16
 """
 
-from ganmotion.export.tensorrt import main
+from ganmotion.errors import interrupted_quietly
+
+with interrupted_quietly():  # a Ctrl-C while torch loads: one line, not a traceback
+    from ganmotion.export.tensorrt import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ganmotion.errors import interrupted_quietly
+
 COMMANDS = {
     "prepare": (
         "ganmotion.data.prepare",
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command '{argv[0]}'\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    with interrupted_quietly():  # a Ctrl-C while torch loads: one line, not a traceback
+        module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:])
 
 

@@ -4,7 +4,10 @@ python infer/video.py --source dance.mp4 --model gen.onnx --out out.mp4 --batch 
 python infer/video.py --source dance.mp4 --model gen.onnx --out out.mp4 --background beach.jpg
 """
 
-from ganmotion.runtime.infer import main
+from ganmotion.errors import interrupted_quietly
+
+with interrupted_quietly():  # a Ctrl-C while torch loads: one line, not a traceback
+    from ganmotion.runtime.infer import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,3 +1,5 @@
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,20 @@ import pytest
 from ganmotion.cli import COMMANDS, main
 
 GANMOTION = Path(sys.executable).with_name("ganmotion")
+ROOT = Path(__file__).resolve().parent.parent
+
+# Imported at start-up from PYTHONPATH: a Ctrl-C arrives as torch starts to load.
+CTRL_C_IN_IMPORT = """
+import os, signal, sys
+
+class CtrlCOnTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCOnTorch())
+"""
 
 
 def test_usage_lists_the_commands(capsys):
@@ -88,3 +104,29 @@ def test_synth_then_prepare_then_preview_through_the_console_script(tmp_path):
         "4",
     )
     assert (tmp_path / "grid.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["infer/video.py", "--help"],
+        ["export/to_onnx.py", "--help"],
+        ["export/to_trt.py", "--help"],
+        ["train/gan.py", "--help"],
+        ["train/vanilla.py", "--help"],
+        ["-m", "ganmotion.cli", "infer", "--help"],
+    ],
+)
+def test_a_ctrl_c_while_torch_loads_is_one_line(command, tmp_path):
+    """torch takes seconds to import: a Ctrl-C then printed a page of traceback into torch."""
+    (tmp_path / "sitecustomize.py").write_text(CTRL_C_IN_IMPORT)
+    result = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not a job's SIG_IGN
+    )
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
