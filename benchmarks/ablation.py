@@ -62,6 +62,9 @@ ROWS = {
     # the critic row without the stem's full-resolution skip: no three-conv route from the
     # skeleton's strokes to the image (benchmarks/stripes.py)
     "no_full_res_skip": [*BEFORE, *PERSON, *CRITIC, "generator.full_res_skip=false"],
+    # + a second critic at half resolution (pix2pixHD's multi-scale discriminator): patches
+    # twice as large, to judge how the limbs of the figure fit together
+    "two_scale_critic": [*BEFORE, *PERSON, *CRITIC, "critic.scales=2"],
 }
 
 

@@ -194,6 +194,30 @@ def test_critic_scores_a_patch_grid(size):
     assert scores.shape == (2, 1, size // 8 - 2, size // 8 - 2)
 
 
+def test_a_two_scale_critic_judges_the_pair_again_at_half_resolution():
+    torch.manual_seed(0)
+    one = PatchCritic(base_channels=8, max_channels=64)
+    two = PatchCritic(base_channels=8, max_channels=64, scales=2)
+    # the first scale is the one-scale critic, under the same names: its checkpoints load
+    assert two.load_state_dict(one.state_dict(), strict=False).unexpected_keys == []
+    seen = []
+    two.coarser[0][0].register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    skeleton, image = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64, requires_grad=True)
+    scores = two(skeleton, image)
+    assert scores.shape == (2, 2)  # each scale's mean patch score, per sample
+    assert seen[0].shape == (2, 6, 32, 32)
+    with torch.no_grad():
+        first = one(skeleton, image).flatten(1).mean(1)
+    assert torch.allclose(scores[:, 0], first)
+    scores[0, 1].backward()  # the coarse scale alone still sees sample 0 only
+    assert image.grad[0].abs().sum() > 0 and torch.count_nonzero(image.grad[1]) == 0
+    features = two.features(skeleton, image)
+    assert len(features) == 2 * 4 + 1 and torch.equal(features[-1], scores)
+    assert two.min_input_size() == 48  # 24 at the half-resolution scale
+    with pytest.raises(GanmotionError, match="at 2 scale\\(s\\): each side must be at least 48"):
+        two(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
+
+
 def test_critic_has_no_batch_norm_and_rejects_it():
     for norm in ("instance", "layer", "none"):
         modules = PatchCritic(base_channels=8, norm=norm).modules()

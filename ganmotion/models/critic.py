@@ -5,6 +5,10 @@
 
 Each score looks at one patch (70x70 px with the defaults, as pix2pix's PatchGAN). Scores
 are unbounded (no sigmoid): a Wasserstein critic, not a classifier.
+
+With `scales=2` a second critic of the same shape judges the pair at half resolution, as
+pix2pixHD's multi-scale discriminator: its patches are twice as large, so it sees how the
+limbs of the whole figure fit together where the first sees texture.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganmotion.config import check_ranges, ranged
@@ -30,6 +35,8 @@ class CriticConfig:
     max_channels: cap on the width of any layer.
     norm: "instance", "layer" (GroupNorm with one group) or "none". Never batch norm:
         the gradient penalty needs each sample's score to depend on that sample alone.
+    scales: how many critics, each at half the resolution of the one before (pix2pixHD's
+        multi-scale discriminator); each costs a quarter of the one before.
     """
 
     in_channels: int = ranged(6, 2)
@@ -37,6 +44,7 @@ class CriticConfig:
     depth: int = ranged(3, 1, 8)
     max_channels: int = ranged(512, 1)
     norm: str = "instance"
+    scales: int = ranged(1, 1, 3)
 
     def __post_init__(self) -> None:
         check_ranges(self, "critic.")
@@ -54,8 +62,9 @@ class CriticConfig:
             raise GanmotionError(f"critic norm={self.norm!r}: must be one of {NORMS}")
 
     def min_input_size(self) -> int:
-        """The smallest side that leaves a 1x1 score grid (each 4x4 stride-1 conv trims 1)."""
-        return 3 * 2**self.depth
+        """The smallest side that leaves a 1x1 score grid (each 4x4 stride-1 conv trims 1)
+        at the coarsest scale."""
+        return 3 * 2**self.depth * 2 ** (self.scales - 1)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -66,12 +75,35 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-class PatchCritic(nn.Module):
-    """Skeleton (N, a, H, W) and image (N, b, H, W), a + b = in_channels -> scores (N, 1, h, w).
+def _layers(in_channels: int, base_channels: int, depth: int, max_channels: int, norm: str):
+    """`depth` 4x4 stride-2 convs (no norm on the first), a 4x4 stride-1 conv, and a 4x4
+    stride-1 conv to one channel; LeakyReLU(0.2) between."""
+    widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+    for i in range(1, depth + 1):
+        stride = 2 if i < depth else 1
+        layers += [
+            nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=norm == "none"),
+            _norm(norm, widths[i]),
+            nn.LeakyReLU(0.2),
+        ]
+    layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))
+    return nn.Sequential(*layers)
 
-    `depth` 4x4 stride-2 convs (no norm on the first), a 4x4 stride-1 conv, and a 4x4
-    stride-1 conv to one channel; LeakyReLU(0.2) between. Arguments are those of
-    `CriticConfig`.
+
+def _half(x: torch.Tensor) -> torch.Tensor:
+    """The next scale's input: pix2pixHD's 3x3 average, stride 2, padding not counted."""
+    return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+
+class PatchCritic(nn.Module):
+    """Skeleton (N, a, H, W) and image (N, b, H, W), a + b = in_channels -> scores.
+
+    One scale: the grid of patch scores (N, 1, h, w). Several: each scale's mean patch score,
+    (N, scales), so that each scale weighs the same in the mean the losses take (the coarser
+    grid has a quarter of the patches). Arguments are those of `CriticConfig`; the layers
+    are `_layers`', the first scale's in `layers` (a one-scale checkpoint loads unchanged),
+    the others' in `coarser`.
     """
 
     def __init__(
@@ -81,20 +113,13 @@ class PatchCritic(nn.Module):
         depth: int = 3,
         max_channels: int = 512,
         norm: str = "instance",
+        scales: int = 1,
     ):
         super().__init__()
-        self.config = CriticConfig(in_channels, base_channels, depth, max_channels, norm)
-        widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
-        for i in range(1, depth + 1):
-            stride = 2 if i < depth else 1
-            layers += [
-                nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=norm == "none"),
-                _norm(norm, widths[i]),
-                nn.LeakyReLU(0.2),
-            ]
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))
-        self.layers = nn.Sequential(*layers)
+        self.config = CriticConfig(in_channels, base_channels, depth, max_channels, norm, scales)
+        shape = (in_channels, base_channels, depth, max_channels, norm)
+        self.layers = _layers(*shape)
+        self.coarser = nn.ModuleList(_layers(*shape) for _ in range(scales - 1))
 
     @classmethod
     def from_config(cls, config: CriticConfig) -> PatchCritic:
@@ -104,17 +129,24 @@ class PatchCritic(nn.Module):
         return self.config.min_input_size()
 
     def forward(self, skeleton: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return self.layers(self.inputs(skeleton, image))  # (N, 1, H/2**d - 2, W/2**d - 2)
+        return self.features(skeleton, image)[-1]
 
     def features(self, skeleton: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
-        """The activations after each LeakyReLU, then the scores (the last item): what
-        pix2pixHD's feature-matching loss compares between real and generated images."""
-        x, found = self.inputs(skeleton, image), []
-        for layer in self.layers:
-            x = layer(x)
-            if isinstance(layer, nn.LeakyReLU):
-                found.append(x)
-        return [*found, x]
+        """The activations after each LeakyReLU, scale by scale, then the scores (the last
+        item, as `forward` gives them): what pix2pixHD's feature-matching loss compares
+        between real and generated images."""
+        x, found, scores = self.inputs(skeleton, image), [], []
+        for layers in (self.layers, *self.coarser):
+            y = x
+            for layer in layers:
+                y = layer(y)
+                if isinstance(layer, nn.LeakyReLU):
+                    found.append(y)
+            scores.append(y)
+            x = _half(x)
+        if not self.coarser:
+            return [*found, scores[0]]
+        return [*found, torch.cat([grid.flatten(1).mean(1, keepdim=True) for grid in scores], 1)]
 
     def inputs(self, skeleton: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Skeleton and image concatenated, or a GanmotionError saying what does not fit."""
@@ -132,6 +164,7 @@ class PatchCritic(nn.Module):
         if min(image.shape[2:]) < self.min_input_size():
             raise GanmotionError(
                 f"image size {image.shape[2]}x{image.shape[3]} is too small for a depth-"
-                f"{self.config.depth} critic: each side must be at least {self.min_input_size()}"
+                f"{self.config.depth} critic at {self.config.scales} scale(s): each side must "
+                f"be at least {self.min_input_size()}"
             )
         return torch.cat([skeleton, image], dim=1)

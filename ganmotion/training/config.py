@@ -202,5 +202,6 @@ class GanConfig:
         if size < smallest:
             raise GanmotionError(
                 f"data.stream.size {size} is below the minimum {smallest} of a depth-"
-                f"{self.critic.depth} critic: lower critic.depth or raise the size"
+                f"{self.critic.depth} critic at {self.critic.scales} scale(s): lower "
+                "critic.depth or critic.scales, or raise the size"
             )
