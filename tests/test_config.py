@@ -131,6 +131,10 @@ def test_the_image_size_is_declared_once():
 def test_a_critic_too_deep_for_the_image_size_is_refused_at_load():
     with pytest.raises(GanmotionError, match="below the minimum 192 of a depth-6 critic"):
         load_config(GanConfig, CONFIGS[0].parent / "gan_tiny.yaml", ["critic.depth=6"])
+    tiny = CONFIGS[0].parent / "gan_tiny.yaml"  # 64 px, a depth-2 critic: 12 px at least
+    assert load_config(GanConfig, tiny, ["critic.scales=3"]).critic.scales == 3  # 48 px
+    with pytest.raises(GanmotionError, match="minimum 96 of a depth-3 critic at 3 scale"):
+        load_config(GanConfig, tiny, ["critic.scales=3", "critic.depth=3"])
 
 
 def test_options_of_another_objective_are_refused():
