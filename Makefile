@@ -70,7 +70,7 @@ endif
 		$(if $(DEMO_STEPS),run.steps=$(DEMO_STEPS)))
 	@$(call step,export,$(BIN)/python export/to_onnx.py --checkpoint $(OUT)/run \
 		--out $(OUT)/gen.onnx)
-	@$(call step,eval,$(BIN)/python -m ganmotion.eval --compare nearest gan=$(OUT)/gen.onnx \
+	@$(call step,eval,$(BIN)/ganmotion eval --compare nearest gan=$(OUT)/gen.onnx \
 		--shards $(OUT)/shards --out $(OUT)/eval)
 	@$(call step,infer,$(BIN)/python infer/video.py --source $(SOURCE_VIDEO) \
 		--model $(OUT)/gen.onnx --out $(OUT)/result.mp4 --side-by-side \
