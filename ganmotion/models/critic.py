@@ -136,14 +136,13 @@ class PatchCritic(nn.Module):
         item, as `forward` gives them): what pix2pixHD's feature-matching loss compares
         between real and generated images."""
         x, found, scores = self.inputs(skeleton, image), [], []
-        for layers in (self.layers, *self.coarser):
-            y = x
+        for scale, layers in enumerate((self.layers, *self.coarser)):
+            y = x = _half(x) if scale else x
             for layer in layers:
                 y = layer(y)
                 if isinstance(layer, nn.LeakyReLU):
                     found.append(y)
             scores.append(y)
-            x = _half(x)
         if not self.coarser:
             return [*found, scores[0]]
         return [*found, torch.cat([grid.flatten(1).mean(1, keepdim=True) for grid in scores], 1)]
