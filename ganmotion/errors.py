@@ -64,6 +64,12 @@ def naming_full_disk(where: str | os.PathLike) -> Iterator[None]:
         raise GanmotionError(f"{where}: {text}") from None
 
 
+def interrupted() -> int:
+    """What a Ctrl-C ends a command with: the line `interrupted` on stderr, and status 130."""
+    print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
     """Wrap a command's `main` so that it returns an exit status instead of raising:
 
@@ -99,8 +105,7 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
             print(f"error: {where}{disk_full(error)}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return interrupted()
         return 0 if status is None else status
 
     return run
@@ -114,8 +119,7 @@ def interrupted_quietly() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(interrupted()) from None
 
 
 @contextmanager

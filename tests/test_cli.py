@@ -1,10 +1,10 @@
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 
 from ganmotion.cli import COMMANDS, main
 
@@ -127,6 +127,6 @@ def test_a_ctrl_c_while_torch_loads_is_one_line(command, tmp_path):
         timeout=120,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not a job's SIG_IGN
+        preexec_fn=default_sigint,
     )
     assert (result.returncode, result.stderr) == (130, "interrupted\n")

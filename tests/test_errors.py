@@ -50,12 +50,10 @@ def test_the_wrapper_keeps_the_commands_name_and_docstring():
 
 
 @pytest.fixture
-def sigint(request) -> None:
+def sigint(request):
     """SIGINT handled as `request.param` (Python's default: a KeyboardInterrupt; or ignored)
     for the test, whatever pytest inherited: a suite started as a background job of a script
     runs with SIGINT ignored, and there the default-handler test could not see its interrupt."""
-    import signal
-
     previous = signal.signal(signal.SIGINT, request.param)
     yield
     signal.signal(signal.SIGINT, previous)

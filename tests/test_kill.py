@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import listing, make_checkpoint
+from conftest import default_sigint, listing, make_checkpoint
 
 from ganmotion.training import checkpoint as ckpt
 
@@ -154,9 +154,7 @@ def spawned_workers(pid: int) -> list[int]:
 
 def interrupt_group(command: list[str], after: float, cwd: Path) -> subprocess.CompletedProcess:
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group, workers included,
-    `after` seconds after the first worker process started (it is importing MediaPipe).
-    The command starts with SIGINT at its default: pytest run as a background job of a script
-    has it ignored, and a command inheriting that would never see the Ctrl-C."""
+    `after` seconds after the first worker process started (it is importing MediaPipe)."""
     process = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -164,7 +162,7 @@ def interrupt_group(command: list[str], after: float, cwd: Path) -> subprocess.C
         text=True,
         start_new_session=True,
         cwd=cwd,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 120
     while not spawned_workers(process.pid):
