@@ -83,8 +83,8 @@ endif
 		--file "side by side (source | skeleton | generated)=$(OUT)/result.mp4")
 
 # Your own video, trained in a wall-clock budget on this machine's CPU cores (ganmotion
-# train-video): prepare at 256 px, calibrate (20 steps time one), train with 2 processes for the
-# rest of MINUTES, export to ONNX, evaluate against nearest neighbour. In $(OUT) (here
+# train-video): prepare at 256 px, train with 2 processes for MINUTES (the learning rates
+# decaying over them), export to ONNX, evaluate against nearest neighbour. In $(OUT) (here
 # train_out unless given): gen.onnx, eval/report.md, run/, and logs/<stage>.log.
 #   make train VIDEO=me.mp4 MINUTES=60 [OUT=train_out]
 MINUTES ?=

@@ -1,6 +1,6 @@
 """`ganmotion train-video`: input errors before anything is written, the stages in order with
-run.steps fitted to the budget (commands stubbed, a fake clock), a failing stage named with
-its log, and (slow) the real thing on a tiny synthetic clip."""
+the training's schedules on the budget's clock (commands stubbed, a fake clock), a failing
+stage named with its log, and (slow) the real thing on a tiny synthetic clip."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ganmotion.recipe import Options, Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 GANMOTION = Path(sys.executable).with_name("ganmotion")
-STAGES = ["prepare", "calibrate", "train", "export", "eval"]
+STAGES = ["prepare", "train", "export", "eval"]
 
 
 def exit_status(argv: list[str]) -> int:
@@ -69,14 +69,11 @@ def test_the_console_script_knows_train_video(tmp_path):
 
 class Machine:
     """The stages' commands, stubbed: each records its command, takes `seconds[stage]` of a
-    fake clock and leaves what the recipe reads next (the calibration's metrics and
-    checkpoint at `calibrated_step`, logged at `images_per_second`)."""
+    fake clock, and prepare leaves the manifest that the ETA reads."""
 
-    def __init__(self, out: Path, seconds: dict[str, float], calibrated_step=20, stopped=None):
+    def __init__(self, out: Path, seconds: dict[str, float]):
         self.out, self.seconds, self.now = out, seconds, 0.0
-        self.calibrated_step, self.stopped = calibrated_step, stopped
         self.commands: dict[str, list[str]] = {}
-        self.images_per_second = 16.0  # 2 s/step: 8 per batch x 2 processes x 2 critic steps
 
     def clock(self) -> float:
         return self.now
@@ -91,43 +88,22 @@ class Machine:
             shards.mkdir(parents=True)
             manifest = {"splits": {"val": {"samples": 40}}}
             (shards / "manifest.json").write_text(json.dumps(manifest))
-        if stage == "calibrate":
-            self.calibrated(self.out / "run")
         return 0
-
-    def calibrated(self, run: Path) -> None:
-        step = self.calibrated_step
-        folder = run / "checkpoints" / f"step-{step:06d}"
-        folder.mkdir(parents=True)
-        state = {"step": step, "micro_batches": 2 * step, "world_size": 2,
-                 "config": {"data": {"stream": {"batch_size": 8}}}}  # fmt: skip
-        (folder / "state.json").write_text(json.dumps(state))
-        (run / "metrics.jsonl").write_text(
-            json.dumps({"step": step, "images_per_second": self.images_per_second}) + "\n"
-        )
-        status = {"state": "finished", "step": step, "requeue": False}
-        if self.stopped:
-            status["stopped"] = self.stopped
-        (run / "status.json").write_text(json.dumps(status))
 
 
 def test_stages_run_in_order_and_training_fills_the_budget(video, tmp_path, capsys):
     out = tmp_path / "out"
-    seconds = {"prepare": 10, "calibrate": 60, "train": 500, "export": 20, "eval": 40}
+    seconds = {"prepare": 10, "train": 600, "export": 20, "eval": 40}
     machine = Machine(out, seconds)
     Recipe(Options(video, out, minutes=10), machine.run, machine.clock)()
     assert list(machine.commands) == STAGES
     assert all(f"{name}.log" in line for name, line in zip(STAGES, stage_lines(capsys)))
-    calibrate, train = machine.commands["calibrate"], machine.commands["train"]
-    assert calibrate[calibrate.index("--num_processes") + 1] == "2" and "--multi_gpu" in calibrate
-    assert {"run.steps=20", "run.max_minutes=10", "generator_optim.schedule=constant"} <= set(
-        calibrate
-    )
+    train = machine.commands["train"]
+    assert train[train.index("--num_processes") + 1] == "2" and "--multi_gpu" in train
     assert f"run.out_dir={out / 'run'}" in train and "data.stream.size=256" in train
-    # 20 steps in 60 s at 2 s/step: 20 s of start-up and checkpoints, paid again by the
-    # resumed run; 600 - 60 - 20 = 520 s left, 95% of them at 2 s/step: 247 more steps.
-    assert train[-2:] == ["run.steps=267", "run.max_minutes=8.66667"]
-    assert train[train.index("--resume") + 1] == "latest"
+    # The whole budget, the learning rates decaying over its minutes, run.steps only a cap.
+    assert train[-3:] == ["run.schedule_by=time", "run.max_minutes=10", "run.steps=1000000000"]
+    assert "--resume" not in train
     assert machine.commands["export"][-4:] == ["--checkpoint", str(out / "run"), "--out",
                                                str(out / "gen.onnx")]  # fmt: skip
     assert machine.commands["eval"][-9:] == [
@@ -144,26 +120,17 @@ def stage_lines(capsys) -> list[str]:
 
 def test_each_stage_line_says_the_time_so_far_and_to_go(video, tmp_path, capsys):
     out = tmp_path / "out"
-    seconds = {"prepare": 10, "calibrate": 60, "train": 500, "export": 20, "eval": 40}
+    seconds = {"prepare": 10, "train": 620, "export": 20, "eval": 40}
     machine = Machine(out, seconds)
     Recipe(Options(video, out, minutes=10), machine.run, machine.clock)()
-    # ETA after prepare: the budget, export (30 s) and eval (60 s + 4 s x 40 held-out frames).
+    # ETA after prepare: the budget, export (30 s) and eval (60 s + 4 s x 40 held-out frames);
+    # after training (20 s of start-up over the budget), export and eval.
     assert [line.split("]")[0] for line in stage_lines(capsys)] == [
         "train-video [0:00:00",
         "train-video [0:00:10, 0:14:10 to go",
-        "train-video [0:01:10, 0:13:10 to go",
-        "train-video [0:09:30, 0:04:10 to go",
-        "train-video [0:09:50, 0:03:40 to go",
+        "train-video [0:10:30, 0:04:10 to go",
+        "train-video [0:10:50, 0:03:40 to go",
     ]
-
-
-def test_a_budget_spent_calibrating_goes_straight_to_export(video, tmp_path, capsys):
-    out = tmp_path / "out"
-    seconds = {"prepare": 1, "calibrate": 3, "export": 20, "eval": 40}
-    machine = Machine(out, seconds, calibrated_step=2, stopped="max_minutes")
-    Recipe(Options(video, out, minutes=0.05), machine.run, machine.clock)()
-    assert list(machine.commands) == ["prepare", "calibrate", "export", "eval"]
-    assert "the budget was spent calibrating (2 steps at 2.00 s/step)" in capsys.readouterr().out
 
 
 def test_a_failing_stage_names_itself_and_its_log(video, tmp_path, capsys):
@@ -173,7 +140,7 @@ def test_a_failing_stage_names_itself_and_its_log(video, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"train-video: stage 'prepare' failed (exit 1); its log: {log}\n"
     assert str(video) in log.read_text()  # prepare's own error, kept
-    assert not (out / "logs" / "calibrate.log").exists()
+    assert not (out / "logs" / "train.log").exists()
 
 
 @pytest.mark.slow
@@ -184,7 +151,7 @@ def test_train_video_on_a_tiny_clip_leaves_a_model_and_its_evaluation(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [str(GANMOTION), "train-video", "--video", str(clip), "--keypoints", str(keypoints),
-         "--minutes", "1.5", "--size", "64", "--config", str(ROOT / "configs" / "gan_tiny.yaml"),
+         "--minutes", "0.5", "--size", "64", "--config", str(ROOT / "configs" / "gan_tiny.yaml"),
          "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -192,10 +159,6 @@ def test_train_video_on_a_tiny_clip_leaves_a_model_and_its_evaluation(tmp_path):
     assert (out / "gen.onnx").is_file() and (out / "eval" / "report.md").is_file()
     status = json.loads((out / "run" / "status.json").read_text())
     assert status["state"] == "finished"
-    ran = [s for s in STAGES if (out / "logs" / f"{s}.log").is_file()]
-    # The train stage runs when the calibration leaves enough of the 90 s (a loaded machine
-    # may not); then it resumed from step 20.
-    assert ran in (STAGES, [s for s in STAGES if s != "train"]), ran
-    if "train" in ran:
-        assert status["step"] > 20 and "resumed from" in (out / "logs" / "train.log").read_text()
+    assert [s for s in STAGES if (out / "logs" / f"{s}.log").is_file()] == STAGES
+    assert status["stopped"] == "max_minutes" and status["step"] > 1, status
     assert "train-video: done in" in result.stdout

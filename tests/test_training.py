@@ -2,6 +2,7 @@
 `accelerate launch` runs for what only distributed runs can show."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -353,6 +354,56 @@ def test_a_time_budget_stops_the_run_like_its_last_step(
     assert "budget of 0.05 minutes reached at step 3 of 100000: checkpoint saved" in out
 
 
+def cosine(share: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * share))
+
+
+def test_a_schedule_on_time_decays_over_the_budget_not_the_steps(
+    synthetic_shards, tmp_path, monkeypatch
+):
+    # A 6-second budget on a clock that advances 1 s a read (once at the start, once after
+    # each step): the run stops at step 6, whatever run.steps says, and the cosine follows
+    # the share of the budget spent, 1/6 a step. A schedule steps inside its step, before the
+    # step's clock reading, so the rate logged at step k is that of the share after k - 1.
+    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(loop, "time", clock)
+    overrides = ("run.max_minutes=0.1", "run.schedule_by=time", "run.log_every=1",
+                 "run.checkpoint_every=100000", "run.sample_every=100000",
+                 "generator_optim.schedule=cosine", "critic_optim.schedule=cosine")  # fmt: skip
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=100000", *overrides)).run() == 0
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert (status["step"], status["stopped"]) == (6, "max_minutes")
+    rates = [m["lr/generator"] / 5e-4 for m in read_metrics(tmp_path) if "lr/generator" in m]
+    assert rates == pytest.approx([cosine((k - 1) / 6) for k in range(1, 7)])
+    state = json.loads((ckpt.step_dir(tmp_path / "checkpoints", 6) / "state.json").read_text())
+    assert state["time_spent"] == pytest.approx(1.0)
+
+
+def test_a_schedule_on_time_resumes_from_the_share_spent(synthetic_shards, tmp_path, monkeypatch):
+    # Stopped by run.steps at half its budget; resumed with a fresh budget, the decay goes on
+    # from half way (0.5 of the peak) and spreads the other half over the new budget.
+    overrides = ("run.max_minutes=0.1", "run.schedule_by=time", "run.log_every=1",
+                 "run.checkpoint_every=100000", "run.sample_every=100000",
+                 "generator_optim.schedule=cosine", "critic_optim.schedule=cosine")  # fmt: skip
+    for steps in (3, 100000):
+        clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
+        monkeypatch.setattr(loop, "time", clock)
+        config = tiny(synthetic_shards, tmp_path, f"run.steps={steps}", *overrides)
+        assert Trainer(config, resume=None if steps == 3 else "latest").run() == 0
+        if steps == 3:
+            state = json.loads(
+                (ckpt.step_dir(tmp_path / "checkpoints", 3) / "state.json").read_text()
+            )
+            assert state["time_spent"] == pytest.approx(0.5)
+    assert json.loads((tmp_path / "status.json").read_text())["step"] == 3 + 6
+    rates = {
+        m["step"]: m["lr/generator"] / 5e-4 for m in read_metrics(tmp_path) if "lr/generator" in m
+    }
+    assert rates[4] == pytest.approx(cosine(0.5))
+    assert rates[5] == pytest.approx(cosine(0.5 + 0.5 / 6))
+    assert rates[9] == pytest.approx(cosine(0.5 + 0.5 * 5 / 6))
+
+
 def test_tensorboard_gets_losses_and_images(synthetic_shards, tmp_path):
     config = tiny(
         synthetic_shards, tmp_path, "run.steps=2", "run.log_every=1", "run.tensorboard=true"
@@ -372,6 +423,13 @@ def test_a_time_budget_must_be_positive(synthetic_shards, tmp_path):
     with pytest.raises(GanmotionError, match="run.max_minutes must be > 0, got 0"):
         tiny(synthetic_shards, tmp_path, "run.max_minutes=0")
     assert tiny(synthetic_shards, tmp_path, "run.max_minutes=null").run.max_minutes is None
+
+
+def test_a_schedule_on_time_needs_a_budget(synthetic_shards, tmp_path):
+    with pytest.raises(GanmotionError, match="run.schedule_by: time needs run.max_minutes"):
+        tiny(synthetic_shards, tmp_path, "run.schedule_by=time")
+    with pytest.raises(GanmotionError, match="schedule_by"):
+        tiny(synthetic_shards, tmp_path, "run.schedule_by=minutes", "run.max_minutes=1")
 
 
 def test_missing_shards_are_named(tmp_path):
@@ -605,8 +663,12 @@ def test_sigusr1_checkpoints_and_asks_for_requeue(synthetic_shards, tmp_path):
 
 
 def test_two_processes_stop_together_when_the_budget_is_spent(synthetic_shards, tmp_path):
+    # With the schedules on time: each rank's clock differs, and the replicas stay equal
+    # only if both take the learning rate from the same (the slowest) clock.
     args = run_args(synthetic_shards, tmp_path, "run.steps=100000", "run.max_minutes=0.02",
-                    "run.checkpoint_every=100000", "run.sample_every=100000")  # fmt: skip
+                    "run.schedule_by=time", "generator_optim.schedule=cosine",
+                    "critic_optim.schedule=cosine", "run.checkpoint_every=100000",
+                    "run.sample_every=100000")  # fmt: skip
     process = launch("gan.py", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = process.communicate(timeout=240)
     assert process.returncode == 0, out[-3000:]  # neither rank waited on the other
@@ -614,7 +676,7 @@ def test_two_processes_stop_together_when_the_budget_is_spent(synthetic_shards, 
     assert status["state"] == "finished" and status["stopped"] == "max_minutes", status
     step = status["step"]
     assert 0 < step < 100000
-    assert f"budget of 0.02 minutes reached at step {step} of 100000: checkpoint saved" in out
+    assert f"budget of 0.02 minutes reached at step {step}: checkpoint saved" in out
     saved = ckpt.step_dir(tmp_path / "checkpoints", step)
     assert status["checkpoint"] == str(saved)
     state = json.loads((saved / "state.json").read_text())

@@ -77,7 +77,15 @@ class RunConfig:
         this process starts training, so a resumed run gets a fresh budget; the final
         validation and checkpoint come after it. A decaying schedule that the budget cuts off
         never reaches its end: set `steps` to what the budget fits (the budget is then a
-        guard against a slower machine), as `ganmotion train-video` does.
+        guard against a slower machine), or let the schedules run on time (schedule_by).
+    schedule_by: what the decaying learning-rate schedules count: "steps" (they reach 0 at
+        run.steps) or "time" (they reach 0 when run.max_minutes is spent, however many steps
+        that was; run.steps is then only a cap), as `ganmotion train-video` runs: a budget
+        in minutes is then used to its end at whatever pace the machine gives, with no step
+        count to guess. The share of the budget spent is read on the slowest rank's clock
+        and kept in checkpoints: a resumed run goes on from it and spreads the rest of the
+        decay over its fresh budget. Runs on time are not bit-exact: the learning rate of a
+        step depends on when it ran.
     seed: seeds model init (same on every rank) and per-rank noise (seed + rank).
     precision: "no" (fp32), "bf16", or "fp16" (GPU only: Accelerate ignores it on CPU).
     grad_accumulation: micro-batches per optimiser step, for both networks.
@@ -98,6 +106,7 @@ class RunConfig:
     out_dir: str = "runs/gan"
     steps: int = ranged(10_000, 1)
     max_minutes: float | None = ranged(None, 0, low_open=True)
+    schedule_by: Literal["steps", "time"] = "steps"
     seed: int = ranged(0, 0)
     precision: Literal["no", "bf16", "fp16"] = "no"
     grad_accumulation: int = ranged(1, 1)
@@ -112,6 +121,11 @@ class RunConfig:
 
     def __post_init__(self):
         check_ranges(self)
+        if self.schedule_by == "time" and self.max_minutes is None:
+            raise GanmotionError(
+                "run.schedule_by: time needs run.max_minutes, the budget the learning-rate "
+                "schedules run over"
+            )
         if self.best_metric not in (*BEST_METRICS, "none", "", None):
             raise GanmotionError(
                 "run.best_metric must be val/ssim, val/psnr, val/l1 or none, "

@@ -115,6 +115,8 @@ class Trainer:
         self.objective = make_objective(config, acc)
 
         self.step = 0
+        # The share of the time budget that earlier runs of this one spent (schedule_by: time)
+        self.time_spent_before = 0.0
         # The best value of run.best_metric so far: what a validation must beat to become
         # RUN/best. A resumed run takes it from best.json, unless that ranks another metric.
         self.best_value = None
@@ -164,9 +166,10 @@ class Trainer:
         tracker = Tracker(self.run_dir, acc.is_main_process, run.tensorboard, resumed_at)
         preemption = preemption or PreemptionFlag()
         self.write_status("running")
+        length = f"{run.max_minutes:g} minutes" if self.on_time else f"{run.steps} steps"
         acc.print(
             f"{self.objective.name} training in {self.run_dir}: world size "
-            f"{acc.num_processes} ({acc.device.type}), step {self.step} of {run.steps}"
+            f"{acc.num_processes} ({acc.device.type}), step {self.step}, for {length}"
         )
         try:
             state, requeue, stopped = self.train(tracker, preemption)
@@ -187,7 +190,7 @@ class Trainer:
         (state, requeue, why it stopped before run.steps or None) for status.json."""
         run = self.config.run
         # The budget counts from here, in this process: a resumed run gets a fresh one.
-        deadline = None if run.max_minutes is None else time.monotonic() + 60 * run.max_minutes
+        started = time.monotonic()
         if self.stop_requested(preemption, None) == "preempted":  # a signal during start-up:
             # nothing was trained since the newest checkpoint, so there is nothing to save
             self.accelerator.print(f"preempted before step {self.step + 1}: exit to requeue")
@@ -196,7 +199,7 @@ class Trainer:
             self.validate(tracker)
         data = self.batches(self.step * self.objective.micro_batches)
         bar = tqdm(
-            total=run.steps,
+            total=None if self.on_time else run.steps,  # on time, steps are only a cap
             initial=self.step,
             disable=not self.accelerator.is_main_process,
             unit="step",
@@ -211,7 +214,7 @@ class Trainer:
                 bad_in_a_row = 0 if finite else bad_in_a_row + 1
                 if not finite:
                     self.skipped(bad_in_a_row)
-                stop = self.stop_requested(preemption, deadline)
+                stop = self.stop_requested(preemption, started)
                 last = self.step == run.steps or stop == "max_minutes"
                 if self.step % run.log_every == 0 or last:
                     logged = self.log(tracker, window)
@@ -227,26 +230,38 @@ class Trainer:
             return "preempted", True, None
         if stop == "max_minutes":
             self.accelerator.print(
-                f"budget of {run.max_minutes:g} minutes reached at step {self.step} of "
-                f"{run.steps}: checkpoint saved"
+                f"budget of {run.max_minutes:g} minutes reached at step {self.step}"
+                f"{'' if self.on_time else f' of {run.steps}'}: checkpoint saved"
             )
             return "finished", False, "max_minutes"
         return "finished", False, None
 
-    def stop_requested(self, preemption: PreemptionFlag, deadline: float | None) -> str | None:
-        """Why every rank stops after this step: "preempted" (a signal arrived on any rank),
-        "max_minutes" (the budget ran out on any rank's clock), or None. Collective.
+    @property
+    def on_time(self) -> bool:
+        """Whether the learning-rate schedules run on the time budget (run.schedule_by)."""
+        return self.objective.time_spent is not None
 
-        One gather for both: the preemption flag already costs a host sync every step (a
+    def stop_requested(self, preemption: PreemptionFlag, started: float | None) -> str | None:
+        """Why every rank stops after this step: "preempted" (a signal arrived on any rank),
+        "max_minutes" (the budget, counted from `started`, ran out on any rank's clock), or
+        None. Moves the schedules that run on time to the slowest clock's share. Collective.
+
+        One gather for all: the preemption flag already costs a host sync every step (a
         signal must stop all ranks at the same step), and reading the clock rides on it
         instead of adding a sync of its own; the run then stops within a step of its budget.
         """
-        out_of_time = deadline is not None and time.monotonic() >= deadline
-        flags = torch.tensor([preemption.requested, out_of_time], device=self.accelerator.device)
-        preempted, out_of_time = self.accelerator.gather(flags.float()).view(-1, 2).amax(0).tolist()
+        minutes = self.config.run.max_minutes
+        spent = 0.0
+        if started is not None and minutes is not None:
+            spent = (time.monotonic() - started) / (60 * minutes)
+        flags = torch.tensor([preemption.requested, spent], device=self.accelerator.device)
+        preempted, spent = self.accelerator.gather(flags.float()).view(-1, 2).amax(0).tolist()
+        if self.on_time:
+            before = self.time_spent_before
+            self.objective.time_spent.share = before + (1 - before) * min(1.0, spent)
         if preempted:  # before the budget: the run is requeued and continues
             return "preempted"
-        return "max_minutes" if out_of_time else None
+        return "max_minutes" if spent >= 1 else None
 
     def skipped(self, bad_in_a_row: int) -> None:
         """A step whose gradients were not finite was dropped; too many in a row stop the run."""
@@ -437,6 +452,8 @@ class Trainer:
             "architecture": objective.architecture(),
             "config": config_to_dict(self.config),
         }
+        if self.on_time:
+            state["time_spent"] = self.objective.time_spent.share
         (folder / "state.json").write_text(json.dumps(state, indent=2))
         ckpt.write_checksums(folder)  # last: of every rank's files (they were gathered before)
 
@@ -472,6 +489,9 @@ class Trainer:
         else:
             ckpt.set_rng_state(ckpt.load_tensors(rng))
         self.step = int(state["step"])
+        if self.on_time:  # (a run on steps before has spent none of a time schedule)
+            self.time_spent_before = float(state.get("time_spent", 0.0))
+            self.objective.time_spent.share = self.time_spent_before
         acc.print(f"resumed from {checkpoint} at step {self.step}")
 
 

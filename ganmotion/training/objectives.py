@@ -40,7 +40,7 @@ from ganmotion.models.critic import PatchCritic
 from ganmotion.models.generator import UNetGenerator, compose
 from ganmotion.training.config import GanConfig, VanillaConfig
 from ganmotion.training.ema import EMA
-from ganmotion.training.optim import Network
+from ganmotion.training.optim import Network, TimeSpent
 from ganmotion.training.updates import Updates, make_updates
 
 Losses = dict[str, torch.Tensor]  # "critic/gap": 0-dim float32 tensor on the device
@@ -91,6 +91,8 @@ class Objective:
         # Whether each batch is its own background (no plate: a moving camera); the
         # trainer sets it from the shards.
         self.own_background = False
+        # Where schedules that run on time stand; the run loop moves it.
+        self.time_spent = TimeSpent() if config.run.schedule_by == "time" else None
 
     def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
         """One generator optimiser step; returns the mean losses (tensors) and whether
@@ -210,8 +212,10 @@ class WganGpStep(Objective):
         critic = PatchCritic.from_config(config.critic)
         self.perceptual = self._perceptual()
         networks = {
-            "generator": Network(generator, config.generator_optim, run.steps),
-            "critic": Network(critic, config.critic_optim, run.steps * config.critic_steps),
+            "generator": Network(generator, config.generator_optim, run.steps, self.time_spent),
+            "critic": Network(
+                critic, config.critic_optim, run.steps * config.critic_steps, self.time_spent
+            ),
         }
         self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
         self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
@@ -323,7 +327,9 @@ class RegressionStep(Objective):
         else:
             generator = UNetGenerator.from_config(config.generator)
         self.perceptual = self._perceptual()
-        networks = {"generator": Network(generator, config.generator_optim, run.steps)}
+        networks = {
+            "generator": Network(generator, config.generator_optim, run.steps, self.time_spent)
+        }
         self.updates = make_updates(accelerator, networks, config.data.stream.batch_size, run)
         self.ema = EMA(self.updates.raw("generator"), run.ema_decay)
 

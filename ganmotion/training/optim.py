@@ -11,27 +11,43 @@ from torch import nn
 from ganmotion.training.config import OptimConfig
 
 
+class TimeSpent:
+    """The share of the run's time budget spent so far, in [0, 1]: where schedules that run on
+    time (run.schedule_by: time) stand. The run loop moves it after every step, from the
+    slowest rank's clock so that every rank's schedule agrees; the schedules read it when
+    they next step."""
+
+    def __init__(self, share: float = 0.0):
+        self.share = share
+
+
 @dataclass
 class Network:
     """A network to train with its optimiser settings and the number of optimiser steps in
-    the whole run (for the learning-rate schedule)."""
+    the whole run (for the learning-rate schedule), or the time spent, for a schedule that
+    runs on time instead of steps."""
 
     module: nn.Module
     optim: OptimConfig
     total_steps: int
+    time_spent: TimeSpent | None = None
 
 
-def lr_schedule(config: OptimConfig, total_steps: int):
-    """Multiplier of the peak learning rate after `step` optimiser steps."""
+def lr_schedule(config: OptimConfig, total_steps: int, time_spent: TimeSpent | None = None):
+    """Multiplier of the peak learning rate after `step` optimiser steps: warm-up over steps,
+    then the decay over the rest of the steps, or over the time budget with `time_spent`."""
 
     def factor(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
         if config.schedule == "constant":
             return 1.0
-        progress = min(
-            1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-        )
+        if time_spent is not None:
+            progress = min(1.0, time_spent.share)
+        else:
+            progress = min(
+                1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+            )
         if config.schedule == "linear":
             return 1.0 - progress
         return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -48,4 +64,5 @@ def optimiser(network: Network) -> tuple[torch.optim.Adam, torch.optim.lr_schedu
         betas=config.betas,
         weight_decay=config.weight_decay,
     )
-    return adam, torch.optim.lr_scheduler.LambdaLR(adam, lr_schedule(config, network.total_steps))
+    schedule = lr_schedule(config, network.total_steps, network.time_spent)
+    return adam, torch.optim.lr_scheduler.LambdaLR(adam, schedule)
