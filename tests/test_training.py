@@ -404,6 +404,24 @@ def test_a_schedule_on_time_resumes_from_the_share_spent(synthetic_shards, tmp_p
     assert rates[9] == pytest.approx(cosine(0.5 + 0.5 * 5 / 6))
 
 
+def test_resuming_a_spent_time_schedule_warns_that_it_stays_at_0(
+    synthetic_shards, tmp_path, monkeypatch, caplog
+):
+    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(loop, "time", clock)
+    overrides = ("run.steps=100000", "run.max_minutes=0.05", "run.schedule_by=time",
+                 "run.checkpoint_every=100000", "run.sample_every=100000")  # fmt: skip
+    assert Trainer(tiny(synthetic_shards, tmp_path, *overrides)).run() == 0
+    with caplog.at_level("WARNING", logger="ganmotion.training.loop"):
+        Trainer(tiny(synthetic_shards, tmp_path, *overrides), resume="latest")
+    (warning,) = [r.getMessage() for r in caplog.records if "time budget" in r.getMessage()]
+    assert warning == (
+        f"{ckpt.step_dir(tmp_path / 'checkpoints', 3)} spent its whole time budget: decaying "
+        "learning rates stay at 0 in this run; to train on, resume with run.schedule_by=steps "
+        "and a larger run.steps"
+    )
+
+
 def test_tensorboard_gets_losses_and_images(synthetic_shards, tmp_path):
     config = tiny(
         synthetic_shards, tmp_path, "run.steps=2", "run.log_every=1", "run.tensorboard=true"

@@ -492,6 +492,12 @@ class Trainer:
         if self.on_time:  # (a run on steps before has spent none of a time schedule)
             self.time_spent_before = float(state.get("time_spent", 0.0))
             self.objective.time_spent.share = self.time_spent_before
+            if self.time_spent_before >= 1:
+                log.warning(
+                    "%s spent its whole time budget: decaying learning rates stay at 0 in this "
+                    "run; to train on, resume with run.schedule_by=steps and a larger run.steps",
+                    checkpoint,
+                )
         acc.print(f"resumed from {checkpoint} at step {self.step}")
 
 
