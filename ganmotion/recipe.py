@@ -17,8 +17,8 @@ take while the run goes on, training ends at the end of its budget with the sche
 finished. (This recipe once timed 20 steps and fitted run.steps to the budget at that pace.
 On taichi2 a calibration beside the test suite planned 1199 steps where the budget held 1765,
 and one at a quiet moment planned 2630 of which 1933 got done: benchmarks/RESULTS.md.) The
-budget (--minutes) is for training; start-up,
-prepare, export and eval come on top, and the ETA counts them.
+budget (--minutes) is for training; start-up, prepare, export and eval come on top, and the
+ETA counts them.
 """
 
 from __future__ import annotations

@@ -324,12 +324,17 @@ class Clock:
         return self.now
 
 
+def on_fake_clock(monkeypatch) -> None:
+    """The run loop's monotonic clock becomes a fresh `Clock`."""
+    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(loop, "time", clock)
+
+
 def test_a_time_budget_stops_the_run_like_its_last_step(
     synthetic_shards, tmp_path, monkeypatch, capsys
 ):
     # Read once when training starts (deadline 1 + 3 s), then once after each step.
-    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
-    monkeypatch.setattr(loop, "time", clock)
+    on_fake_clock(monkeypatch)
     config = tiny(
         synthetic_shards,
         tmp_path,
@@ -358,6 +363,12 @@ def cosine(share: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * share))
 
 
+# A 6-second budget with cosine schedules on it, a log line every step, no extra saves
+ON_TIME = ("run.max_minutes=0.1", "run.schedule_by=time", "run.log_every=1",
+           "run.checkpoint_every=100000", "run.sample_every=100000",
+           "generator_optim.schedule=cosine", "critic_optim.schedule=cosine")  # fmt: skip
+
+
 def test_a_schedule_on_time_decays_over_the_budget_not_the_steps(
     synthetic_shards, tmp_path, monkeypatch
 ):
@@ -365,12 +376,8 @@ def test_a_schedule_on_time_decays_over_the_budget_not_the_steps(
     # each step): the run stops at step 6, whatever run.steps says, and the cosine follows
     # the share of the budget spent, 1/6 a step. A schedule steps inside its step, before the
     # step's clock reading, so the rate logged at step k is that of the share after k - 1.
-    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
-    monkeypatch.setattr(loop, "time", clock)
-    overrides = ("run.max_minutes=0.1", "run.schedule_by=time", "run.log_every=1",
-                 "run.checkpoint_every=100000", "run.sample_every=100000",
-                 "generator_optim.schedule=cosine", "critic_optim.schedule=cosine")  # fmt: skip
-    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=100000", *overrides)).run() == 0
+    on_fake_clock(monkeypatch)
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=100000", *ON_TIME)).run() == 0
     status = json.loads((tmp_path / "status.json").read_text())
     assert (status["step"], status["stopped"]) == (6, "max_minutes")
     rates = [m["lr/generator"] / 5e-4 for m in read_metrics(tmp_path) if "lr/generator" in m]
@@ -382,13 +389,9 @@ def test_a_schedule_on_time_decays_over_the_budget_not_the_steps(
 def test_a_schedule_on_time_resumes_from_the_share_spent(synthetic_shards, tmp_path, monkeypatch):
     # Stopped by run.steps at half its budget; resumed with a fresh budget, the decay goes on
     # from half way (0.5 of the peak) and spreads the other half over the new budget.
-    overrides = ("run.max_minutes=0.1", "run.schedule_by=time", "run.log_every=1",
-                 "run.checkpoint_every=100000", "run.sample_every=100000",
-                 "generator_optim.schedule=cosine", "critic_optim.schedule=cosine")  # fmt: skip
     for steps in (3, 100000):
-        clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
-        monkeypatch.setattr(loop, "time", clock)
-        config = tiny(synthetic_shards, tmp_path, f"run.steps={steps}", *overrides)
+        on_fake_clock(monkeypatch)
+        config = tiny(synthetic_shards, tmp_path, f"run.steps={steps}", *ON_TIME)
         assert Trainer(config, resume=None if steps == 3 else "latest").run() == 0
         if steps == 3:
             state = json.loads(
@@ -407,8 +410,7 @@ def test_a_schedule_on_time_resumes_from_the_share_spent(synthetic_shards, tmp_p
 def test_resuming_a_spent_time_schedule_warns_that_it_stays_at_0(
     synthetic_shards, tmp_path, monkeypatch, caplog
 ):
-    clock = SimpleNamespace(monotonic=Clock().monotonic, perf_counter=time.perf_counter)
-    monkeypatch.setattr(loop, "time", clock)
+    on_fake_clock(monkeypatch)
     overrides = ("run.steps=100000", "run.max_minutes=0.05", "run.schedule_by=time",
                  "run.checkpoint_every=100000", "run.sample_every=100000")  # fmt: skip
     assert Trainer(tiny(synthetic_shards, tmp_path, *overrides)).run() == 0

@@ -115,8 +115,6 @@ class Trainer:
         self.objective = make_objective(config, acc)
 
         self.step = 0
-        # The share of the time budget that earlier runs of this one spent (schedule_by: time)
-        self.time_spent_before = 0.0
         # The best value of run.best_metric so far: what a validation must beat to become
         # RUN/best. A resumed run takes it from best.json, unless that ranks another metric.
         self.best_value = None
@@ -257,8 +255,7 @@ class Trainer:
         flags = torch.tensor([preemption.requested, spent], device=self.accelerator.device)
         preempted, spent = self.accelerator.gather(flags.float()).view(-1, 2).amax(0).tolist()
         if self.on_time:
-            before = self.time_spent_before
-            self.objective.time_spent.share = before + (1 - before) * min(1.0, spent)
+            self.objective.time_spent.spent(spent)
         if preempted:  # before the budget: the run is requeued and continues
             return "preempted"
         return "max_minutes" if spent >= 1 else None
@@ -490,9 +487,8 @@ class Trainer:
             ckpt.set_rng_state(ckpt.load_tensors(rng))
         self.step = int(state["step"])
         if self.on_time:  # (a run on steps before has spent none of a time schedule)
-            self.time_spent_before = float(state.get("time_spent", 0.0))
-            self.objective.time_spent.share = self.time_spent_before
-            if self.time_spent_before >= 1:
+            self.objective.time_spent.resume(float(state.get("time_spent", 0.0)))
+            if self.objective.time_spent.share >= 1:
                 log.warning(
                     "%s spent its whole time budget: decaying learning rates stay at 0 in this "
                     "run; to train on, resume with run.schedule_by=steps and a larger run.steps",

@@ -17,8 +17,18 @@ class TimeSpent:
     slowest rank's clock so that every rank's schedule agrees; the schedules read it when
     they next step."""
 
-    def __init__(self, share: float = 0.0):
-        self.share = share
+    def __init__(self):
+        self.share = 0.0
+        self.before = 0.0  # the share that earlier runs of this one spent (from a checkpoint)
+
+    def resume(self, share: float) -> None:
+        """Go on from the share a checkpoint saved."""
+        self.share = self.before = share
+
+    def spent(self, fraction: float) -> None:
+        """This run has spent `fraction` of its own budget: the rest of the decay is spread
+        over it."""
+        self.share = self.before + (1 - self.before) * min(1.0, fraction)
 
 
 @dataclass
