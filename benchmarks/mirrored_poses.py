@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from ganmotion import metrics
 from ganmotion.eval import detect_poses, generate, load_frames, parse_model, skeletons_of
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
@@ -55,5 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(invalid="ignore")
     main()
