@@ -41,6 +41,7 @@ BEFORE = [
     "generator.alpha=false",
     "loss.mask_weight=0",
     "loss.person_weight=1",
+    "loss.head_weight=1",
     "loss.feature_matching_weight=0",
     "critic.norm=instance",
     "loss.adversarial_weight=1",
@@ -68,6 +69,9 @@ ROWS = {
     # the critic row with one critic update per generator update instead of two: a cheaper
     # step, and more of them in the same wall clock (STEP_SCALE)
     "one_critic_step": [*BEFORE, *PERSON, *CRITIC, "critic_steps=1"],
+    # + the head's box counting 5 times more in the L1: a face drawn with its eyes and mouth
+    # tells MediaPipe which way the figure faces (benchmarks/mirrored_poses.py)
+    "head_weight": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5"],
 }
 # Rows whose step is cheaper than the critic row's get the steps that fit the critic row's
 # time: --steps times the ratio of the two step times, measured side by side (demo config,

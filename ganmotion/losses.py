@@ -26,6 +26,10 @@ class RegressionLossConfig:
     person_weight: how much more an L1 pixel of the person counts than one of the room
         (weighted by the person mask; 1 = all alike). The person is a small part of most
         crops, and it is what a viewer looks at.
+    head_weight: how much more an L1 pixel in the head's box counts (`head_boxes`, from the
+        face keypoints), on top of person_weight. The face is a few pixels of the crop, and
+        it says which way the person faces: a face drawn without eyes and mouth is taken
+        by MediaPipe for a head seen from behind, left and right exchanged.
     mask_weight: L1 of the generator's alpha to the person mask (needs generator.alpha):
         the alpha learns where the person is, so that the room comes from the background.
     perceptual_weight: VGG16 feature loss; 0 turns it off.
@@ -35,6 +39,7 @@ class RegressionLossConfig:
 
     l1_weight: float = ranged(50.0, 0)
     person_weight: float = ranged(1.0, 0)
+    head_weight: float = ranged(1.0, 0)
     mask_weight: float = ranged(0.0, 0)
     perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
@@ -81,6 +86,28 @@ def weighted_l1(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor) ->
     difference = (fake.float() - real.float()).abs().mean(1, keepdim=True)
     total = weight.flatten(1).sum(1)
     return ((difference * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
+
+
+FACE_JOINTS = slice(0, 11)  # nose, eyes, ears and mouth in the MediaPipe schema
+
+
+def head_boxes(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 1, height, width) float: 1 inside each sample's head box, else 0. The box holds
+    the sample's face keypoints (B, 33, 3 in pixels, pixel centres at integers), grown on
+    every side by half its larger side and a pixel, to take in hair and chin; a sample whose
+    face keypoints are all NaN has none."""
+    face = keypoints[:, FACE_JOINTS, :2].float()  # (B, 11, 2)
+    found = torch.isfinite(face).all(-1, keepdim=True)
+    low = torch.where(found, face, torch.inf).amin(1)  # (B, 2): x, y
+    high = torch.where(found, face, -torch.inf).amax(1)
+    # Without keypoints low = inf and high = -inf, which the growth cannot reverse.
+    grow = 0.5 * (high - low).amax(-1, keepdim=True).clamp(min=0) + 1
+    low, high = low - grow, high + grow
+    xs = torch.arange(width, device=keypoints.device, dtype=face.dtype)
+    ys = torch.arange(height, device=keypoints.device, dtype=face.dtype)
+    in_x = (xs >= low[:, :1]) & (xs <= high[:, :1])  # (B, W)
+    in_y = (ys >= low[:, 1:]) & (ys <= high[:, 1:])  # (B, H)
+    return (in_y[:, None, :, None] & in_x[:, None, None, :]).float()
 
 
 def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:

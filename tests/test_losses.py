@@ -9,6 +9,7 @@ from ganmotion.losses import (
     critic_loss,
     feature_matching_loss,
     gradient_penalty,
+    head_boxes,
     vgg16_features,
     weighted_l1,
 )
@@ -121,6 +122,21 @@ def test_weighted_l1_counts_only_weighted_pixels_per_sample():
     )
     # A sample with no weight at all counts zero, not NaN.
     assert weighted_l1(fake, real, torch.zeros(2, 1, 2, 2)).item() == 0
+
+
+def test_head_boxes_hold_the_face_grown_by_half_its_side():
+    keypoints = torch.full((2, 33, 3), 50.0)  # the body far from the face
+    keypoints[0, :11, 0] = torch.linspace(10, 14, 11)  # face x 10..14, y 20..22
+    keypoints[0, :11, 1] = torch.linspace(20, 22, 11)
+    keypoints[0, 3] = float("nan")  # a missing face keypoint is left out
+    keypoints[1, :11] = float("nan")  # no face at all
+    boxes = head_boxes(keypoints, 40, 30)
+    assert boxes.shape == (2, 1, 40, 30)
+    # Grown by 4 / 2 + 1 = 3 px on every side: x 7..17, y 17..25, both ends included.
+    ys, xs = torch.nonzero(boxes[0, 0], as_tuple=True)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (7, 17, 17, 25)
+    assert boxes[0].sum() == 11 * 9
+    assert boxes[1].sum() == 0
 
 
 def test_feature_matching_compares_layers_not_scores_and_holds_real_fixed():

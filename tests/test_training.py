@@ -1,6 +1,7 @@
 """The trainer on CPU with tiny configs: in-process for the loop's logic, and real 2-process
 `accelerate launch` runs for what only distributed runs can show."""
 
+import dataclasses
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
+from ganmotion.losses import head_boxes
 from ganmotion.models.generator import ComposedGenerator, UNetGenerator
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training import loop, objectives
@@ -783,6 +785,34 @@ def test_a_batch_that_is_its_own_background_is_scored_on_the_person_layer(synthe
     scorer.own_background = False  # over a plate the composed image is what is scored
     terms = objectives.Objective.reconstruction_terms(scorer, nothing, batch)
     assert terms["l1"] == 0
+
+
+def test_head_weight_counts_the_head_box_more_in_the_l1(synthetic_shards):
+    """loss.head_weight: an error in the head's box weighs head_weight times as much as the
+    same error elsewhere on the person, over a plate and over the batch's own background."""
+    config = tiny(synthetic_shards, "unused", "loss.person_weight=1")
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config.data.stream, 1)
+    batch = type(batch)(*(field[:1] for field in batch))  # the L1 normalises per sample
+    head = head_boxes(batch.keypoints, *batch.image.shape[-2:])
+    assert head.sum() > 0
+    person = (batch.mask > 0.99).float()
+    for own_background in (False, True):
+        losses = []
+        for head_weight in (1, 5):
+            scorer = SimpleNamespace(
+                config=dataclasses.replace(
+                    config, loss=dataclasses.replace(config.loss, head_weight=head_weight)
+                ),
+                perceptual=None,
+                own_background=own_background,
+            )
+            for region in (head * person, (1 - head) * person):
+                wrong = batch.image + region  # the same error of 1 per pixel, in one region
+                drawn = objectives.Drawn(wrong, torch.ones_like(batch.mask), wrong)
+                losses.append(objectives.Objective.reconstruction_terms(scorer, drawn, batch)["l1"])
+        on_head, off_head, on_head_5, off_head_5 = (loss.item() for loss in losses)
+        # The L1 is normalised by the weights' sum: the head's share of it grows five-fold.
+        assert on_head_5 / off_head_5 == pytest.approx(5 * on_head / off_head, rel=1e-4)
 
 
 def test_over_its_own_background_the_alpha_learns_from_the_mask_alone():

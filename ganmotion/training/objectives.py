@@ -32,6 +32,7 @@ from ganmotion.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
     gradient_penalty,
+    head_boxes,
     vgg16_features,
     weighted_l1,
 )
@@ -159,18 +160,22 @@ class Objective:
 
     def reconstruction_terms(self, fake: Drawn, batch: TrainingBatch) -> Losses:
         """Weighted L1 (and perceptual) distance of generated to real images over the pixels
-        inside the frame, the person counting `person_weight` times; the alpha's L1 to the
-        person mask (under autocast)."""
+        inside the frame, the person counting `person_weight` times and the head's box
+        `head_weight` times more; the alpha's L1 to the person mask (under autocast)."""
         loss = self.config.loss
+        weight = batch.inside
+        if loss.head_weight != 1:
+            height, width = batch.image.shape[-2:]
+            head = head_boxes(batch.keypoints, height, width)
+            weight = weight * (1 + (loss.head_weight - 1) * head)
         if fake.person is not None and self.own_background:
             # The batch is its own background (a moving camera): the image composed over it
             # is right wherever alpha is 0, so an L1 of that image would reward an alpha of 0
             # everywhere (on taichi2 it did: IoU 0). The person layer is compared instead,
             # over the person.
-            person = weighted_l1(fake.person, batch.image, batch.inside * batch.mask)
+            person = weighted_l1(fake.person, batch.image, weight * batch.mask)
             terms = {"l1": person * loss.l1_weight}
         else:
-            weight = batch.inside
             if loss.person_weight != 1:
                 weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
             terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
