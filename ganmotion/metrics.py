@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ganmotion.errors import GanmotionError, one_line
 from ganmotion.images import to_unit_range
-from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
+from ganmotion.pose.schema import FLIP_PERMUTATION, JOINT, REDUCED_JOINTS
 
 
 def keypoint_jitter(keypoints: np.ndarray, min_visibility: float = 0.5) -> float:
@@ -206,6 +206,23 @@ def torso_height(keypoints: np.ndarray, min_visibility: float = 0.5) -> np.ndarr
     return np.where(visible, np.linalg.norm(shoulders - hips, axis=-1), np.nan)
 
 
+def _pose_errors(
+    detected: np.ndarray, driving: np.ndarray, min_visibility: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What `pose_accuracy` and `mirrored_share` judge: the frames whose driving torso is
+    visible (N,), and over those frames' POSE_JOINTS the joints judged (F, J), the
+    detected-to-driving distance in pixels (F, J; NaN where not found) and the same in
+    driving torso heights."""
+    torso = torso_height(driving, min_visibility)
+    frames = np.isfinite(torso)
+    drive = driving[frames][:, POSE_JOINTS].astype(np.float64)
+    got = detected[frames][:, POSE_JOINTS].astype(np.float64)
+    judged = (drive[..., 2] >= min_visibility) & np.isfinite(drive).all(axis=-1)  # (F, J)
+    found = (got[..., 2] >= min_visibility) & np.isfinite(got).all(axis=-1)  # (F, J)
+    distance = np.where(found, np.linalg.norm(got[..., :2] - drive[..., :2], axis=-1), np.nan)
+    return frames, judged, distance, distance / torso[frames][:, None]
+
+
 def pose_accuracy(
     detected: np.ndarray, driving: np.ndarray, min_visibility: float = 0.5
 ) -> dict[str, float]:
@@ -221,22 +238,41 @@ def pose_accuracy(
       error_px           mean distance in pixels over the joints found (NaN if none)
       detected           share of frames where a person was found with a visible torso
     """
-    torso = torso_height(driving, min_visibility)
-    frames = np.isfinite(torso)
-    drive = driving[frames][:, POSE_JOINTS].astype(np.float64)
-    got = detected[frames][:, POSE_JOINTS].astype(np.float64)
-    judged = (drive[..., 2] >= min_visibility) & np.isfinite(drive).all(axis=-1)  # (F, J)
-    found = (got[..., 2] >= min_visibility) & np.isfinite(got).all(axis=-1)  # (F, J)
-    distance = np.where(found, np.linalg.norm(got[..., :2] - drive[..., :2], axis=-1), np.nan)
-    relative = distance / torso[frames][:, None]
+    frames, judged, distance, relative = _pose_errors(detected, driving, min_visibility)
     people = np.isfinite(torso_height(detected, min_visibility))
     result = {"frames": int(frames.sum()), "detected": float(people.mean()) if len(people) else 0.0}
     for threshold in PCK_THRESHOLDS:
         hits = np.nan_to_num(relative, nan=np.inf) <= threshold
         result[f"pck@{threshold}"] = float(hits[judged].mean()) if judged.any() else float("nan")
-    measured = judged & found
+    measured = judged & np.isfinite(distance)
     result["error_px"] = float(distance[measured].mean()) if measured.any() else float("nan")
     return result
+
+
+MIRRORED_MARGIN = 0.2
+
+
+def mirrored_share(
+    detected: np.ndarray,
+    driving: np.ndarray,
+    min_visibility: float = 0.5,
+    margin: float = MIRRORED_MARGIN,
+) -> float:
+    """Share of the frames judged by `pose_accuracy` whose detected pose scores a PCK@0.1
+    higher by more than `margin` with its left and right joints exchanged: frames where the
+    detector took the figure for one seen from behind (as it does for a face drawn without
+    eyes and mouth), which PCK counts as a wrong pose. NaN when no frame is judged."""
+
+    def pck_per_frame(poses: np.ndarray) -> np.ndarray:
+        _, judged, _, relative = _pose_errors(poses, driving, min_visibility)
+        hits = (np.nan_to_num(relative, nan=np.inf) <= 0.1) & judged
+        return hits.sum(1) / np.maximum(judged.sum(1), 1)
+
+    as_found = pck_per_frame(detected)
+    if len(as_found) == 0:
+        return float("nan")
+    exchanged = pck_per_frame(detected[:, FLIP_PERMUTATION])
+    return float((exchanged > as_found + margin).mean())
 
 
 # ----------------------------------------------------------------------- flicker

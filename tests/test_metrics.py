@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ganmotion import metrics
 from ganmotion.errors import GanmotionError
-from ganmotion.pose.schema import JOINT
+from ganmotion.pose.schema import FLIP_PERMUTATION, JOINT
 
 
 def image_pair(seed: int = 0, shape=(3, 48, 56, 3)) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +106,19 @@ def test_frames_without_a_visible_torso_are_not_judged():
     detected[0] += 30  # far off, but in the frame that cannot be judged
     result = metrics.pose_accuracy(detected, driving)
     assert result["frames"] == 1 and result["pck@0.05"] == 1.0
+
+
+def test_frames_found_with_left_and_right_exchanged_read_mirrored():
+    driving = standing(frames=4)
+    for name, joint in JOINT.items():  # left joints 20 px left of the right ones
+        driving[:, joint, 0] = 50 + 10 * (name.startswith("right") - name.startswith("left"))
+    detected = driving.copy()
+    detected[:2] = driving[:2][:, FLIP_PERMUTATION]  # two frames taken for a back view
+    detected[3] = np.nan  # nobody found: a miss, not a mirror
+    assert metrics.pose_accuracy(detected, driving)["pck@0.1"] < 0.5
+    assert metrics.mirrored_share(detected, driving) == 0.5
+    assert metrics.mirrored_share(driving, driving) == 0.0
+    assert np.isnan(metrics.mirrored_share(detected[:0], driving[:0]))
 
 
 def test_frame_difference_uses_only_consecutive_pairs():
