@@ -42,6 +42,7 @@ BEFORE = [
     "loss.mask_weight=0",
     "loss.person_weight=1",
     "loss.head_weight=1",
+    "loss.gp_every=1",
     "loss.feature_matching_weight=0",
     "critic.norm=instance",
     "loss.adversarial_weight=1",
@@ -72,12 +73,17 @@ ROWS = {
     # + the head's box counting 5 times more in the L1: a face drawn with its eyes and mouth
     # tells MediaPipe which way the figure faces (benchmarks/mirrored_poses.py)
     "head_weight": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5"],
+    # + the gradient penalty on every 4th critic update only, weighed 4-fold (StyleGAN2's
+    # lazy regularisation): a cheaper step, and more of them in the same wall clock
+    "lazy_gp": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.gp_every=4"],
 }
 # Rows whose step is cheaper than the critic row's get the steps that fit the critic row's
 # time: --steps times the ratio of the two step times, measured side by side (demo config,
 # synthetic shards, 2 processes, 60 steps each, interleaved twice) on the 2-core AVX2 host:
-# 0.992 s/step with two critic steps, 0.652 with one (benchmarks/RESULTS.md).
-STEP_SCALE = {"one_critic_step": 1.52}
+# 0.992 s/step with two critic steps, 0.652 with one (benchmarks/RESULTS.md). lazy_gp:
+# benchmarks/step_cost.py on the demo config and the synthetic shards, 1 thread, 24 rounds:
+# 0.765 s/step mean against 0.934 with the penalty on every update.
+STEP_SCALE = {"one_critic_step": 1.52, "lazy_gp": 1.22}
 
 
 def run(command: list[str], log: Path, env: dict | None = None) -> float:

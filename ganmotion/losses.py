@@ -57,6 +57,9 @@ class GanLossConfig(RegressionLossConfig):
     """Weights of the WGAN-GP loss terms: the reconstruction terms, and
 
     gp_weight: gradient penalty lambda (10, as in Gulrajani et al.).
+    gp_every: the penalty on every k-th critic update only, weighed k * gp_weight there
+        (StyleGAN2's lazy regularisation): its double backward is the dearest part of a
+        critic update, and 1 (every update) is WGAN-GP's own.
     adversarial_weight: the generator's Wasserstein term.
     feature_matching_weight: pix2pixHD's feature matching: L1 between the critic's
         activations on the generated and on the real image, layer by layer (pix2pixHD: 10).
@@ -64,6 +67,7 @@ class GanLossConfig(RegressionLossConfig):
     """
 
     gp_weight: float = ranged(10.0, 0)
+    gp_every: int = ranged(1, 1, 1000)
     adversarial_weight: float = ranged(1.0, 0)
     feature_matching_weight: float = ranged(0.0, 0)
 

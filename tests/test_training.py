@@ -79,10 +79,17 @@ def test_the_vanilla_trainer_learns_too(synthetic_shards, tmp_path):
     ).exists()
 
 
-@pytest.mark.parametrize("accumulation", [1, 2])
-def test_resume_is_exact(synthetic_shards, tmp_path, accumulation):
+@pytest.mark.parametrize(
+    "accumulation, gp_every",
+    [(1, 1), (2, 1), (1, 4)],  # gp_every 4: the penalised updates 0, 4, 8 span the resume
+)
+def test_resume_is_exact(synthetic_shards, tmp_path, accumulation, gp_every):
     """6 steps straight == 3 steps, stop, resume, 3 more: bit for bit."""
-    options = [f"run.grad_accumulation={accumulation}", "run.checkpoint_every=100"]
+    options = [
+        f"run.grad_accumulation={accumulation}",
+        f"loss.gp_every={gp_every}",
+        "run.checkpoint_every=100",
+    ]
     straight = tiny(synthetic_shards, tmp_path / "a", "run.steps=6", *options)
     assert Trainer(straight).run() == 0
     assert Trainer(tiny(synthetic_shards, tmp_path / "b", "run.steps=3", *options)).run() == 0
@@ -93,6 +100,39 @@ def test_resume_is_exact(synthetic_shards, tmp_path, accumulation):
     for name in ("generator", "generator_ema", "critic"):
         for key, tensor in weights(a, name).items():
             assert torch.equal(tensor, weights(b, name)[key]), f"{name}.{key} differs"
+
+
+def test_a_lazy_penalty_weighs_k_fold_on_every_kth_critic_update(
+    synthetic_shards, tmp_path, monkeypatch
+):
+    """loss.gp_every=3 with 2 critic updates a step: of updates 0-5 (steps 1-3) only 0 and
+    3 are penalised, each at 3 * gp_weight, and the log's penalty is their mean."""
+    config = tiny(synthetic_shards, tmp_path, "loss.gp_every=3", "run.steps=3", "run.log_every=3")
+    trainer = Trainer(config)
+    penalties, partial_losses = [], []
+
+    gradient_penalty = objectives.gradient_penalty
+
+    def recorded_penalty(*args, **kwargs):
+        penalties.append(gradient_penalty(*args, **kwargs))
+        return penalties[-1]
+
+    monkeypatch.setattr(objectives, "gradient_penalty", recorded_penalty)
+    updates = trainer.objective.updates
+    backward_partial = updates.backward_partial
+
+    def recorded_partial(name, loss):
+        partial_losses.append(loss.detach())
+        return backward_partial(name, loss)
+
+    monkeypatch.setattr(updates, "backward_partial", recorded_partial)
+    assert trainer.run() == 0
+    assert len(penalties) == 2
+    for penalty, loss in zip(penalties, partial_losses, strict=True):
+        assert loss.item() == pytest.approx(3 * config.loss.gp_weight * penalty.item())
+    (logged,) = [m for m in read_metrics(tmp_path) if "critic/gradient_penalty" in m]
+    mean = sum(p.item() for p in penalties) / 2  # not over the 3 steps of the window
+    assert logged["critic/gradient_penalty"] == pytest.approx(mean, rel=1e-6)
 
 
 def test_checkpoints_are_complete_and_only_the_newest_are_kept(synthetic_shards, tmp_path):
@@ -304,10 +344,10 @@ def test_a_preemption_signal_saves_and_returns_the_requeue_status(
     trainer = Trainer(config)
     train_step = trainer.objective.train_step
 
-    def signalled_during_step_3(data):
-        if trainer.step == 2:
+    def signalled_during_step_3(data, step):
+        if step == 2:
             os.kill(os.getpid(), signal.SIGUSR1)
-        return train_step(data)
+        return train_step(data, step)
 
     monkeypatch.setattr(trainer.objective, "train_step", signalled_during_step_3)
     assert trainer.run() == REQUEUE_EXIT_CODE
@@ -532,7 +572,7 @@ def test_unreadable_train_shards_fail_the_run_with_its_reason(synthetic_shards, 
 def test_a_crash_is_recorded_in_the_status(synthetic_shards, tmp_path, monkeypatch):
     trainer = Trainer(tiny(synthetic_shards, tmp_path / "run", "run.steps=5"))
 
-    def crash(data):
+    def crash(data, step):
         raise RuntimeError("out of memory\nat line 2")
 
     monkeypatch.setattr(trainer.objective, "train_step", crash)

@@ -62,28 +62,30 @@ class Diverged(GanmotionError):
 
 
 class LossWindow:
-    """Per-step mean losses summed over a logging window, on the device until read."""
+    """Per-step mean losses summed over a logging window, on the device until read. A
+    loss that not every step has (a lazy gradient penalty) is the mean over those that do."""
 
     def __init__(self) -> None:
         self.sums: Losses = {}
+        self.counts: dict[str, int] = {}  # finite steps that had each loss
         self.steps = 0  # steps in the window, applied or not (for images/s)
-        self.finite_steps = 0  # steps whose losses are in the sums
         self.started = time.perf_counter()
 
     def add(self, losses: Losses, finite: bool) -> None:
         self.steps += 1
         if not finite:
             return
-        self.finite_steps += 1
         for name, value in losses.items():
             value = value.double()
             self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
 
     def means(self) -> dict[str, float]:
         """The window's mean losses: one host read of them all."""
         if not self.sums:
             return {}
-        values = torch.stack(list(self.sums.values())).div(self.finite_steps).tolist()
+        counts = torch.tensor([self.counts[name] for name in self.sums], dtype=torch.float64)
+        values = (torch.stack(list(self.sums.values())).cpu() / counts).tolist()
         return dict(zip(self.sums, values))
 
 
@@ -205,7 +207,7 @@ class Trainer:
         window, bad_in_a_row, stop = LossWindow(), 0, None
         with bar:  # closed (its line ended) on an error too: the error line comes after it
             while self.step < run.steps and stop is None:
-                losses, finite = self.objective.train_step(data)
+                losses, finite = self.objective.train_step(data, self.step)
                 self.step += 1
                 bar.update()
                 window.add(losses, finite)

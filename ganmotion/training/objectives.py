@@ -1,7 +1,8 @@
 """Training objectives: what one step of the generator is, for each kind of run.
 
     WganGpStep      conditional WGAN-GP (GanConfig): per step `critic_steps` critic updates,
-                    each with its gradient penalty, then one generator update, then EMA
+                    with the gradient penalty on every `loss.gp_every`-th, then one
+                    generator update, then EMA
     RegressionStep  the regression baseline (VanillaConfig): L1 (+ perceptual) of the U-Net
                     from skeletons, or of the seed's MLP from keypoints, then EMA
 
@@ -95,9 +96,10 @@ class Objective:
         # Where schedules that run on time stand; the run loop moves it.
         self.time_spent = TimeSpent() if config.run.schedule_by == "time" else None
 
-    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
-        """One generator optimiser step; returns the mean losses (tensors) and whether
-        every optimiser step in it was applied (gradients finite on every rank)."""
+    def train_step(self, data: Iterator[TrainingBatch], step: int) -> tuple[Losses, bool]:
+        """Step `step` (0 for a run's first) of the generator's optimiser; returns the mean
+        losses (tensors) and whether every optimiser step in it was applied (gradients
+        finite on every rank)."""
         raise NotImplementedError
 
     def output(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
@@ -198,7 +200,9 @@ class WganGpStep(Objective):
 
     critic phase      loss_C = E[C(s, fake)] - E[C(s, real)] + gp_weight * penalty,
                       penalty = E[(||grad_x C(s, x)||_2 - 1)^2] at interpolates x,
-                      C(s, x) a sample's mean patch score (see losses.penalty_at)
+                      C(s, x) a sample's mean patch score (see losses.penalty_at);
+                      with loss.gp_every = k > 1, the penalty only on every k-th update,
+                      weighed k * gp_weight there
     generator phase   loss_G = -adversarial_weight * E[C(s, G(s))] + L1 (+ mask)
                                (+ feature matching) (+ perceptual)
     EMA               after each applied generator step
@@ -228,17 +232,21 @@ class WganGpStep(Objective):
     def output(self, generator: nn.Module, batch: TrainingBatch) -> torch.Tensor:
         return generator(batch.skeleton)
 
-    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
+    def train_step(self, data: Iterator[TrainingBatch], step: int) -> tuple[Losses, bool]:
         sums, applied = LossSums(), []
-        generator_from = self.micro_batches - self.config.run.grad_accumulation
+        accumulation = self.config.run.grad_accumulation
+        generator_from = self.micro_batches - accumulation
         for micro in range(self.micro_batches):
             batch = next(data)
+            # Counted over the run, so that a resumed run penalises the same updates.
+            critic_update = step * self.config.critic_steps + micro // accumulation
+            penalise = critic_update % self.config.loss.gp_every == 0
             with self.updates.accumulate():
                 fake = None
                 if micro >= generator_from:
                     with self.accelerator.autocast():
                         fake = self.generate(batch)
-                applied.append(self.critic_phase(batch, fake, sums))
+                applied.append(self.critic_phase(batch, fake, sums, penalise))
                 if fake is not None:
                     applied.append(self.generator_phase(batch, fake, sums))
         if applied[-1]:
@@ -246,40 +254,42 @@ class WganGpStep(Objective):
         return sums.means(), all(a for a in applied if a is not None)
 
     def critic_phase(
-        self, batch: TrainingBatch, drawn: Drawn | None, sums: LossSums
+        self, batch: TrainingBatch, drawn: Drawn | None, sums: LossSums, penalise: bool = True
     ) -> bool | None:
         if drawn is None:  # a critic-only micro-batch: the generator is not trained on it
             with torch.no_grad(), self.accelerator.autocast():
                 drawn = self.generate(batch)
         fake = drawn.image.detach().to(batch.image.dtype)
-        critic, gp_weight = self.updates.module("critic"), self.config.loss.gp_weight
+        critic = self.updates.module("critic")
+        terms: Losses = {}
+        penalty_term = 0.0
 
-        # The penalty in a critic forward of its own: its double backward then runs through
-        # N samples, not all 3N of one forward over [real, fake, interpolates]; its gradients
-        # are not reduced until the Wasserstein backward below (one reduction in all).
-        with self.updates.unreduced("critic"):
-            penalty = gradient_penalty(
-                self.autocast(critic),
-                batch.skeleton,
-                batch.image,
-                fake,
-                self.updates.loss_scale(),
-            )
-            self.updates.backward_partial("critic", gp_weight * penalty)
+        if penalise:
+            # Lazily (loss.gp_every = k), the penalty weighs k-fold on the updates that have
+            # it, so that its mean pull on the critic stays gp_weight's.
+            gp_weight = self.config.loss.gp_weight * self.config.loss.gp_every
+            # The penalty in a critic forward of its own: its double backward then runs
+            # through N samples, not all 3N of one forward over [real, fake, interpolates];
+            # its gradients are not reduced until the Wasserstein backward below (one
+            # reduction in all).
+            with self.updates.unreduced("critic"):
+                penalty = gradient_penalty(
+                    self.autocast(critic),
+                    batch.skeleton,
+                    batch.image,
+                    fake,
+                    self.updates.loss_scale(),
+                )
+                penalty_term = gp_weight * penalty
+                self.updates.backward_partial("critic", penalty_term)
+            terms["gradient_penalty"] = penalty
 
         with self.accelerator.autocast():
             scores = critic(batch.skeleton.repeat(2, 1, 1, 1), torch.cat([batch.image, fake]))
         real_scores, fake_scores = scores.chunk(2)
         wasserstein = critic_loss(real_scores, fake_scores)
         applied = self.updates.backward_and_step("critic", wasserstein)
-        sums.add(
-            "critic",
-            {
-                "loss": wasserstein + gp_weight * penalty,
-                "gap": -wasserstein,
-                "gradient_penalty": penalty,
-            },
-        )
+        sums.add("critic", {"loss": wasserstein + penalty_term, "gap": -wasserstein, **terms})
         return applied
 
     def generator_phase(self, batch: TrainingBatch, fake: Drawn, sums: LossSums) -> bool:
@@ -343,7 +353,7 @@ class RegressionStep(Objective):
             return generator(reduced_pose_vector(batch.keypoints, self.config.mlp.size))
         return generator(batch.skeleton)
 
-    def train_step(self, data: Iterator[TrainingBatch]) -> tuple[Losses, bool]:
+    def train_step(self, data: Iterator[TrainingBatch], step: int) -> tuple[Losses, bool]:
         sums, applied = LossSums(), None
         for _ in range(self.micro_batches):
             batch = next(data)
