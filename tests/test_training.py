@@ -677,8 +677,10 @@ def run_args(shards, out, *overrides):
 
 
 def test_two_processes_train_one_model(synthetic_shards, tmp_path):
-    process = launch("gan.py", *run_args(synthetic_shards, tmp_path, "run.steps=4"),
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    # With a lazy penalty (critic updates 0, 3 and 6 of 8 penalised): critic updates with
+    # and without the penalty's unreduced backward, both all-reduced.
+    args = run_args(synthetic_shards, tmp_path, "run.steps=4", "loss.gp_every=3")
+    process = launch("gan.py", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = process.communicate(timeout=240)
     assert process.returncode == 0, out[-3000:]
     state = json.loads((ckpt.step_dir(tmp_path / "checkpoints", 4) / "state.json").read_text())
