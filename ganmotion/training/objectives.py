@@ -254,7 +254,7 @@ class WganGpStep(Objective):
         return sums.means(), all(a for a in applied if a is not None)
 
     def critic_phase(
-        self, batch: TrainingBatch, drawn: Drawn | None, sums: LossSums, penalise: bool = True
+        self, batch: TrainingBatch, drawn: Drawn | None, sums: LossSums, penalise: bool
     ) -> bool | None:
         if drawn is None:  # a critic-only micro-batch: the generator is not trained on it
             with torch.no_grad(), self.accelerator.autocast():
