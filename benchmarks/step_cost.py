@@ -38,16 +38,26 @@ from ganmotion.training.loop import Trainer  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shards", type=Path, required=True, help="shards from prepare")
-    parser.add_argument("--config", type=Path, default=HERE.parent / "configs" / "gan_cpu256.yaml")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=HERE.parent / "configs" / "gan_cpu256.yaml",
+        help="GAN config [configs/gan_cpu256.yaml]",
+    )
     parser.add_argument(
         "--variant",
         action="append",
         default=[],
         help="space-separated config overrides of one variant (repeat; '' is the config as is)",
     )
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
-    parser.add_argument("--rounds", type=int, default=8, help="timed steps per variant")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "step_cost.json")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant [3]")
+    parser.add_argument("--rounds", type=int, default=8, help="timed steps per variant [8]")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results" / "step_cost.json",
+        help="JSON result [benchmarks/results/step_cost.json]",
+    )
     args = parser.parse_args()
     variants = args.variant or [""]
     torch.set_num_threads(1)
