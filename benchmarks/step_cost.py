@@ -61,7 +61,6 @@ def main() -> None:
     args = parser.parse_args()
     variants = args.variant or [""]
     torch.set_num_threads(1)
-    torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as scratch:
         runs = []
