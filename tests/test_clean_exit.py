@@ -21,7 +21,11 @@ from ganmotion.training import shutdown
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCELERATE = Path(sys.executable).with_name("accelerate")
-LAUNCHES = 20
+# The abort hit a few launches in a hundred, so no affordable number of launches catches its
+# return reliably: the test above checks the mechanism (no gloo thread left), and these
+# launches check that whole runs exit 0 with it. Ten of them, not twenty: 12 s each, and the
+# suite has to stay under 25 minutes on 2 cores.
+LAUNCHES = 10
 # Each launch is mostly start-up (three interpreters importing torch); what the run itself
 # costs is cut to the least that still trains, validates and saves with DDP: the abort came
 # after the last collective (the checkpoint's gather and barriers, a few numbers whatever
@@ -73,7 +77,7 @@ def test_ending_the_held_group_joins_its_threads(monkeypatch):
 
 
 @pytest.mark.slow
-def test_twenty_launches_in_a_row_all_exit_0(synthetic_shards, tmp_path):
+def test_ten_launches_in_a_row_all_exit_0(synthetic_shards, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     for launch in range(1, LAUNCHES + 1):
         command = [
