@@ -78,6 +78,20 @@ ROWS = {
     "lazy_gp": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.gp_every=4"],
     # the same with the penalty on every 2nd critic update: once a step, weighed 2-fold
     "lazy_gp_2": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.gp_every=2"],
+    # the head_weight row with the alpha's L1 to the mask weighed 30, not 10: on a moving
+    # camera the mask alone teaches the alpha, and where it misses the person the mean
+    # room shows through
+    "mask_30": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.mask_weight=30"],
+    # the head_weight row without alpha: the generator paints the room too (on a moving
+    # camera, can it paint it better than the mean room?)
+    "no_alpha": [
+        *BEFORE,
+        *PERSON,
+        *CRITIC,
+        "loss.head_weight=5",
+        "generator.alpha=false",
+        "loss.mask_weight=0",
+    ],
 }
 # Rows whose step is cheaper than the critic row's get the steps that fit the critic row's
 # time: --steps times the ratio of the two step times, measured side by side (demo config,
