@@ -82,6 +82,17 @@ ROWS = {
     # camera the mask alone teaches the alpha, and where it misses the person the mean
     # room shows through
     "mask_30": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.mask_weight=30"],
+    # the mask_30 row with the person's pixels counting 3 times more in the alpha's L1: an
+    # alpha that covers a pixel that was the person in more than a quarter of similar poses,
+    # not half (the sleeves and the hem that mask_30's alpha leaves transparent)
+    "mask_person_3": [
+        *BEFORE,
+        *PERSON,
+        *CRITIC,
+        "loss.head_weight=5",
+        "loss.mask_weight=30",
+        "loss.mask_person_weight=3",
+    ],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [

@@ -32,6 +32,11 @@ class RegressionLossConfig:
         by MediaPipe for a head seen from behind, left and right exchanged.
     mask_weight: L1 of the generator's alpha to the person mask (needs generator.alpha):
         the alpha learns where the person is, so that the room comes from the background.
+    mask_person_weight: how much more a pixel of the person counts in that L1 than one of
+        the room. An L1 puts the alpha at the median of what the mask has been in similar
+        poses: where a pixel was the person in fewer than half of them (sleeves, hem, fast
+        hands) it goes transparent, and the background shows through the body. Weighed k
+        times, the alpha covers a pixel that was the person in more than 1 / (1 + k) of them.
     perceptual_weight: VGG16 feature loss; 0 turns it off.
     vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
         perceptual_weight > 0: weights cannot be downloaded at run time.
@@ -41,6 +46,7 @@ class RegressionLossConfig:
     person_weight: float = ranged(1.0, 0)
     head_weight: float = ranged(1.0, 0)
     mask_weight: float = ranged(0.0, 0)
+    mask_person_weight: float = ranged(1.0, 0)
     perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
 

@@ -857,6 +857,32 @@ def test_head_weight_counts_the_head_box_more_in_the_l1(synthetic_shards):
         assert on_head_5 / off_head_5 == pytest.approx(5 * on_head / off_head, rel=1e-4)
 
 
+def test_mask_person_weight_counts_a_miss_on_the_person_more_in_the_mask_loss(synthetic_shards):
+    """loss.mask_person_weight: an alpha of 0 on the person (the room showing through the
+    body) weighs mask_person_weight times as much as an alpha of 1 on as much of the room."""
+    config = tiny(synthetic_shards, "unused", "loss.mask_weight=1")
+    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config.data.stream, 1)
+    batch = type(batch)(*(field[:1] for field in batch))  # the L1 normalises per sample
+    batch = batch._replace(mask=(batch.mask > 0.5).float(), inside=torch.ones_like(batch.mask))
+    person, room = batch.mask, 1 - batch.mask
+    assert 0 < person.sum() < room.sum()
+    room_as_much = room * (torch.rand_like(room) < person.sum() / room.sum()).float()
+    ratios = []
+    for mask_person_weight in (1, 3):
+        loss = dataclasses.replace(config.loss, mask_person_weight=mask_person_weight)
+        scorer = SimpleNamespace(
+            config=dataclasses.replace(config, loss=loss), perceptual=None, own_background=True
+        )
+        missed = []
+        for alpha in (batch.mask - person, batch.mask + room_as_much):  # a miss, a spill
+            drawn = objectives.Drawn(batch.image, alpha, batch.image)
+            missed.append(objectives.Objective.reconstruction_terms(scorer, drawn, batch)["mask"])
+        ratios.append((missed[0] / missed[1]).item())
+    spilled = room_as_much.sum() / person.sum()  # as much, up to the draw's noise
+    assert ratios[0] == pytest.approx(1 / spilled.item(), rel=1e-4)
+    assert ratios[1] == pytest.approx(3 * ratios[0], rel=1e-4)
+
+
 def test_over_its_own_background_the_alpha_learns_from_the_mask_alone():
     """The composed image must not pull the alpha: over the real frame, alpha 0 copies it."""
     output = torch.rand(1, 4, 8, 8, requires_grad=True)

@@ -163,7 +163,8 @@ class Objective:
     def reconstruction_terms(self, fake: Drawn, batch: TrainingBatch) -> Losses:
         """Weighted L1 (and perceptual) distance of generated to real images over the pixels
         inside the frame, the person counting `person_weight` times and the head's box
-        `head_weight` times more; the alpha's L1 to the person mask (under autocast)."""
+        `head_weight` times more; the alpha's L1 to the person mask, the person counting
+        `mask_person_weight` times more (under autocast)."""
         loss = self.config.loss
         weight = batch.inside
         if loss.head_weight != 1:
@@ -182,7 +183,8 @@ class Objective:
                 weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
             terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
         if fake.alpha is not None and loss.mask_weight > 0:
-            mask = weighted_l1(fake.alpha, batch.mask, batch.inside)
+            person_first = batch.inside * (1 + (loss.mask_person_weight - 1) * batch.mask)
+            mask = weighted_l1(fake.alpha, batch.mask, person_first)
             terms["mask"] = mask * loss.mask_weight
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(fake.image, batch.image) * loss.perceptual_weight
