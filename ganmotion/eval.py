@@ -287,14 +287,13 @@ def contact_sheet(
     picks = picks.astype(int)
     size = frames.size
     rows = {"skeleton": skeletons, "real": frames.images, **outputs}
-    label_width = max(120, 9 * max(len(n) for n in rows))
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    longest = max(cv2.getTextSize(name, font, scale, 1)[0][0] for name in rows)
+    label_width = max(120, longest + 12)
     sheet = np.full((size * len(rows), label_width + size * len(picks), 3), 255, np.uint8)
     for r, (name, images) in enumerate(rows.items()):
         top = r * size
-        cv2.putText(
-            sheet, name, (6, top + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-            cv2.LINE_AA,
-        )  # fmt: skip
+        cv2.putText(sheet, name, (6, top + size // 2 + 5), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
         for c, index in enumerate(picks):
             left = label_width + c * size
             sheet[top : top + size, left : left + size] = images[index]

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 from conftest import make_checkpoint
 
-from ganmotion.eval import load_frames, main, parse_model
+from ganmotion.eval import contact_sheet, load_frames, main, parse_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,17 @@ def test_compare_writes_the_report_table_and_contact_sheet(
         "report.json",
         "report.md",
     ]
+
+
+def test_a_long_row_label_is_drawn_whole_before_the_first_frame():
+    """The label column is as wide as the longest label is drawn (it was 9 px a letter, and
+    `mask_person_3` lost its last letter under the frames)."""
+    frames = SimpleNamespace(keys=["a", "b"], size=16, images=np.zeros((2, 16, 16, 3), np.uint8))
+    label = "mask_person_weight_3"  # wide letters: 181 px at the sheet's font
+    sheet = contact_sheet(frames, frames.images, {label: frames.images}, columns=2)
+    label_width = sheet.shape[1] - 2 * 16
+    ink = np.flatnonzero((sheet[2 * 16 : 3 * 16, :label_width] < 128).any(axis=(0, 2)))
+    assert ink.size and ink[-1] < label_width - 4  # the text ends clear of the frames
 
 
 def test_model_labels():
