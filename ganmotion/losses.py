@@ -98,6 +98,14 @@ def weighted_l1(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor) ->
     return ((difference * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
 
 
+def counted_more(weight: torch.Tensor, region: torch.Tensor, times: float) -> torch.Tensor:
+    """Per-pixel loss weights with the pixels of `region` (1 inside, 0 outside, soft between)
+    counting `times` as much as they did: `weight` * (1 + (times - 1) * region)."""
+    if times == 1:
+        return weight
+    return weight * (1 + (times - 1) * region)
+
+
 FACE_JOINTS = slice(0, 11)  # nose, eyes, ears and mouth in the MediaPipe schema
 
 

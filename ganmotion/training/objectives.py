@@ -29,6 +29,7 @@ from torch import nn
 from ganmotion.data.stream import TrainingBatch
 from ganmotion.losses import (
     PerceptualLoss,
+    counted_more,
     critic_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -170,7 +171,7 @@ class Objective:
         if loss.head_weight != 1:
             height, width = batch.image.shape[-2:]
             head = head_boxes(batch.keypoints, height, width)
-            weight = weight * (1 + (loss.head_weight - 1) * head)
+            weight = counted_more(weight, head, loss.head_weight)
         if fake.person is not None and self.own_background:
             # The batch is its own background (a moving camera): the image composed over it
             # is right wherever alpha is 0, so an L1 of that image would reward an alpha of 0
@@ -179,11 +180,10 @@ class Objective:
             person = weighted_l1(fake.person, batch.image, weight * batch.mask)
             terms = {"l1": person * loss.l1_weight}
         else:
-            if loss.person_weight != 1:
-                weight = weight * (1 + (loss.person_weight - 1) * batch.mask)
+            weight = counted_more(weight, batch.mask, loss.person_weight)
             terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
         if fake.alpha is not None and loss.mask_weight > 0:
-            person_first = batch.inside * (1 + (loss.mask_person_weight - 1) * batch.mask)
+            person_first = counted_more(batch.inside, batch.mask, loss.mask_person_weight)
             mask = weighted_l1(fake.alpha, batch.mask, person_first)
             terms["mask"] = mask * loss.mask_weight
         if self.perceptual is not None:
