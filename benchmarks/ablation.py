@@ -93,27 +93,6 @@ ROWS = {
         "loss.mask_weight=30",
         "loss.mask_person_weight=3",
     ],
-    # the mask_30 row with the person layer also taught where the alpha shows it outside the
-    # mask (each such pixel counting its alpha): on a moving camera the layer is otherwise
-    # taught inside the mask alone, and painted blind where the alpha spills past it
-    "spill": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "loss.mask_weight=30",
-        "loss.spill_weight=1",
-    ],
-    # the same with mask_person_3's wider alpha, which spills more
-    "spill_person_3": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "loss.mask_weight=30",
-        "loss.mask_person_weight=3",
-        "loss.spill_weight=1",
-    ],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [

@@ -37,11 +37,6 @@ class RegressionLossConfig:
         poses: where a pixel was the person in fewer than half of them (sleeves, hem, fast
         hands) it goes transparent, and the background shows through the body. Weighed k
         times, the alpha covers a pixel that was the person in more than 1 / (1 + k) of them.
-    spill_weight: on a moving camera (no plate: the real frame is the background in
-        training), the person layer's L1 is taken over the person mask; this adds the pixels
-        outside the mask that the alpha shows, each counting alpha * spill_weight (a mask
-        pixel counts 1). Where the alpha spills past the mask at inference the layer is
-        seen over the room, and without this it is painted there untaught; 0 turns it off.
     perceptual_weight: VGG16 feature loss; 0 turns it off.
     vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
         perceptual_weight > 0: weights cannot be downloaded at run time.
@@ -52,7 +47,6 @@ class RegressionLossConfig:
     head_weight: float = ranged(1.0, 0)
     mask_weight: float = ranged(0.0, 0)
     mask_person_weight: float = ranged(1.0, 0)
-    spill_weight: float = ranged(0.0, 0)
     perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
 

@@ -883,37 +883,6 @@ def test_mask_person_weight_counts_a_miss_on_the_person_more_in_the_mask_loss(sy
     assert ratios[1] == pytest.approx(3 * ratios[0], rel=1e-4)
 
 
-def test_spill_weight_teaches_the_person_layer_where_the_alpha_shows_it_over_the_room(
-    synthetic_shards,
-):
-    """loss.spill_weight: over its own background the person layer is compared inside the mask,
-    and with spill_weight also outside it, each pixel counting its alpha; the alpha itself
-    still learns from the mask alone."""
-    config = tiny(synthetic_shards, "unused", "loss.mask_weight=1")
-    (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config.data.stream, 1)
-    batch = batch._replace(mask=(batch.mask > 0.5).float(), inside=torch.ones_like(batch.mask))
-    room = 1 - batch.mask
-    spilled = room * (torch.rand_like(room) < 0.2).float()  # where the alpha shows the layer
-    wrong_in_the_room = batch.image + room  # the layer right on the person, off by 1 elsewhere
-    l1 = {}
-    for spill_weight in (0, 1, 3):
-        loss = dataclasses.replace(config.loss, spill_weight=spill_weight)
-        scorer = SimpleNamespace(
-            config=dataclasses.replace(config, loss=loss), perceptual=None, own_background=True
-        )
-        alpha = (batch.mask + spilled).requires_grad_()
-        drawn = objectives.Drawn(batch.image, alpha, wrong_in_the_room.requires_grad_())
-        terms = objectives.Objective.reconstruction_terms(scorer, drawn, batch)
-        terms["l1"].backward()
-        assert alpha.grad is None  # the alpha is not pulled
-        l1[spill_weight] = terms["l1"].item() / config.loss.l1_weight
-    assert l1[0] == 0  # the room is not looked at
-    per_sample = spilled.flatten(1).sum(1), batch.mask.flatten(1).sum(1)
-    for w in (1, 3):  # the spilled pixels, off by 1, against all taught pixels
-        expected = (w * per_sample[0] / (per_sample[1] + w * per_sample[0])).mean()
-        assert l1[w] == pytest.approx(expected.item(), rel=1e-4)
-
-
 def test_over_its_own_background_the_alpha_learns_from_the_mask_alone():
     """The composed image must not pull the alpha: over the real frame, alpha 0 copies it."""
     output = torch.rand(1, 4, 8, 8, requires_grad=True)

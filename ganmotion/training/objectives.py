@@ -164,9 +164,8 @@ class Objective:
     def reconstruction_terms(self, fake: Drawn, batch: TrainingBatch) -> Losses:
         """Weighted L1 (and perceptual) distance of generated to real images over the pixels
         inside the frame, the person counting `person_weight` times and the head's box
-        `head_weight` times more (over its own background, of the person layer: over the
-        person, and where the alpha spills past it, `spill_weight`); the alpha's L1 to the
-        person mask, the person counting `mask_person_weight` times more (under autocast)."""
+        `head_weight` times more; the alpha's L1 to the person mask, the person counting
+        `mask_person_weight` times more (under autocast)."""
         loss = self.config.loss
         weight = batch.inside
         if loss.head_weight != 1:
@@ -177,12 +176,8 @@ class Objective:
             # The batch is its own background (a moving camera): the image composed over it
             # is right wherever alpha is 0, so an L1 of that image would reward an alpha of 0
             # everywhere (on taichi2 it did: IoU 0). The person layer is compared instead,
-            # over the person, and where the alpha shows it over the room (spill_weight).
-            taught = batch.mask
-            if loss.spill_weight > 0 and fake.alpha is not None:
-                spill = fake.alpha.detach().float() * (1 - batch.mask)
-                taught = batch.mask + loss.spill_weight * spill
-            person = weighted_l1(fake.person, batch.image, weight * taught)
+            # over the person.
+            person = weighted_l1(fake.person, batch.image, weight * batch.mask)
             terms = {"l1": person * loss.l1_weight}
         else:
             weight = counted_more(weight, batch.mask, loss.person_weight)
