@@ -93,6 +93,17 @@ ROWS = {
         "loss.mask_weight=30",
         "loss.mask_person_weight=3",
     ],
+    # the mask_30 row with the alpha's cross entropy to the mask instead of its L1: an alpha
+    # that is the share of similar poses in which a pixel was the person, not their median,
+    # so that an uncertain edge is a blend of person and room, not one or the other
+    "mask_bce": [
+        *BEFORE,
+        *PERSON,
+        *CRITIC,
+        "loss.head_weight=5",
+        "loss.mask_weight=30",
+        "loss.mask_loss=bce",
+    ],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [

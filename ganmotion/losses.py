@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,11 @@ class RegressionLossConfig:
         poses: where a pixel was the person in fewer than half of them (sleeves, hem, fast
         hands) it goes transparent, and the background shows through the body. Weighed k
         times, the alpha covers a pixel that was the person in more than 1 / (1 + k) of them.
+    mask_loss: how the alpha is compared with the mask: "l1", or "bce" (binary cross
+        entropy). An L1 makes the alpha the median of the mask in similar poses, 0 or 1; a
+        cross entropy makes it the share of them in which the pixel was the person, and
+        where the edge is uncertain the image becomes that blend of person and room, the
+        least squared error a pixel can have (mask_person_weight weighs it the same way).
     perceptual_weight: VGG16 feature loss; 0 turns it off.
     vgg_weights: local torchvision VGG16 state dict (.pth or .safetensors), needed when
         perceptual_weight > 0: weights cannot be downloaded at run time.
@@ -47,6 +53,7 @@ class RegressionLossConfig:
     head_weight: float = ranged(1.0, 0)
     mask_weight: float = ranged(0.0, 0)
     mask_person_weight: float = ranged(1.0, 0)
+    mask_loss: Literal["l1", "bce"] = "l1"
     perceptual_weight: float = ranged(0.0, 0)
     vgg_weights: str | None = None
 
@@ -96,6 +103,16 @@ def weighted_l1(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor) ->
     difference = (fake.float() - real.float()).abs().mean(1, keepdim=True)
     total = weight.flatten(1).sum(1)
     return ((difference * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
+
+
+def weighted_bce(alpha: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`weighted_l1`'s mean, of the binary cross entropy of an alpha (N, 1, H, W) in [0, 1]
+    to a target mask of the same shape, in float32 (a log under fp16 or bf16 autocast would
+    lose the small alphas). Alphas within 1e-6 of 0 or 1 are clamped there."""
+    alpha, target = alpha.float().clamp(1e-6, 1 - 1e-6), target.float()
+    entropy = -(target * alpha.log() + (1 - target) * (1 - alpha).log())
+    total = weight.flatten(1).sum(1)
+    return ((entropy * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
 
 
 def counted_more(weight: torch.Tensor, region: torch.Tensor, times: float) -> torch.Tensor:

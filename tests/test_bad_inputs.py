@@ -721,6 +721,8 @@ TRAIN = [
      f"loss.vgg_weights={i.picture}"), ("picture.png", "not a readable state dict")),
     ("train", "a mask loss without alpha", lambda i: i.train("generator.alpha=false"),
      ("generator.alpha is false",)),
+    ("train", "loss.mask_loss l2", lambda i: i.train("loss.mask_loss=l2"),
+     ("loss.mask_loss must be one of l1, bce, got 'l2'",)),
     ("train", "generator_optim.lr 0", lambda i: i.train("generator_optim.lr=0"),
      ("generator_optim.lr must be in (0, 1], got 0",)),
     ("train", "generator_optim.betas of one", lambda i: i.train("generator_optim.betas=[0.5]"),

@@ -11,6 +11,7 @@ from ganmotion.losses import (
     gradient_penalty,
     head_boxes,
     vgg16_features,
+    weighted_bce,
     weighted_l1,
 )
 from ganmotion.models.critic import PatchCritic
@@ -122,6 +123,38 @@ def test_weighted_l1_counts_only_weighted_pixels_per_sample():
     )
     # A sample with no weight at all counts zero, not NaN.
     assert weighted_l1(fake, real, torch.zeros(2, 1, 2, 2)).item() == 0
+
+
+@pytest.mark.parametrize(
+    ("loss", "share"), [(weighted_l1, 0.0), (weighted_bce, 0.3)], ids=["l1", "bce"]
+)
+def test_the_mask_loss_puts_an_uncertain_alpha_at_the_median_or_at_the_share(loss, share):
+    """A pixel that was the person in 30% of otherwise alike samples: an L1 learns the
+    median, 0 (the room shows through); the cross entropy learns the share, 0.3 (the blend
+    with the least squared error). Only weighted pixels count."""
+    target = torch.zeros(10, 1, 2, 2)
+    target[:3, :, 0, 0] = 1
+    weight = torch.zeros_like(target)
+    weight[:, :, 0, 0] = 1
+    logit = torch.zeros((), requires_grad=True)  # the same alpha for every sample
+    optimiser = torch.optim.Adam([logit], lr=0.05)
+    for _ in range(400):
+        optimiser.zero_grad()
+        alpha = torch.sigmoid(logit).expand_as(target)
+        loss(alpha, target, weight).backward()
+        optimiser.step()
+    assert torch.sigmoid(logit).item() == pytest.approx(share, abs=0.02)
+
+
+def test_weighted_bce_is_the_cross_entropy_in_float32_whatever_the_alpha_dtype():
+    alpha = torch.tensor([0.25, 0.0, 1.0]).view(1, 1, 1, 3)
+    target = torch.tensor([1.0, 1.0, 1.0]).view(1, 1, 1, 3)
+    weight = torch.tensor([1.0, 0.0, 1.0]).view(1, 1, 1, 3)  # the clamped 0 is not counted
+    expected = (-torch.log(torch.tensor(0.25)) - torch.log(torch.tensor(1 - 1e-6))) / 2
+    for dtype in (torch.float32, torch.bfloat16):
+        value = weighted_bce(alpha.to(dtype), target, weight)
+        assert value.dtype == torch.float32 and torch.isfinite(value)
+        assert value.item() == pytest.approx(expected.item(), rel=1e-4)
 
 
 def test_head_boxes_hold_the_face_grown_by_half_its_side():

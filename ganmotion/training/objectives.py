@@ -36,6 +36,7 @@ from ganmotion.losses import (
     gradient_penalty,
     head_boxes,
     vgg16_features,
+    weighted_bce,
     weighted_l1,
 )
 from ganmotion.models.baselines import MLPGenerator, reduced_pose_vector
@@ -164,8 +165,8 @@ class Objective:
     def reconstruction_terms(self, fake: Drawn, batch: TrainingBatch) -> Losses:
         """Weighted L1 (and perceptual) distance of generated to real images over the pixels
         inside the frame, the person counting `person_weight` times and the head's box
-        `head_weight` times more; the alpha's L1 to the person mask, the person counting
-        `mask_person_weight` times more (under autocast)."""
+        `head_weight` times more; the alpha's L1 (or cross entropy: `mask_loss`) to the
+        person mask, the person counting `mask_person_weight` times more (under autocast)."""
         loss = self.config.loss
         weight = batch.inside
         if loss.head_weight != 1:
@@ -184,7 +185,8 @@ class Objective:
             terms = {"l1": weighted_l1(fake.image, batch.image, weight) * loss.l1_weight}
         if fake.alpha is not None and loss.mask_weight > 0:
             person_first = counted_more(batch.inside, batch.mask, loss.mask_person_weight)
-            mask = weighted_l1(fake.alpha, batch.mask, person_first)
+            mask_loss = weighted_bce if loss.mask_loss == "bce" else weighted_l1
+            mask = mask_loss(fake.alpha, batch.mask, person_first)
             terms["mask"] = mask * loss.mask_weight
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(fake.image, batch.image) * loss.perceptual_weight
