@@ -31,8 +31,9 @@ class RegressionLossConfig:
         face keypoints), on top of person_weight. The face is a few pixels of the crop, and
         it says which way the person faces: a face drawn without eyes and mouth is taken
         by MediaPipe for a head seen from behind, left and right exchanged.
-    mask_weight: L1 of the generator's alpha to the person mask (needs generator.alpha):
-        the alpha learns where the person is, so that the room comes from the background.
+    mask_weight: the generator's alpha compared with the person mask (`mask_loss`; needs
+        generator.alpha): the alpha learns where the person is, so that the room comes
+        from the background.
     mask_person_weight: how much more a pixel of the person counts in that L1 than one of
         the room. An L1 puts the alpha at the median of what the mask has been in similar
         poses: where a pixel was the person in fewer than half of them (sleeves, hem, fast
