@@ -45,6 +45,12 @@ RUNS = {
 }
 # Timings and learning rates are not losses: left out of the comparison.
 IGNORED = {"step", "images_per_second"}
+# The GAN's adversarial loss, the generator's reading of a critic that rounding has already
+# nudged, amplifies that rounding step by step. A 2-core Xeon with AVX-512 (not the host the
+# curves were recorded on) put it 0.2%, 0.8%, 2.4%, 1.2% and 11% of its scale away at steps
+# 4 to 8, with every other loss within 0.4%. It is compared up to this step: a change of the
+# maths moves it from step 1 (reflection padding: 20%).
+LAST_STEP_COMPARED = {"generator/adversarial": 5}
 
 
 def curve(kind, config_file: str, overrides: list[str], shards: Path, out: Path) -> list[dict]:
@@ -86,6 +92,8 @@ def test_training_reproduces_the_reference_curve(name, synthetic_shards, tmp_pat
     for ours, theirs in zip(logged, reference):
         assert set(ours) == set(theirs), f"step {ours['step']}: logged keys differ"
         for key, expected in theirs.items():
+            if ours["step"] > LAST_STEP_COMPARED.get(key, ours["step"]):
+                continue
             tolerance = max(RTOL * scale[key], ATOL)
             assert math.isclose(ours[key], expected, rel_tol=0, abs_tol=tolerance), (
                 f"step {ours['step']} {key}: {ours[key]!r}, reference {expected!r} "
