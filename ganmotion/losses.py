@@ -102,18 +102,23 @@ def weighted_l1(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor) ->
     """Mean over samples of sum(weight * |fake - real|) / sum(weight), per-pixel weights
     (N, 1, H, W) shared by the channels; a sample whose weights are all 0 counts 0."""
     difference = (fake.float() - real.float()).abs().mean(1, keepdim=True)
+    return _weighted_mean(difference, weight)
+
+
+def _weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of sum(weight * loss) / sum(weight), both (N, 1, H, W); a sample
+    whose weights are all 0 counts 0."""
     total = weight.flatten(1).sum(1)
-    return ((difference * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
+    return ((loss * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
 
 
 def weighted_bce(alpha: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """`weighted_l1`'s mean, of the binary cross entropy of an alpha (N, 1, H, W) in [0, 1]
-    to a target mask of the same shape, in float32 (a log under fp16 or bf16 autocast would
+    """The binary cross entropy of an alpha (N, 1, H, W) in [0, 1] to a target mask of the
+    same shape, weighted per pixel and averaged like `weighted_l1`, in float32 (a log under fp16 or bf16 autocast would
     lose the small alphas). Alphas within 1e-6 of 0 or 1 are clamped there."""
     alpha, target = alpha.float().clamp(1e-6, 1 - 1e-6), target.float()
     entropy = -(target * alpha.log() + (1 - target) * (1 - alpha).log())
-    total = weight.flatten(1).sum(1)
-    return ((entropy * weight).flatten(1).sum(1) / total.clamp(min=1e-6)).mean()
+    return _weighted_mean(entropy, weight)
 
 
 def counted_more(weight: torch.Tensor, region: torch.Tensor, times: float) -> torch.Tensor:
