@@ -114,8 +114,9 @@ def _weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def weighted_bce(alpha: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The binary cross entropy of an alpha (N, 1, H, W) in [0, 1] to a target mask of the
-    same shape, weighted per pixel and averaged like `weighted_l1`, in float32 (a log under fp16 or bf16 autocast would
-    lose the small alphas). Alphas within 1e-6 of 0 or 1 are clamped there."""
+    same shape, weighted per pixel and averaged like `weighted_l1`, in float32 (a log under
+    fp16 or bf16 autocast would lose the small alphas). Alphas within 1e-6 of 0 or 1 are
+    clamped there."""
     alpha, target = alpha.float().clamp(1e-6, 1 - 1e-6), target.float()
     entropy = -(target * alpha.log() + (1 - target) * (1 - alpha).log())
     return _weighted_mean(entropy, weight)
