@@ -48,8 +48,8 @@ IGNORED = {"step", "images_per_second"}
 # The GAN's adversarial loss, the generator's reading of a critic that rounding has already
 # nudged, amplifies that rounding step by step. A 2-core Xeon with AVX-512 (not the host the
 # curves were recorded on) put it 0.2%, 0.8%, 2.4%, 1.2% and 11% of its scale away at steps
-# 4 to 8, with every other loss within 0.4%. It is compared up to this step: a change of the
-# maths moves it from step 1 (reflection padding: 20%).
+# 4 to 8, with every other loss within 0.4%. It is compared up to this step (with the same
+# tolerance, its scale still taken over the whole curve); every other loss, at every step.
 LAST_STEP_COMPARED = {"generator/adversarial": 5}
 
 
