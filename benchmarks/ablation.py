@@ -50,6 +50,9 @@ BEFORE = [
 COMPOSED = ["generator.alpha=true", "loss.mask_weight=10", "loss.person_weight=1"]
 PERSON = [*COMPOSED, "loss.feature_matching_weight=10", "loss.person_weight=3"]
 CRITIC = ["critic.norm=none", "loss.adversarial_weight=0.1"]
+# the rows from head_weight on build on it, and the alpha's rows on mask_30
+HEAD_WEIGHT = [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5"]
+MASK_30 = [*HEAD_WEIGHT, "loss.mask_weight=30"]
 ROWS = {
     "before": BEFORE,  # the recipe before issue 13
     "composed": [*BEFORE, *COMPOSED],  # + masks and composition over the background
@@ -72,60 +75,31 @@ ROWS = {
     "one_critic_step": [*BEFORE, *PERSON, *CRITIC, "critic_steps=1"],
     # + the head's box counting 5 times more in the L1: a face drawn with its eyes and mouth
     # tells MediaPipe which way the figure faces (benchmarks/mirrored_poses.py)
-    "head_weight": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5"],
+    "head_weight": HEAD_WEIGHT,
     # + the gradient penalty on every 4th critic update only, weighed 4-fold (StyleGAN2's
     # lazy regularisation): a cheaper step, and more of them in the same wall clock
-    "lazy_gp": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.gp_every=4"],
+    "lazy_gp": [*HEAD_WEIGHT, "loss.gp_every=4"],
     # the same with the penalty on every 2nd critic update: once a step, weighed 2-fold
-    "lazy_gp_2": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.gp_every=2"],
+    "lazy_gp_2": [*HEAD_WEIGHT, "loss.gp_every=2"],
     # the head_weight row with the alpha's L1 to the mask weighed 30, not 10: on a moving
     # camera the mask alone teaches the alpha, and where it misses the person the mean
     # room shows through
-    "mask_30": [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5", "loss.mask_weight=30"],
+    "mask_30": MASK_30,
     # the mask_30 row with the person's pixels counting 3 times more in the alpha's L1: an
     # alpha that covers a pixel that was the person in more than a quarter of similar poses,
     # not half (the sleeves and the hem that mask_30's alpha leaves transparent)
-    "mask_person_3": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "loss.mask_weight=30",
-        "loss.mask_person_weight=3",
-    ],
+    "mask_person_3": [*MASK_30, "loss.mask_person_weight=3"],
     # the mask_30 row with the alpha's cross entropy to the mask instead of its L1: an alpha
     # that is the share of similar poses in which a pixel was the person, not their median,
     # so that an uncertain edge is a blend of person and room, not one or the other
-    "mask_bce": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "loss.mask_weight=30",
-        "loss.mask_loss=bce",
-    ],
+    "mask_bce": [*MASK_30, "loss.mask_loss=bce"],
     # the mask_bce row with half the adversarial weight: on taichi2 its training L1 and its
     # val PSNR peak at step 200 of 400 and then fall back while the adversarial term keeps
     # pulling (the critic's gap stays near 5)
-    "adversarial_005": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "loss.mask_weight=30",
-        "loss.mask_loss=bce",
-        "loss.adversarial_weight=0.05",
-    ],
+    "adversarial_005": [*MASK_30, "loss.mask_loss=bce", "loss.adversarial_weight=0.05"],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
-    "no_alpha": [
-        *BEFORE,
-        *PERSON,
-        *CRITIC,
-        "loss.head_weight=5",
-        "generator.alpha=false",
-        "loss.mask_weight=0",
-    ],
+    "no_alpha": [*HEAD_WEIGHT, "generator.alpha=false", "loss.mask_weight=0"],
 }
 # Rows whose step is cheaper than the critic row's get the steps that fit the critic row's
 # time: --steps times the ratio of the two step times, measured side by side (demo config,
