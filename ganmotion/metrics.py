@@ -110,6 +110,20 @@ def _blur(images: torch.Tensor, size: int = SSIM_WINDOW, sigma: float = 1.5) -> 
     return F.conv2d(down, g.view(1, 1, 1, size).expand(3, 1, 1, size), groups=3)
 
 
+def ssim_map(generated: np.ndarray, real: np.ndarray) -> torch.Tensor:
+    """The SSIM map of each image pair, uint8 (N, H, W, 3) in -> float64 (N, H - 10, W - 10):
+    the structural similarity of the 11 x 11 window centred on each position where it fits,
+    averaged over the channels (the definition of `ssim`, before its mean over positions)."""
+    c1, c2 = 0.01**2, 0.03**2
+    x, y = _unit(generated), _unit(real)
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the SSIM window")
+    mx, my = _blur(x), _blur(y)
+    vx, vy, cxy = _blur(x * x) - mx**2, _blur(y * y) - my**2, _blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=1)
+
+
 def ssim(
     generated: np.ndarray, real: np.ndarray, chunk: int = 16, weights: np.ndarray | None = None
 ) -> np.ndarray:
@@ -122,16 +136,9 @@ def ssim(
     use_sample_covariance=False, data_range=1, channel_axis=-1). With `weights` (N, H, W),
     the SSIM map's weighted mean, each position weighted by the pixel at its window's centre.
     """
-    c1, c2 = 0.01**2, 0.03**2
     out = []
     for start in range(0, len(generated), chunk):
-        x = _unit(generated[start : start + chunk])
-        y = _unit(real[start : start + chunk])
-        if min(x.shape[-2:]) < SSIM_WINDOW:
-            raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the SSIM window")
-        mx, my = _blur(x), _blur(y)
-        vx, vy, cxy = _blur(x * x) - mx**2, _blur(y * y) - my**2, _blur(x * y) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        s = ssim_map(generated[start : start + chunk], real[start : start + chunk])[:, None]
         w = None
         if weights is not None:  # the map covers the positions where the window fits
             edge = SSIM_WINDOW // 2

@@ -43,6 +43,19 @@ def test_ssim_matches_scikit_image_in_float64():
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
+def test_the_ssim_map_is_what_ssim_averages():
+    a, b = image_pair(seed=1)
+    ssim_map = metrics.ssim_map(a, b)
+    fits = metrics.SSIM_WINDOW - 1
+    assert ssim_map.shape == (len(a), a.shape[1] - fits, a.shape[2] - fits)
+    np.testing.assert_allclose(ssim_map.mean(dim=(1, 2)).numpy(), metrics.ssim(a, b), rtol=1e-12)
+    weights = np.zeros(a.shape[:3])
+    weights[:, 20:30, 5:40] = 1  # the map's positions are the pixels 5 (half a window) in
+    np.testing.assert_allclose(
+        ssim_map[:, 15:25, 0:35].mean(dim=(1, 2)).numpy(), metrics.ssim(a, b, weights=weights)
+    )
+
+
 def test_psnr_and_l1_match_their_definitions():
     a, b = image_pair(seed=2)
     reference = [peak_signal_noise_ratio(y, x, data_range=255) for x, y in zip(a, b)]

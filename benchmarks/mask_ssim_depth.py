@@ -1,0 +1,166 @@
+"""Where inside the person a model wins or loses its mask SSIM: the SSIM map of `ganmotion
+eval` over the real person mask, split by each pixel's distance from the mask's edge.
+
+On the held-out frames, for each model and the mean training crop (eval's floor), per band
+of distance inside the real mask (px at the shards' size): the band's share of the mask;
+the SSIM there (the mean of the map over the band's pixels: over all bands, the mask SSIM
+of `ganmotion eval`); the texture the image has there and the real frame has, as the
+standard deviation within the SSIM window (grey levels, the mean over channels); and, for
+a model with an alpha, the share of the band where its alpha is below 0.5 (the room shows
+through). SSIM prefers a flat patch to a texture in the wrong place: a band where the
+mean image's flat colour beats the model is one where the model's texture does not match.
+
+With --blur, each model's frames and the real frames are also scored blurred by Gaussians
+of those sigmas; with --pose, each row also gets the share of frames in which MediaPipe
+finds a person, and PCK@0.1: what a smoother image gains in SSIM, and what it costs the
+pose.
+
+    .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards \\
+        shipped=OUT/run other=OTHER/gen.onnx --blur 1 2 --pose --out depth.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from common import machine, write_result  # this folder
+
+from ganmotion import metrics
+from ganmotion.eval import (
+    detect_poses,
+    generate,
+    load_frames,
+    parse_model,
+    pose_scores,
+    skeletons_of,
+)
+from ganmotion.runtime.backends import load_backend
+
+BANDS_PX = ((0, 2), (2, 4), (4, 7), (7, 12), (12, None))  # (from, to]: distance to the edge
+
+
+def window_std(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> (N, H - 10, W - 10): the standard deviation within the SSIM
+    window at each position where it fits, in grey levels, the mean over the channels."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).to(torch.float64)
+    variance = metrics._blur(x * x) - metrics._blur(x) ** 2
+    return variance.clamp(min=0).sqrt().mean(dim=1).numpy()
+
+
+class Bands:
+    """The real person mask of each held-out frame cut into BANDS_PX by distance from its edge,
+    on the positions of the SSIM map (half a window in from the border)."""
+
+    def __init__(self, masks: np.ndarray):
+        edge = metrics.SSIM_WINDOW // 2
+        inside = masks > 127
+        distance = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
+                             for m in inside])  # fmt: skip
+        self.edge = edge
+        self.inside, distance = self.on_map(inside), self.on_map(distance)
+        self.masks = [self.inside & (distance > lo) & (distance <= (hi or np.inf))
+                      for lo, hi in BANDS_PX]  # fmt: skip
+        self.names = [f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in BANDS_PX]
+
+    def on_map(self, values: np.ndarray) -> np.ndarray:
+        """(N, H, W) per pixel -> (N, H - 10, W - 10) on the map's positions."""
+        return values[:, self.edge : -self.edge, self.edge : -self.edge]
+
+    def share(self) -> list[float]:
+        return [round(float(b.sum() / self.inside.sum()), 3) for b in self.masks]
+
+    def means(self, values: np.ndarray, digits: int) -> list[float]:
+        """The mean of a map (N, H - 10, W - 10) over each band."""
+        return [round(float(values[b].mean()), digits) for b in self.masks]
+
+    def scores(self, images: np.ndarray, real: np.ndarray) -> dict:
+        ssim = metrics.ssim_map(images, real).numpy()
+        return {
+            "ssim": self.means(ssim, 4),
+            "std": self.means(window_std(images), 2),
+            "mask_ssim": round(float(np.mean([s[m].mean() for s, m in zip(ssim, self.inside)])), 4),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("models", nargs="+", metavar="LABEL=MODEL", help="as ganmotion eval")
+    parser.add_argument("--shards", required=True, help="the frames, their poses and masks")
+    parser.add_argument("--split", default="val")
+    parser.add_argument(
+        "--blur",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="SIGMA",
+        help="also score each model's frames blurred by these Gaussians (px)",
+    )
+    parser.add_argument(
+        "--pose",
+        action="store_true",
+        help="also the share of frames MediaPipe finds a person in, and PCK@0.1",
+    )
+    parser.add_argument("--out", type=Path, default=Path("mask_ssim_depth.json"))
+    args = parser.parse_args()
+
+    frames = load_frames(args.shards, args.split)
+    if frames.masks is None:
+        raise SystemExit(f"{args.shards}: the {args.split} frames have no person masks")
+    bands = Bands(frames.masks)
+    detector = None
+    if args.pose:
+        from ganmotion.pose.detector import DetectorConfig, PoseDetector
+
+        detector = PoseDetector(DetectorConfig(static_image_mode=True))
+    models = [parse_model(m) for m in args.models]
+    if "mean" not in [spec for _, spec in models]:
+        models.append(("mean", "mean"))
+    result = {"shards": args.shards, "split": args.split, "frames": len(frames.keys)}
+    result["bands_px"], result["share_of_mask"] = bands.names, bands.share()
+    result["real_std"] = bands.means(window_std(frames.images), 2)
+    result["rows"] = {}
+    print(f"{len(frames.keys)} frames of {args.shards} ({args.split}), {frames.size} px")
+    heads = [f"{n} px ({s:.0%})" for n, s in zip(bands.names, result["share_of_mask"])]
+    heads += ["mask SSIM"] + (["detected", "PCK@0.1"] if detector else [])
+    print("| model | " + " | ".join(heads) + " |\n| --- |" + " ---: |" * len(heads))
+    if args.blur:  # what the blur alone does to SSIM and to the detector: the real frames
+        models.append(("real", "real"))
+    for label, spec in models:
+        if spec == "real":
+            generated, alpha = frames.images, None
+        else:
+            backend = load_backend(spec, shards=args.shards)
+            skeletons = skeletons_of(frames, backend.skeleton)
+            generated, alpha = generate(backend, skeletons, frames.keypoints, batch=8)
+        blurs = [0.0] + (args.blur if spec != "mean" else [])
+        for sigma in blurs:
+            images = generated
+            if sigma:
+                images = np.stack([cv2.GaussianBlur(g, (0, 0), sigma) for g in generated])
+            row = f"{label}, blurred {sigma:g} px" if sigma else label
+            scores = {"model": spec, "blur_sigma_px": sigma, **bands.scores(images, frames.images)}
+            cells = [f"{s:.3f} (std {d:.1f})" for s, d in zip(scores["ssim"], scores["std"])]
+            cells.append(f"{scores['mask_ssim']:.4f}")
+            if detector is not None:
+                pose = pose_scores(detect_poses(images, detector), frames)
+                scores.update(detected=pose["detected"], pck=pose["pck@0.1"])
+                cells += [f"{pose['detected']:.3f}", f"{pose['pck@0.1']:.3f}"]
+            result["rows"][row] = scores
+            print(f"| {row} | " + " | ".join(cells) + " |")
+        if alpha is not None:
+            below = bands.means(bands.on_map(alpha) < 0.5, 3)
+            result["rows"][label]["alpha_below_half"] = below
+            print(f"| {label}: alpha < 0.5 | " + " | ".join(f"{b:.0%}" for b in below) + " |")
+    print("| real std | " + " | ".join(f"{d:.1f}" for d in result["real_std"]) + " |")
+    if detector is not None:
+        detector.close()
+    result["machine"] = machine(measure_ceiling=False)
+    write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
