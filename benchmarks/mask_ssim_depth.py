@@ -58,12 +58,14 @@ class Bands:
     def __init__(self, masks: np.ndarray):
         edge = metrics.SSIM_WINDOW // 2
         inside = masks > 127
-        distance = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
-                             for m in inside])  # fmt: skip
+        distance = np.stack(
+            [cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5) for m in inside]
+        )
         self.edge = edge
         self.inside, distance = self.on_map(inside), self.on_map(distance)
-        self.masks = [self.inside & (distance > lo) & (distance <= (hi or np.inf))
-                      for lo, hi in BANDS_PX]  # fmt: skip
+        self.masks = [
+            self.inside & (distance > lo) & (distance <= (hi or np.inf)) for lo, hi in BANDS_PX
+        ]
         self.names = [f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in BANDS_PX]
 
     def on_map(self, values: np.ndarray) -> np.ndarray:
@@ -78,11 +80,13 @@ class Bands:
         return [round(float(values[b].mean()), digits) for b in self.masks]
 
     def scores(self, images: np.ndarray, real: np.ndarray) -> dict:
-        ssim = metrics.ssim_map(images, real).numpy()
+        ssim = metrics.ssim_map(images, real)
+        # as `ganmotion eval`: each frame's mean over its mask, a frame without one left out
+        per_frame = metrics._weighted_mean(ssim[:, None], self.inside).numpy()
         return {
-            "ssim": self.means(ssim, 4),
+            "ssim": self.means(ssim.numpy(), 4),
             "std": self.means(window_std(images), 2),
-            "mask_ssim": round(float(np.mean([s[m].mean() for s, m in zip(ssim, self.inside)])), 4),
+            "mask_ssim": round(float(np.nanmean(per_frame)), 4),
         }
 
 
