@@ -13,10 +13,15 @@ mean image's flat colour beats the model is one where the model's texture does n
 With --blur, each model's frames and the real frames are also scored blurred by Gaussians
 of those sigmas; with --pose, each row also gets the share of frames in which MediaPipe
 finds a person, and PCK@0.1: what a smoother image gains in SSIM, and what it costs the
-pose.
+pose. With --inside D, the blur is laid only where a pixel lies more than D px inside the
+person (its own alpha >= 0.5; the real mask for the real frames and a model without alpha),
+over a 2 px ramp: whether the detector needs the texture deep inside the person or only
+that at its edge.
 
     .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards \\
         shipped=OUT/run other=OTHER/gen.onnx --blur 1 2 --pose --out depth.json
+    .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards shipped=OUT/run \
+        --blur 1 2 --inside 6 --pose --out depth_inside.json
 """
 
 from __future__ import annotations
@@ -41,6 +46,18 @@ from ganmotion.eval import (
 from ganmotion.runtime.backends import load_backend
 
 BANDS_PX = ((0, 2), (2, 4), (4, 7), (7, 12), (12, None))  # (from, to]: distance to the edge
+RAMP_PX = 2  # --inside: the blur's weight rises from 0 to 1 over this many px inward
+
+
+def blurred(images: np.ndarray, sigma: float, person: np.ndarray | None, inside: float):
+    """uint8 (N, H, W, 3) blurred by a Gaussian of `sigma` px; with `person` ((N, H, W) bool)
+    only deeper than `inside` px in it, the blur's weight ramping up over RAMP_PX."""
+    smooth = np.stack([cv2.GaussianBlur(image, (0, 0), sigma) for image in images])
+    if person is None:
+        return smooth
+    depth = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5) for m in person])
+    weight = np.clip((depth - inside) / RAMP_PX, 0, 1)[..., None]
+    return np.round(weight * smooth + (1 - weight) * images).astype(np.uint8)
 
 
 def window_std(images: np.ndarray) -> np.ndarray:
@@ -104,6 +121,13 @@ def main() -> None:
         help="also score each model's frames blurred by these Gaussians (px)",
     )
     parser.add_argument(
+        "--inside",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="lay the --blur only deeper than PX px inside the person (its alpha >= 0.5)",
+    )
+    parser.add_argument(
         "--pose",
         action="store_true",
         help="also the share of frames MediaPipe finds a person in, and PCK@0.1",
@@ -141,12 +165,18 @@ def main() -> None:
             skeletons = skeletons_of(frames, backend.skeleton)
             generated, alpha = generate(backend, skeletons, frames.keypoints, batch=8)
         blurs = [0.0] + (args.blur if spec != "mean" else [])
+        person = None
+        if args.inside is not None:
+            person = frames.masks > 127 if alpha is None else alpha >= 0.5
+        where = f" deeper than {args.inside:g} px" if person is not None else ""
         for sigma in blurs:
             images = generated
             if sigma:
-                images = np.stack([cv2.GaussianBlur(g, (0, 0), sigma) for g in generated])
-            row = f"{label}, blurred {sigma:g} px" if sigma else label
+                images = blurred(generated, sigma, person, args.inside)
+            row = f"{label}, blurred {sigma:g} px{where}" if sigma else label
             scores = {"model": spec, "blur_sigma_px": sigma, **bands.scores(images, frames.images)}
+            if sigma and person is not None:
+                scores["blur_deeper_than_px"] = args.inside
             cells = [f"{s:.3f} (std {d:.1f})" for s, d in zip(scores["ssim"], scores["std"])]
             cells.append(f"{scores['mask_ssim']:.4f}")
             if detector is not None:
