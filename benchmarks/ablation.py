@@ -97,6 +97,23 @@ ROWS = {
     # val PSNR peak at step 200 of 400 and then fall back while the adversarial term keeps
     # pulling (the critic's gap stays near 5)
     "adversarial_005": [*MASK_30, "loss.mask_loss=bce", "loss.adversarial_weight=0.05"],
+    # the adversarial_005 row without feature matching: at 60 minutes on taichi2 the texture
+    # it asks for is painted in the wrong places deep inside the person, which costs SSIM
+    # there (benchmarks/mask_ssim_depth.py)
+    "no_feature_matching": [
+        *MASK_30,
+        "loss.mask_loss=bce",
+        "loss.adversarial_weight=0.05",
+        "loss.feature_matching_weight=0",
+    ],
+    # between the two: without feature matching taichi2 gains and the synthetic clip's unseen
+    # motion loses PCK (the detector reads the texture at the person's outline)
+    "feature_matching_3": [
+        *MASK_30,
+        "loss.mask_loss=bce",
+        "loss.adversarial_weight=0.05",
+        "loss.feature_matching_weight=3",
+    ],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [*HEAD_WEIGHT, "generator.alpha=false", "loss.mask_weight=0"],
