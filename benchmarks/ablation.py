@@ -53,6 +53,7 @@ CRITIC = ["critic.norm=none", "loss.adversarial_weight=0.1"]
 # the rows from head_weight on build on it, and the alpha's rows on mask_30
 HEAD_WEIGHT = [*BEFORE, *PERSON, *CRITIC, "loss.head_weight=5"]
 MASK_30 = [*HEAD_WEIGHT, "loss.mask_weight=30"]
+ADVERSARIAL_005 = [*MASK_30, "loss.mask_loss=bce", "loss.adversarial_weight=0.05"]
 ROWS = {
     "before": BEFORE,  # the recipe before issue 13
     "composed": [*BEFORE, *COMPOSED],  # + masks and composition over the background
@@ -96,24 +97,14 @@ ROWS = {
     # the mask_bce row with half the adversarial weight: on taichi2 its training L1 and its
     # val PSNR peak at step 200 of 400 and then fall back while the adversarial term keeps
     # pulling (the critic's gap stays near 5)
-    "adversarial_005": [*MASK_30, "loss.mask_loss=bce", "loss.adversarial_weight=0.05"],
+    "adversarial_005": ADVERSARIAL_005,
     # the adversarial_005 row without feature matching: at 60 minutes on taichi2 the texture
     # it asks for is painted in the wrong places deep inside the person, which costs SSIM
     # there (benchmarks/mask_ssim_depth.py)
-    "no_feature_matching": [
-        *MASK_30,
-        "loss.mask_loss=bce",
-        "loss.adversarial_weight=0.05",
-        "loss.feature_matching_weight=0",
-    ],
+    "no_feature_matching": [*ADVERSARIAL_005, "loss.feature_matching_weight=0"],
     # between the two: without feature matching taichi2 gains and the synthetic clip's unseen
     # motion loses PCK (the detector reads the texture at the person's outline)
-    "feature_matching_3": [
-        *MASK_30,
-        "loss.mask_loss=bce",
-        "loss.adversarial_weight=0.05",
-        "loss.feature_matching_weight=3",
-    ],
+    "feature_matching_3": [*ADVERSARIAL_005, "loss.feature_matching_weight=3"],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [*HEAD_WEIGHT, "generator.alpha=false", "loss.mask_weight=0"],

@@ -20,7 +20,7 @@ that at its edge.
 
     .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards \\
         shipped=OUT/run other=OTHER/gen.onnx --blur 1 2 --pose --out depth.json
-    .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards shipped=OUT/run \
+    .venv/bin/python benchmarks/mask_ssim_depth.py --shards OUT/shards shipped=OUT/run \\
         --blur 1 2 --inside 6 --pose --out depth_inside.json
 """
 
@@ -49,14 +49,23 @@ BANDS_PX = ((0, 2), (2, 4), (4, 7), (7, 12), (12, None))  # (from, to]: distance
 RAMP_PX = 2  # --inside: the blur's weight rises from 0 to 1 over this many px inward
 
 
-def blurred(images: np.ndarray, sigma: float, person: np.ndarray | None, inside: float):
-    """uint8 (N, H, W, 3) blurred by a Gaussian of `sigma` px; with `person` ((N, H, W) bool)
-    only deeper than `inside` px in it, the blur's weight ramping up over RAMP_PX."""
+def depth_inside(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool -> float32: each pixel's distance to the nearest pixel outside."""
+    return np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5) for m in masks])
+
+
+def inside_weight(person: np.ndarray, inside: float) -> np.ndarray:
+    """(N, H, W) bool -> (N, H, W, 1): 0 up to `inside` px into the person, rising to 1 over
+    RAMP_PX: where `blurred` lays its blur."""
+    return np.clip((depth_inside(person) - inside) / RAMP_PX, 0, 1)[..., None]
+
+
+def blurred(images: np.ndarray, sigma: float, weight: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (N, H, W, 3) blurred by a Gaussian of `sigma` px; with `weight` (`inside_weight`)
+    only that much at each pixel."""
     smooth = np.stack([cv2.GaussianBlur(image, (0, 0), sigma) for image in images])
-    if person is None:
+    if weight is None:
         return smooth
-    depth = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5) for m in person])
-    weight = np.clip((depth - inside) / RAMP_PX, 0, 1)[..., None]
     return np.round(weight * smooth + (1 - weight) * images).astype(np.uint8)
 
 
@@ -75,9 +84,7 @@ class Bands:
     def __init__(self, masks: np.ndarray):
         edge = metrics.SSIM_WINDOW // 2
         inside = masks > 127
-        distance = np.stack(
-            [cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5) for m in inside]
-        )
+        distance = depth_inside(inside)
         self.edge = edge
         self.inside, distance = self.on_map(inside), self.on_map(distance)
         self.masks = [
@@ -165,17 +172,17 @@ def main() -> None:
             skeletons = skeletons_of(frames, backend.skeleton)
             generated, alpha = generate(backend, skeletons, frames.keypoints, batch=8)
         blurs = [0.0] + (args.blur if spec != "mean" else [])
-        person = None
-        if args.inside is not None:
+        weight, where = None, ""
+        if args.inside is not None and len(blurs) > 1:
             person = frames.masks > 127 if alpha is None else alpha >= 0.5
-        where = f" deeper than {args.inside:g} px" if person is not None else ""
+            weight, where = inside_weight(person, args.inside), f" deeper than {args.inside:g} px"
         for sigma in blurs:
             images = generated
             if sigma:
-                images = blurred(generated, sigma, person, args.inside)
+                images = blurred(generated, sigma, weight)
             row = f"{label}, blurred {sigma:g} px{where}" if sigma else label
             scores = {"model": spec, "blur_sigma_px": sigma, **bands.scores(images, frames.images)}
-            if sigma and person is not None:
+            if sigma and weight is not None:
                 scores["blur_deeper_than_px"] = args.inside
             cells = [f"{s:.3f} (std {d:.1f})" for s, d in zip(scores["ssim"], scores["std"])]
             cells.append(f"{scores['mask_ssim']:.4f}")

@@ -15,8 +15,8 @@ def test_the_blur_inside_leaves_the_edge_and_the_room_as_they_were():
     person = np.zeros((2, 48, 48), bool)
     person[:, 8:40, 8:40] = True  # a square person: its centre lies 16 px inside
     inside = 6
-    out = mask_ssim_depth.blurred(images, 1.5, person, inside)
-    whole = mask_ssim_depth.blurred(images, 1.5, None, inside)
+    out = mask_ssim_depth.blurred(images, 1.5, mask_ssim_depth.inside_weight(person, inside))
+    whole = mask_ssim_depth.blurred(images, 1.5)
 
     assert np.array_equal(out[:, :8], images[:, :8])  # the room
     assert np.array_equal(out[:, 8 : 8 + inside, 8:40], images[:, 8 : 8 + inside, 8:40])  # the edge
