@@ -105,6 +105,14 @@ ROWS = {
     # between the two: without feature matching taichi2 gains and the synthetic clip's unseen
     # motion loses PCK (the detector reads the texture at the person's outline)
     "feature_matching_3": [*ADVERSARIAL_005, "loss.feature_matching_weight=3"],
+    # the adversarial_005 row with feature matching at the person's outline only: none deeper
+    # than 3 px inside the mask (6 px at 256 px, where blurring the real frames there left
+    # MediaPipe's detections whole)
+    "feature_matching_outline": [
+        *ADVERSARIAL_005,
+        "loss.feature_matching_inside_weight=0",
+        "loss.feature_matching_depth=3",
+    ],
     # the head_weight row without alpha: the generator paints the room too (on a moving
     # camera, can it paint it better than the mean room?)
     "no_alpha": [*HEAD_WEIGHT, "generator.alpha=false", "loss.mask_weight=0"],

@@ -78,12 +78,21 @@ class GanLossConfig(RegressionLossConfig):
     feature_matching_weight: pix2pixHD's feature matching: L1 between the critic's
         activations on the generated and on the real image, layer by layer (pix2pixHD: 10).
         It needs no pretrained network, so it works offline; 0 turns it off.
+    feature_matching_inside_weight: how much a critic activation counts in that L1 where
+        it lies deeper than feature_matching_depth px inside the person mask (1 = as much
+        as anywhere, 0 = not at all). Feature matching asks for texture; the detector
+        needs it at the person's outline, and deep inside, where the skeleton cannot say
+        where the folds of a suit lie, it is painted in the wrong places and costs SSIM
+        (benchmarks/RESULTS.md, "Where the detector needs texture").
+    feature_matching_depth: that depth, in pixels of the training images.
     """
 
     gp_weight: float = ranged(10.0, 0)
     gp_every: int = ranged(1, 1, 1000)
     adversarial_weight: float = ranged(1.0, 0)
     feature_matching_weight: float = ranged(0.0, 0)
+    feature_matching_inside_weight: float = ranged(1.0, 0, 1)
+    feature_matching_depth: int = ranged(6, 1, 256)
 
 
 Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -152,12 +161,34 @@ def head_boxes(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor
     return (in_y[:, None, :, None] & in_x[:, None, None, :]).float()
 
 
-def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+def deep_inside(mask: torch.Tensor, depth: int) -> torch.Tensor:
+    """(N, 1, H, W) float: 1 where the person (mask >= 0.5) holds every pixel within `depth`
+    px (the square of side 2 * depth + 1 around it), else 0: the person's inside, at least
+    `depth` px from its outline. Beyond the image's border counts as the person: a crop cut
+    through the person has no outline there."""
+    person = (mask >= 0.5).float()
+    # Max pooling pads with -inf, so the border never counts as the room.
+    return -F.max_pool2d(-person, 2 * depth + 1, stride=1, padding=depth)
+
+
+def feature_matching_loss(
+    fake: list[torch.Tensor], real: list[torch.Tensor], weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """pix2pixHD's feature-matching loss: the mean over layers of the L1 between a critic's
     activations on generated and on real images (the real ones held fixed). The scores,
-    the last item of each list, are left out: they are the adversarial term's."""
+    the last item of each list, are left out: they are the adversarial term's.
+
+    `weight` (N, 1, H, W), at the images' size, weighs each activation by its mean over the
+    pixels under it (adaptive average pooling to the layer's size); a layer's term is the
+    mean of weight * L1, not renormalised, so weights of 1 are the plain loss and a weight
+    of 0 removes a region's pull without adding to the rest's."""
     layers = list(zip(fake[:-1], real[:-1]))
-    loss = sum(F.l1_loss(f.float(), r.detach().float()) for f, r in layers)
+    loss = 0.0
+    for f, r in layers:
+        difference = (f.float() - r.detach().float()).abs()
+        if weight is not None:
+            difference = difference * F.adaptive_avg_pool2d(weight.float(), f.shape[-2:])
+        loss = loss + difference.mean()
     return loss / len(layers)
 
 

@@ -7,6 +7,7 @@ from ganmotion.errors import GanmotionError
 from ganmotion.losses import (
     PerceptualLoss,
     critic_loss,
+    deep_inside,
     feature_matching_loss,
     gradient_penalty,
     head_boxes,
@@ -179,6 +180,40 @@ def test_feature_matching_compares_layers_not_scores_and_holds_real_fixed():
     assert loss.item() == pytest.approx(1.0)  # the scores' difference of 100 is left out
     loss.backward()
     assert fake[0].grad is not None and real[0].grad is None
+
+
+def test_deep_inside_is_the_person_beyond_depth_px_of_its_outline():
+    mask = torch.zeros(1, 1, 20, 20)
+    mask[..., 4:14, 4:14] = 1  # a 10 px square: 2 px in from each side leaves 6 x 6
+    mask[..., 15:, :3] = 0.7  # in the corner, cut by the image's border
+    deep = deep_inside(mask, 2)
+    expected = torch.zeros(1, 1, 20, 20)
+    expected[..., 6:12, 6:12] = 1
+    # The corner patch is 5 x 3: 2 px from its inner sides only; the border is no outline.
+    expected[..., 17:, :1] = 1
+    assert torch.equal(deep, expected)
+    assert deep_inside(mask * 0.4, 1).sum() == 0  # a soft mask below 0.5 is not the person
+
+
+def test_feature_matching_weight_scales_each_layer_where_it_lies():
+    fake = [
+        torch.ones(1, 2, 4, 4, requires_grad=True),
+        torch.ones(1, 2, 2, 2, requires_grad=True),
+        torch.zeros(1, 1, 1, 1),
+    ]
+    real = [torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]
+    weight = torch.ones(1, 1, 8, 8)
+    assert feature_matching_loss(fake, real, weight).item() == pytest.approx(
+        feature_matching_loss(fake, real).item()
+    )
+    weight[..., :, 4:] = 0  # the right half of the image does not count
+    weight[..., :4, :2] = 0.5  # nor half of the top-left quarter's left half
+    loss = feature_matching_loss(fake, real, weight)
+    # 4x4 layer: 8 of 16 cells at 0, 2 at 0.5, 6 at 1 (7 / 16); 2x2 layer: the left cells
+    # pool the halves (0.75 top, 1 bottom), the right ones 0 (1.75 / 4): not renormalised.
+    assert loss.item() == pytest.approx((7 / 16 + 1.75 / 4) / 2)
+    loss.backward()
+    assert torch.all(fake[0].grad[..., :, 2:] == 0) and torch.all(fake[0].grad[..., :, :2] > 0)
 
 
 def test_critic_features_end_in_its_scores():

@@ -25,7 +25,7 @@ from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
-from ganmotion.losses import head_boxes
+from ganmotion.losses import deep_inside, head_boxes
 from ganmotion.models.generator import ComposedGenerator, UNetGenerator
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training import loop, objectives
@@ -765,6 +765,28 @@ def test_bf16_mixed_precision_trains_on_cpu(synthetic_shards, tmp_path):
     logged = [m for m in read_metrics(tmp_path) if "critic/gradient_penalty" in m]
     assert len(logged) == 3
     assert all(isinstance(m["critic/gradient_penalty"], float) for m in logged)  # finite
+
+
+def test_feature_matching_can_leave_out_the_inside_of_the_person(synthetic_shards, tmp_path):
+    """loss.feature_matching_inside_weight: the feature matching's weights are that weight
+    deeper than feature_matching_depth px inside the person's mask and 1 elsewhere, and a
+    run with them trains."""
+    config = tiny(
+        synthetic_shards,
+        tmp_path / "run",
+        "loss.feature_matching_inside_weight=0.25",
+        "loss.feature_matching_depth=2",
+        "run.steps=2",
+    )
+    trainer = Trainer(config)
+    batch = trainer.val[0]
+    weight = trainer.objective.matching_weight(batch)
+    deep = deep_inside(batch.mask, 2).bool()
+    assert deep.any() and (~deep).any()
+    assert torch.all(weight[deep] == 0.25) and torch.all(weight[~deep] == 1)
+    assert trainer.run() == 0
+    logged = set().union(*read_metrics(tmp_path / "run"))
+    assert "generator/feature_matching" in logged
 
 
 def test_a_composing_gan_learns_where_the_person_is(synthetic_clip, tmp_path):

@@ -31,6 +31,7 @@ from ganmotion.losses import (
     PerceptualLoss,
     counted_more,
     critic_loss,
+    deep_inside,
     feature_matching_loss,
     generator_adversarial_loss,
     gradient_penalty,
@@ -307,7 +308,7 @@ class WganGpStep(Objective):
                 features = critic.features(batch.skeleton, fake.image)
                 with torch.no_grad():
                     real = critic.features(batch.skeleton, batch.image)
-                matching = feature_matching_loss(features, real)
+                matching = feature_matching_loss(features, real, self.matching_weight(batch))
                 terms["feature_matching"] = matching * loss.feature_matching_weight
                 scores = features[-1]
             else:
@@ -318,6 +319,15 @@ class WganGpStep(Objective):
         critic.requires_grad_(True)
         sums.add("generator", {"loss": total, **terms})
         return applied
+
+    def matching_weight(self, batch: TrainingBatch) -> torch.Tensor | None:
+        """Feature matching's per-pixel weights: feature_matching_inside_weight deeper than
+        feature_matching_depth px inside the person, 1 elsewhere; None when all are 1."""
+        loss = self.config.loss
+        if loss.feature_matching_inside_weight == 1:
+            return None
+        deep = deep_inside(batch.mask, loss.feature_matching_depth)
+        return counted_more(torch.ones_like(deep), deep, loss.feature_matching_inside_weight)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.updates.raw("generator"), "critic": self.updates.raw("critic")}
