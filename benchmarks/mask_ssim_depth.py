@@ -31,7 +31,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from common import machine, write_result  # this folder
 
 from ganmotion import metrics
@@ -69,14 +68,6 @@ def blurred(images: np.ndarray, sigma: float, weight: np.ndarray | None = None) 
     return np.round(weight * smooth + (1 - weight) * images).astype(np.uint8)
 
 
-def window_std(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> (N, H - 10, W - 10): the standard deviation within the SSIM
-    window at each position where it fits, in grey levels, the mean over the channels."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).to(torch.float64)
-    variance = metrics._blur(x * x) - metrics._blur(x) ** 2
-    return variance.clamp(min=0).sqrt().mean(dim=1).numpy()
-
-
 class Bands:
     """The real person mask of each held-out frame cut into BANDS_PX by distance from its edge,
     on the positions of the SSIM map (half a window in from the border)."""
@@ -103,13 +94,12 @@ class Bands:
         """The mean of a map (N, H - 10, W - 10) over each band."""
         return [round(float(values[b].mean()), digits) for b in self.masks]
 
-    def scores(self, images: np.ndarray, real: np.ndarray) -> dict:
-        ssim = metrics.ssim_map(images, real)
+    def scores(self, images: np.ndarray, real: np.ndarray, masks: np.ndarray) -> dict:
         # as `ganmotion eval`: each frame's mean over its mask, a frame without one left out
-        per_frame = metrics._weighted_mean(ssim[:, None], self.inside).numpy()
+        per_frame = metrics.ssim(images, real, weights=masks)
         return {
-            "ssim": self.means(ssim.numpy(), 4),
-            "std": self.means(window_std(images), 2),
+            "ssim": self.means(metrics.ssim_map(images, real).numpy(), 4),
+            "std": self.means(metrics.window_std(images).numpy(), 2),
             "mask_ssim": round(float(np.nanmean(per_frame)), 4),
         }
 
@@ -156,7 +146,7 @@ def main() -> None:
         models.append(("mean", "mean"))
     result = {"shards": args.shards, "split": args.split, "frames": len(frames.keys)}
     result["bands_px"], result["share_of_mask"] = bands.names, bands.share()
-    result["real_std"] = bands.means(window_std(frames.images), 2)
+    result["real_std"] = bands.means(metrics.window_std(frames.images).numpy(), 2)
     result["rows"] = {}
     print(f"{len(frames.keys)} frames of {args.shards} ({args.split}), {frames.size} px")
     heads = [f"{n} px ({s:.0%})" for n, s in zip(bands.names, result["share_of_mask"])]
@@ -181,7 +171,11 @@ def main() -> None:
             if sigma:
                 images = blurred(generated, sigma, weight)
             row = f"{label}, blurred {sigma:g} px{where}" if sigma else label
-            scores = {"model": spec, "blur_sigma_px": sigma, **bands.scores(images, frames.images)}
+            scores = {
+                "model": spec,
+                "blur_sigma_px": sigma,
+                **bands.scores(images, frames.images, frames.masks),
+            }
             if sigma and weight is not None:
                 scores["blur_deeper_than_px"] = args.inside
             cells = [f"{s:.3f} (std {d:.1f})" for s, d in zip(scores["ssim"], scores["std"])]

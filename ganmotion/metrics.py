@@ -110,6 +110,15 @@ def _blur(images: torch.Tensor, size: int = SSIM_WINDOW, sigma: float = 1.5) -> 
     return F.conv2d(down, g.view(1, 1, 1, size).expand(3, 1, 1, size), groups=3)
 
 
+def window_std(images: np.ndarray) -> torch.Tensor:
+    """The texture of uint8 (N, H, W, 3) images: the standard deviation within the SSIM
+    window at each position where it fits, float64 (N, H - 10, W - 10) in grey levels, the
+    mean over the channels."""
+    x = _channels_first(images).to(torch.float64)
+    variance = _blur(x * x) - _blur(x) ** 2
+    return variance.clamp(min=0).sqrt().mean(dim=1)
+
+
 def ssim_map(generated: np.ndarray, real: np.ndarray) -> torch.Tensor:
     """The SSIM map of each image pair, uint8 (N, H, W, 3) in -> float64 (N, H - 10, W - 10):
     the structural similarity of the 11 x 11 window centred on each position where it fits,

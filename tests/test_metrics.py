@@ -56,6 +56,16 @@ def test_the_ssim_map_is_what_ssim_averages():
     )
 
 
+def test_window_std_is_the_texture_within_the_ssim_window():
+    flat = np.full((1, 20, 20, 3), 100, np.uint8)
+    stripes = flat.copy()
+    stripes[:, :, ::2] = 120  # columns alternating 100 and 120: a std near 10 everywhere
+    assert metrics.window_std(flat).shape == (1, 10, 10)
+    assert metrics.window_std(flat).abs().max() < 1e-6
+    std = metrics.window_std(stripes)
+    assert torch.all((std > 9) & (std <= 10))  # the Gaussian weighs the columns unevenly
+
+
 def test_psnr_and_l1_match_their_definitions():
     a, b = image_pair(seed=2)
     reference = [peak_signal_noise_ratio(y, x, data_range=255) for x, y in zip(a, b)]
