@@ -14,7 +14,9 @@ together with nearest neighbour and the mean image; its report.md/json and conta
 in OUT/eval_<dataset>_<split>/. OUT/ablation_<datasets>.json gathers the machine, the rows,
 each run's training time and critic gap, and every report. Trainings run one after another:
 on 2 cores two at once would each get half the machine. A row already trained in OUT is not
-trained again.
+trained again, so `--inside-blur SIGMA[@DEPTH]` scores rows trained before with the person
+blurred deep inside its alpha (`ganmotion eval --inside-blur`; the eval folders and the JSON
+get a `_blur<SIGMA>` suffix).
 """
 
 from __future__ import annotations
@@ -222,7 +224,8 @@ def train(shards: Path, run_dir: Path, overrides: list[str], steps: int, port: i
         PYTHON, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--main_process_port", str(port), "train/gan.py", "--config", "configs/gan_demo.yaml",
         f"data.shards={shards}", f"run.out_dir={run_dir}", f"run.steps={steps}",
-        "run.log_every=10", *overrides,
+        # as drawn, whatever the demo's compose: --inside-blur scores rows with a blur
+        "run.log_every=10", "compose.inside_blur=0", *overrides,
     ]  # fmt: skip
     seconds = None
     status = run_dir / "status.json"
@@ -270,10 +273,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="steps per row [400: the demo's]")
     parser.add_argument("--port", type=int, default=29571)
     parser.add_argument("--seed", type=int, default=0, help="run.seed of every row [0]")
+    parser.add_argument("--inside-blur", metavar="SIGMA[@DEPTH]",
+                        help="score every row with this inside blur (ganmotion eval)")  # fmt: skip
     args = parser.parse_args()
     tag = f"_seed{args.seed}" if args.seed else ""  # seed 0 keeps the names of earlier runs
+    scoring, blur = [], ""
+    if args.inside_blur is not None:
+        scoring, blur = ["--inside-blur", args.inside_blur], f"_blur{args.inside_blur}"
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "seed": args.seed, "rows": {}, "train": {}, "eval": {}}
+    report["inside_blur"] = args.inside_blur
     report["rows"] = {name: ROWS[name] for name in args.rows}
     shards = prepare(args.out, args.datasets)
     for dataset in args.datasets:
@@ -294,12 +303,12 @@ def main() -> None:
         for split, extra in splits.items():
             source = shards["unseen"] if split == "unseen" else shards[dataset]
             extra = [*extra, "--split", "train"] if split == "unseen" else extra
-            out = args.out / f"eval_{dataset}_{split}{tag}"
+            out = args.out / f"eval_{dataset}_{split}{tag}{blur}"
             print(f"ablation: evaluating {dataset} {split} ...", flush=True)
             report["eval"][f"{dataset}/{split}"] = evaluate(
-                source, models, out, args.out / f"eval_{dataset}_{split}{tag}.log", extra
+                source, models, out, Path(f"{out}.log"), [*extra, *scoring]
             )
-        write_result(args.out / f"ablation_{'_'.join(args.datasets)}{tag}.json", report)
+        write_result(args.out / f"ablation_{'_'.join(args.datasets)}{tag}{blur}.json", report)
     print(f"wrote {args.out}/ablation_*.json and the reports in {args.out}/eval_*/")
 
 

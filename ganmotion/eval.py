@@ -52,6 +52,7 @@ from ganmotion.data.stream import decoded_samples
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_files, check_writable
 from ganmotion.images import to_uint8_images, to_unit_range
+from ganmotion.models.generator import INSIDE_BLUR_HELP, ComposeConfig
 from ganmotion.pose.render import SkeletonStyle
 
 # Frames are upscaled to at least this size before pose detection: MediaPipe's person
@@ -357,8 +358,13 @@ def evaluate(
         "models": {},
     }
     outputs = {}
+    torch_options = {}
+    if args.inside_blur is not None:
+        torch_options["compose"] = ComposeConfig.parse(args.inside_blur)
+        report["inside_blur"] = args.inside_blur
     for label, spec in tqdm(models, desc="models", unit="model", disable=None):
-        backend = load_backend(spec, shards=args.target_shards or args.shards)
+        shards = args.target_shards or args.shards
+        backend = load_backend(spec, shards=shards, torch_options=torch_options)
         if backend.size != frames.size:
             raise GanmotionError(
                 f"{spec}: generates {backend.size} px images, the shards at {args.shards} "
@@ -427,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out the floor row `mean` (the mean training crop as a constant image)",
     )
     parser.add_argument("--sheet-frames", type=int, default=8, help="contact sheet columns [8]")
+    parser.add_argument(
+        "--inside-blur", metavar="SIGMA[@DEPTH]", help=INSIDE_BLUR_HELP + " (every checkpoint)"
+    )
     parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder [eval_out]")
     return parser
 

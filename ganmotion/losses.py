@@ -161,16 +161,6 @@ def head_boxes(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor
     return (in_y[:, None, :, None] & in_x[:, None, None, :]).float()
 
 
-def deep_inside(mask: torch.Tensor, depth: int) -> torch.Tensor:
-    """(N, 1, H, W) float: 1 where the person (mask >= 0.5) holds every pixel within `depth`
-    px (the square of side 2 * depth + 1 around it), else 0: the person's inside, at least
-    `depth` px from its outline. Beyond the image's border counts as the person: a crop cut
-    through the person has no outline there."""
-    person = (mask >= 0.5).float()
-    # Max pooling pads with -inf, so the border never counts as the room.
-    return -F.max_pool2d(-person, 2 * depth + 1, stride=1, padding=depth)
-
-
 def feature_matching_loss(
     fake: list[torch.Tensor], real: list[torch.Tensor], weight: torch.Tensor | None = None
 ) -> torch.Tensor:

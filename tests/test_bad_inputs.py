@@ -876,6 +876,12 @@ EXPORT = [
     ("export", "--raw without live weights", lambda i: i.export(None, "--raw",
      checkpoint=i.checkpoint_with(files={"generator.safetensors": None})),
      ("generator.safetensors", "does not exist")),
+    ("export", "--inside-blur not a number", lambda i: i.export(None, "--inside-blur", "soft"),
+     ("--inside-blur soft: expected SIGMA or SIGMA@DEPTH",)),
+    ("export", "--inside-blur out of range", lambda i: i.export(None, "--inside-blur", "1@-2"),
+     ("--inside-blur 1@-2", "compose.inside_depth must be in [0, 256]")),
+    ("export", "--inside-blur without alpha", lambda i: i.export(None, "--inside-blur", "1"),
+     ("--inside-blur lays down the person an alpha outlines", "draws no alpha")),
     ("export", "the MLP baseline", lambda i: i.export(checkpoint=i.checkpoint_with(
      files={"generator_ema.safetensors": mlp_weights})), ("MLP baseline is not exported",)),
     ("export", "a generator of 4 input channels", lambda i: i.export(checkpoint=i.checkpoint_with(
@@ -903,6 +909,8 @@ EXPORT = [
 
 TO_TRT = [
     # the build's settings, checked first
+    ("to_trt", "--inside-blur with --onnx", lambda i: i.to_trt("--inside-blur", "1"),
+     ("model.onnx", "--inside-blur applies to --checkpoint")),
     ("to_trt", "--min-batch 0", lambda i: i.to_trt("--min-batch", "0"), ("--min-batch 0",)),
     ("to_trt", "--max-batch -1", lambda i: i.to_trt("--max-batch", "-1"), ("--max-batch -1",)),
     ("to_trt", "--min-batch above --opt-batch", lambda i: i.to_trt("--min-batch", "4",
@@ -1015,6 +1023,8 @@ INFER = [
      model=i.onnx_model()), ("model.onnx", "build an engine with export/to_trt.py")),
     ("infer", "--precision for an ONNX", lambda i: i.infer(None, "--precision", "bf16",
      model=i.onnx_model()), ("model.onnx", "only apply to the torch backend")),
+    ("infer", "--inside-blur for an ONNX", lambda i: i.infer(None, "--inside-blur", "1",
+     model=i.onnx_model()), ("model.onnx", "compose only apply to the torch backend")),
     ("infer", "an engine without TensorRT", lambda i: i.infer(model=i.file("gen.plan", NOISE)),
      ("TensorRT is not installed",), WITHOUT_TENSORRT),
     ("infer", "--device banana", lambda i: i.infer(None, "--device", "banana"),
@@ -1094,6 +1104,8 @@ EVAL = [
     ("eval", "a shard holds other than the manifest says",
      lambda i: i.eval(shards=i.shards_with(_recount)),
      ("val-000000.tar", "holds 10 samples", "manifest.json says 11")),
+    ("eval", "--inside-blur for an ONNX", lambda i: i.eval(None, None, "--inside-blur", "1",
+     model=i.onnx_model()), ("model.onnx", "the inside blur it was exported with")),
     ("eval", "--shards missing", lambda i: i.eval(shards=i.tmp / "gone"),
      ("gone/manifest.json", "no such file")),
     ("eval", "--shards is a file", lambda i: i.eval(shards=i.video),

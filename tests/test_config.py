@@ -149,6 +149,19 @@ def test_options_of_another_objective_are_refused():
         load_config(VanillaConfig, vanilla, ["mlp.hidden=16"])
 
 
+def test_compose_needs_a_generator_that_draws_an_alpha():
+    configs = CONFIGS[0].parent
+    blur, no_alpha = ["compose.inside_blur=1"], ["generator.alpha=false", "loss.mask_weight=0"]
+    with pytest.raises(GanmotionError, match="inside_blur=1: it blurs the person inside the"):
+        load_config(GanConfig, configs / "gan_tiny.yaml", [*no_alpha, *blur])
+    with pytest.raises(
+        GanmotionError, match="compose.inside_blur: the MLP baseline draws no alpha"
+    ):
+        load_config(VanillaConfig, configs / "mlp_tiny.yaml", blur)
+    config = load_config(GanConfig, configs / "gan_tiny.yaml", ["generator.alpha=true", *blur])
+    assert config.compose.inside_blur == 1.0 and config.compose.inside_depth == 6
+
+
 def test_dry_run_reports_a_bad_value_in_one_line():
     script = Path(__file__).parent.parent / "train" / "gan.py"
     result = subprocess.run(

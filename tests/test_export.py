@@ -33,7 +33,7 @@ from ganmotion.export.onnx import (
     relative_error,
     to_fp16,
 )
-from ganmotion.models.generator import SelfAttention, UNetGenerator
+from ganmotion.models.generator import ComposeConfig, SelfAttention, UNetGenerator
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime import OnnxRuntimeBackend, TorchBackend, load_backend
 from ganmotion.runtime.contract import check_model_io, has_alpha_output
@@ -580,6 +580,51 @@ def test_a_composed_export_needs_its_background_png_only_where_the_sidecar_names
     copy.with_suffix(".json").unlink()  # no sidecar: the alpha still there, the plate unknown
     backend = load_backend(copy)
     assert backend.has_alpha and backend.background is None
+
+
+def test_the_inside_blur_of_a_checkpoints_config_is_loaded_and_baked_into_the_export(tmp_path):
+    checkpoint = make_alpha_checkpoint(tmp_path / "checkpoints", 64)
+    as_drawn = ckpt.load_generator(checkpoint)
+    assert as_drawn.inside_blur is None  # a checkpoint without compose: as drawn
+    state = json.loads((checkpoint / "state.json").read_text())
+    state["config"]["compose"] = {"inside_blur": 1.0, "inside_depth": 1}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    generator = ckpt.load_generator(checkpoint)
+    assert generator.compose_config == ComposeConfig(inside_blur=1.0, inside_depth=1)
+    path = tmp_path / "export" / "gen.onnx"
+    path.parent.mkdir()
+    export_checkpoint(checkpoint, path)
+    assert json.loads(path.with_suffix(".json").read_text())["compose"] == {
+        "inside_blur": 1.0,
+        "inside_depth": 1,
+    }
+    backend = load_backend(path)
+    batches = [b for _, b in parity_batches(backend.skeleton)] + [torch.rand(5, 3, 64, 64)]
+    blurred_somewhere = False
+    for batch in batches:
+        with torch.no_grad():
+            image, alpha = generator.with_alpha(batch)
+            blurred_somewhere |= not torch.equal(image, as_drawn(batch))
+        actual_image, actual_alpha = backend.with_alpha(batch)
+        assert relative_error(actual_image.numpy(), image.numpy()) < 1e-4
+        assert export_module.alpha_error(actual_alpha.numpy(), alpha.numpy()) < 1e-4
+    assert blurred_somewhere  # the parity above compared the blur, not only the plain image
+    # --inside-blur overrides the checkpoint's config: 0 exports the person as drawn
+    plain = tmp_path / "export" / "plain.onnx"
+    assert export_module.main(["--checkpoint", str(checkpoint), "--out", str(plain),
+                               "--inside-blur", "0"]) == 0  # fmt: skip
+    assert json.loads(plain.with_suffix(".json").read_text())["compose"]["inside_blur"] == 0
+    skeletons = batches[0]
+    with torch.no_grad():
+        expected = as_drawn(skeletons).numpy()
+    assert relative_error(load_backend(plain)(skeletons).numpy(), expected) < 1e-4
+    # and so does the runner's and eval's torch backend (infer/video.py --inside-blur 0)
+    torch_backend = load_backend(checkpoint, torch_options={"compose": ComposeConfig()})
+    assert torch.equal(torch_backend(skeletons), torch.from_numpy(expected))
+    state["config"]["compose"] = {"inside_blur": "much"}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    with pytest.raises(GanmotionError, match=r"state.json: .*compose.inside_blur"):
+        ckpt.load_generator(checkpoint)
 
 
 def test_a_model_without_alpha_has_none_and_says_so(onnx64):

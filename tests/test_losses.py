@@ -7,7 +7,6 @@ from ganmotion.errors import GanmotionError
 from ganmotion.losses import (
     PerceptualLoss,
     critic_loss,
-    deep_inside,
     feature_matching_loss,
     gradient_penalty,
     head_boxes,
@@ -180,19 +179,6 @@ def test_feature_matching_compares_layers_not_scores_and_holds_real_fixed():
     assert loss.item() == pytest.approx(1.0)  # the scores' difference of 100 is left out
     loss.backward()
     assert fake[0].grad is not None and real[0].grad is None
-
-
-def test_deep_inside_is_the_person_beyond_depth_px_of_its_outline():
-    mask = torch.zeros(1, 1, 20, 20)
-    mask[..., 4:14, 4:14] = 1  # a 10 px square: 2 px in from each side leaves 6 x 6
-    mask[..., 15:, :3] = 0.7  # in the corner, cut by the image's border
-    deep = deep_inside(mask, 2)
-    expected = torch.zeros(1, 1, 20, 20)
-    expected[..., 6:12, 6:12] = 1
-    # The corner patch is 5 x 3: 2 px from its inner sides only; the border is no outline.
-    expected[..., 17:, :1] = 1
-    assert torch.equal(deep, expected)
-    assert deep_inside(mask * 0.4, 1).sum() == 0  # a soft mask below 0.5 is not the person
 
 
 def test_feature_matching_weight_scales_each_layer_where_it_lies():

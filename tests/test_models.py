@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganmotion.errors import GanmotionError
 from ganmotion.models import (
+    ComposeConfig,
     ComposedGenerator,
     CriticConfig,
     GeneratorConfig,
@@ -22,6 +23,7 @@ from ganmotion.models import (
     reduced_pose_vector,
     render_skeletons,
 )
+from ganmotion.models.generator import InsideBlur
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import JOINT, REDUCED_JOINTS
 
@@ -442,3 +444,43 @@ def test_composed_generator_rejects_a_background_that_does_not_fit():
     plain = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32)
     with pytest.raises(GanmotionError, match="alpha=True"):
         ComposedGenerator(plain, torch.zeros(3, 32, 32))
+
+
+def test_the_inside_blur_smooths_the_person_only_deep_inside_its_alpha():
+    blur = InsideBlur(sigma=1.0, depth=3)
+    person = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    alpha = torch.zeros(1, 1, 32, 32)
+    alpha[..., 4:28, 4:28] = 0.9  # a 24 px square: its pixels lie 1 to 12 px inside
+    smoothed = blur(person, alpha)
+    changed = (smoothed != person).any(1)[0]
+    # Up to 3 px in (and all of the room) as drawn; weight 1/2 at 4 px, all blur from 5.
+    assert not changed[:7].any() and not changed[25:].any() and not changed[:, :7].any()
+    assert changed[7:25, 7:25].all()
+    texture = smoothed[..., 8:24, 8:24].std() / person[..., 8:24, 8:24].std()
+    assert texture < 0.5  # sigma 1 px takes most of a noise's contrast
+    ring, core = (slice(7, 8), slice(7, 25)), (slice(8, 24), slice(8, 24))
+    full = blur(person, torch.ones(1, 1, 32, 32))  # all person: blurred everywhere
+    assert torch.allclose(smoothed[..., core[0], core[1]], full[..., core[0], core[1]])
+    half = (person + full) / 2
+    assert torch.allclose(smoothed[..., ring[0], ring[1]], half[..., ring[0], ring[1]])
+    # An alpha below 0.45 is no person: nothing changes.
+    assert torch.equal(blur(person, alpha * 0.45 / 0.9), person)
+
+
+def test_a_composed_generator_lays_its_person_down_blurred_inside_as_its_config_says():
+    generator = UNetGenerator(base_channels=4, depth=3, max_channels=16, size=32, alpha=True)
+    background = torch.rand(3, 32, 32) * 2 - 1
+    plain = ComposedGenerator(generator, background).eval()
+    blurred = ComposedGenerator(generator, background, ComposeConfig(inside_blur=1.5)).eval()
+    skeleton = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        output = generator(skeleton)
+        image, alpha = blurred.with_alpha(skeleton)
+    person = InsideBlur(1.5, 6)(output[:, :3], output[:, 3:])
+    assert torch.equal(alpha, plain.with_alpha(skeleton)[1])
+    assert torch.allclose(image, alpha * person + (1 - alpha) * background, atol=1e-6)
+    keypoints = torch.zeros(1, 33, 3)
+    skeletons = render_skeletons(keypoints, generator.skeleton)
+    assert torch.allclose(blurred.generate(keypoints), blurred(skeletons))
+    with pytest.raises(GanmotionError, match="compose.inside_blur"):
+        ComposeConfig(inside_blur=-1)

@@ -25,7 +25,8 @@ from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
 from ganmotion.data.stream import validation_batches
 from ganmotion.errors import GanmotionError
-from ganmotion.losses import deep_inside, head_boxes
+from ganmotion.inside import deep_inside
+from ganmotion.losses import head_boxes
 from ganmotion.models.generator import ComposedGenerator, UNetGenerator
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training import loop, objectives

@@ -13,7 +13,9 @@ and a second output `alpha` (N, 1, S, S) in [0, 1] says where the person is. Bes
 
     gen.background.png   the baked plate, lossless (the constant is exactly its pixels), which
                          puts the person on another background (`ganmotion.runtime.background`);
-                         the sidecar names it ("background") and has "alpha": true
+                         the sidecar names it ("background") and has "alpha": true and
+                         "compose", how the person is laid down (its inside blur is in
+                         the graph too)
 
 Parity: ONNX Runtime (CPU) and PyTorch (CPU, fp32) run the same batches, uniform noise
 (batch 2) and skeletons drawn from synthetic poses in the model's skeleton style (batches 4
@@ -48,6 +50,8 @@ from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
 from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.models.generator import (
+    INSIDE_BLUR_HELP,
+    ComposeConfig,
     ComposedGenerator,
     SelfAttention,
     UNetGenerator,
@@ -467,6 +471,7 @@ def export_generator(
                 "channels": {"in": config.in_channels, "out": config.out_channels},
                 "alpha": composed,
                 "architecture": {"class": type(unet).__name__, **asdict(config)},
+                **({"compose": asdict(generator.compose_config)} if composed else {}),
                 "source": source or {},
                 **({"target": target} if target is not None else {}),
                 "opset": opset,
@@ -520,13 +525,15 @@ def export_checkpoint(
     ema: bool = True,
     opset: int = DEFAULT_OPSET,
     tolerances: dict[str, float] = PARITY_TOLERANCES,
+    compose: ComposeConfig | None = None,
 ) -> ExportSummary:
     """Export the (EMA, or with ema=False the live) generator of a checkpoint folder (or of
-    a run folder's newest checkpoint)."""
+    a run folder's newest checkpoint); with alpha, composed over its background.png as
+    `compose` says (default: as its training config's compose section says)."""
     checkpoint, out = checkpoint_folder(checkpoint), Path(out)
     check_output(out, (".onnx",))  # before loading anything
     check_opset(opset)
-    generator = load_generator(checkpoint, ema=ema)  # composed over background.png with alpha
+    generator = load_generator(checkpoint, ema=ema, compose=compose)
     if not isinstance(generator, (UNetGenerator, ComposedGenerator)):  # the seed's MLP
         raise GanmotionError(
             f"{checkpoint}: the MLP baseline is not exported; run it from the checkpoint"
@@ -558,13 +565,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="export the live generator, not the EMA one"
     )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (20)")
+    parser.add_argument("--inside-blur", metavar="SIGMA[@DEPTH]", help=INSIDE_BLUR_HELP)
     return parser
 
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    summary = export_checkpoint(args.checkpoint, args.out, ema=not args.raw, opset=args.opset)
+    compose = ComposeConfig.parse(args.inside_blur) if args.inside_blur else None
+    summary = export_checkpoint(
+        args.checkpoint, args.out, ema=not args.raw, opset=args.opset, compose=compose
+    )
     print(summary.line())
     return 0
 

@@ -48,6 +48,7 @@ from ganmotion.export.onnx import (
     to_fp16,
 )
 from ganmotion.files import atomic_write
+from ganmotion.models.generator import INSIDE_BLUR_HELP, ComposeConfig
 from ganmotion.runtime.backends import OnnxRuntimeBackend
 from ganmotion.runtime.contract import ENGINE_SUFFIXES, INPUT_NAME
 from ganmotion.runtime.sidecar import background_path, read_sidecar, sidecar_path
@@ -303,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tolerance", type=float, default=ENGINE_TOLERANCE)
     parser.add_argument("--raw", action="store_true", help="with --checkpoint: live, not EMA")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="with --checkpoint")
+    parser.add_argument("--inside-blur", metavar="SIGMA[@DEPTH]", help=INSIDE_BLUR_HELP)
     return parser
 
 
@@ -314,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         args.min_batch, args.opt_batch, args.max_batch, args.fp16, args.workspace_gb,
         args.timing_cache, args.tolerance,
     )  # fmt: skip
+    compose = ComposeConfig.parse(args.inside_blur) if args.inside_blur else None
+    if compose is not None and args.onnx is not None:
+        raise GanmotionError(
+            f"{args.onnx}: --inside-blur applies to --checkpoint; an exported model keeps "
+            "the inside blur it was exported with"
+        )
     check_build_paths(args.onnx, args.out)
     if args.checkpoint is not None and not (args.checkpoint / "state.json").is_file():
         raise GanmotionError(f"{args.checkpoint}: not a checkpoint folder (no state.json)")
@@ -322,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.onnx
     if onnx_path is None:
         onnx_path = args.out.with_suffix(".onnx")
-        exported = export_checkpoint(args.checkpoint, onnx_path, not args.raw, args.opset)
+        exported = export_checkpoint(
+            args.checkpoint, onnx_path, not args.raw, args.opset, compose=compose
+        )
         print(exported.line())
     summary = build_engine(onnx_path, args.out, config)
     print(summary.line())

@@ -18,6 +18,7 @@ from ganmotion.models.baselines import (
 )
 from ganmotion.models.critic import CriticConfig, PatchCritic
 from ganmotion.models.generator import (
+    ComposeConfig,
     ComposedGenerator,
     GeneratorConfig,
     SelfAttention,
@@ -44,6 +45,7 @@ class PoseToImage(Protocol):
 
 
 __all__ = [
+    "ComposeConfig",
     "ComposedGenerator",
     "CriticConfig",
     "GeneratorConfig",

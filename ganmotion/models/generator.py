@@ -9,7 +9,8 @@ With `alpha=True` the generator draws the person and where it is: its output has
 channel, the alpha in [0, 1], and `compose` lays that person over a background (the room
 the target was filmed in, cropped like the frame). A generator that composes never has to
 paint the room from a skeleton, which it cannot know; `ComposedGenerator` holds one with its
-background and is again skeleton -> image (what a checkpoint loads and the export bakes).
+background and is again skeleton -> image (what a checkpoint loads and the export bakes),
+and may smooth the person deep inside its outline as it lays it down (`ComposeConfig`).
 
 Upsampling is bilinear + 3x3 conv, never a transposed conv, whose uneven kernel overlap
 paints checkerboards into 512 px output. At 512x512 the defaults cost about 36 GMAC and
@@ -29,11 +30,18 @@ from torch import nn
 from ganmotion.config import check_ranges, ranged
 from ganmotion.errors import GanmotionError
 from ganmotion.images import to_unit_range
+from ganmotion.inside import erode
 from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.schema import NUM_JOINTS
 
 NORMS = ("instance", "batch", "group")
 ALPHA_INIT_LOGIT = -2.0
+INSIDE_BLUR_RAMP_PX = 2  # the inside blur's weight rises from 0 to 1 over this many px inward
+INSIDE_BLUR_HELP = (
+    "with a checkpoint of an alpha generator: blur the person by a Gaussian of SIGMA px "
+    "deeper than DEPTH px (default 6) inside its alpha, 0 = as drawn [the checkpoint "
+    "config's compose.inside_blur]"
+)
 
 
 @dataclass(frozen=True)
@@ -281,16 +289,91 @@ def compose(output: torch.Tensor, background: torch.Tensor) -> tuple[torch.Tenso
     return alpha * person + (1 - alpha) * background.to(person.dtype), alpha
 
 
+@dataclass(frozen=True)
+class ComposeConfig:
+    """How a `ComposedGenerator` lays its person over the background: what eval, the export
+    and the runner draw. Training never applies it (its losses see the person as drawn), so
+    it can be set or changed after training, in the checkpoint's state.json config.
+
+    inside_blur: the person layer is blurred by a Gaussian of this sigma in px where it lies
+        deeper than `inside_depth` px inside its own alpha (>= 0.5), the blur's weight rising
+        from 0 to 1 over 2 px; 0 = off. A skeleton cannot say where a fold or a stripe of
+        the clothes lies, so the texture a GAN paints deep inside the person is mostly in the
+        wrong place; a pose detector reads the outline and the few px behind it, which keep
+        their texture (benchmarks/RESULTS.md, "Where the detector needs texture").
+    inside_depth: px from the outline, at the generator's size, that keep their texture.
+    """
+
+    inside_blur: float = ranged(0.0, 0, 16)
+    inside_depth: int = ranged(6, 0, 256)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "compose.")
+
+    @classmethod
+    def parse(cls, text: str) -> ComposeConfig:
+        """`--inside-blur SIGMA[@DEPTH]` ("1", "1.5@4"; "0": as drawn), for the command lines
+        that load a checkpoint; an error names the flag and what it expects."""
+        sigma, _, depth = text.partition("@")
+        try:
+            return cls(float(sigma), int(depth) if depth else cls.inside_depth)
+        except (ValueError, GanmotionError) as error:
+            raise GanmotionError(
+                f"--inside-blur {text}: expected SIGMA or SIGMA@DEPTH, a blur of 0-16 px deeper "
+                f"than 0-256 px ({error})"
+            ) from None
+
+
+class InsideBlur(nn.Module):
+    """`ComposeConfig.inside_blur` as a module: (person (N, C, H, W), alpha (N, 1, H, W)) ->
+    the person blurred deep inside the alpha, of the same shape. Pooling and two 1-D
+    convolutions, so the ONNX export and TensorRT take it as they are."""
+
+    def __init__(self, sigma: float, depth: int):
+        super().__init__()
+        self.depth, self.radius = depth, math.ceil(3 * sigma)
+        x = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-(x**2) / (2 * sigma**2))
+        self.register_buffer("kernel", kernel / kernel.sum())
+
+    def forward(self, person: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        channels, taps = person.shape[1], len(self.kernel)
+        kernel = self.kernel.to(person.dtype)
+        # Replicated edges: a crop's border is no edge of the person's colour.
+        smooth = F.pad(person, [self.radius] * 4, mode="replicate")
+        smooth = F.conv2d(
+            smooth, kernel.view(1, 1, taps, 1).expand(channels, 1, taps, 1), groups=channels
+        )
+        smooth = F.conv2d(
+            smooth, kernel.view(1, 1, 1, taps).expand(channels, 1, 1, taps), groups=channels
+        )
+        # The person where alpha >= 0.5, but continuous (a linear step from 0.45 to 0.55):
+        # with a hard threshold an alpha of 0.5 - 1e-7 in PyTorch and 0.5 + 1e-7 in ONNX
+        # Runtime would move the blur's edge and break the export's parity.
+        person_at = ((alpha - 0.5) * 10 + 0.5).clamp(0, 1)
+        # The ramp: the mean of the insides 0 .. RAMP - 1 px deeper than `depth` (max-pool
+        # erosions, so distances are in the chessboard metric): weight 1/2 at depth + 1 px.
+        ramp = range(INSIDE_BLUR_RAMP_PX)
+        weight = sum(erode(person_at, self.depth + step) for step in ramp) / len(ramp)
+        return person + weight * (smooth - person)
+
+
 class ComposedGenerator(nn.Module):
     """An alpha `UNetGenerator` and its background: skeleton (N, in, H, W) -> image (N, out,
     H, W) composed over the background, like a generator without alpha; `with_alpha` also
-    returns the alpha (N, 1, H, W).
+    returns the alpha (N, 1, H, W). `compose_config` says how the person is laid down
+    (default: as drawn).
 
     The background (out, size, size) in [-1, 1] is a buffer: it travels with `.to()`, and
     the ONNX export bakes it into the model as a constant.
     """
 
-    def __init__(self, generator: UNetGenerator, background: torch.Tensor):
+    def __init__(
+        self,
+        generator: UNetGenerator,
+        background: torch.Tensor,
+        compose_config: ComposeConfig = ComposeConfig(),
+    ):
         super().__init__()
         if not generator.config.alpha:
             raise GanmotionError("ComposedGenerator needs a generator with alpha=True")
@@ -302,11 +385,21 @@ class ComposedGenerator(nn.Module):
             )
         self.generator = generator
         self.register_buffer("background", background[None].float())
+        self.compose_config = compose_config
+        blur, depth = compose_config.inside_blur, compose_config.inside_depth
+        self.inside_blur = InsideBlur(blur, depth) if blur else None
         self.size, self.skeleton, self.config = generator.size, generator.skeleton, generator.config
+
+    def composed(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, alpha) of the generator's output laid over the background."""
+        if self.inside_blur is not None:
+            person, alpha = output[:, :-1], output[:, -1:]
+            output = torch.cat([self.inside_blur(person, alpha), alpha], dim=1)
+        return compose(output, self.background)
 
     def with_alpha(self, skeleton: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_input_size(skeleton.shape[-2], skeleton.shape[-1])
-        return compose(self.generator(skeleton), self.background)
+        return self.composed(self.generator(skeleton))
 
     def forward(self, skeleton: torch.Tensor) -> torch.Tensor:
         return self.with_alpha(skeleton)[0]
@@ -321,5 +414,4 @@ class ComposedGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, keypoints: torch.Tensor) -> torch.Tensor:
         """Keypoints (N, 33, 3) -> images (N, out, size, size) composed over the background."""
-        output = self.generator.generate(keypoints)
-        return compose(output, self.background)[0]
+        return self.composed(self.generator.generate(keypoints))[0]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ganmotion.errors import GanmotionError, one_line
-from ganmotion.models.generator import ComposedGenerator
+from ganmotion.models.generator import ComposeConfig, ComposedGenerator
 from ganmotion.runtime.baselines import KEYWORDS, KeypointBackend, load_mean, load_nearest
 from ganmotion.runtime.contract import (
     ALPHA_NAME,
@@ -120,9 +120,10 @@ class TorchBackend:
         compile: bool = False,
         channels_last: bool = False,
         precision: str = "fp32",
+        compose: ComposeConfig | None = None,
     ) -> TorchBackend:
         backend = cls(
-            load_generator(Path(checkpoint), ema=ema),
+            load_generator(Path(checkpoint), ema=ema, compose=compose),
             device,
             compile=compile,
             channels_last=channels_last,
@@ -331,9 +332,9 @@ def load_backend(
     """The backend for a model file: a checkpoint folder runs on torch, a .onnx on
     onnxruntime, a .plan/.engine on tensorrt. `backend` only confirms the choice; a model
     file that the named backend cannot run is an error that says how to convert it.
-    `torch_options` (compile, channels_last, precision) go to TorchBackend; for a file that
-    another backend runs, asking for any of them is an error (an exported model's precision
-    was fixed when it was exported).
+    `torch_options` (compile, channels_last, precision, compose) go to TorchBackend; for a
+    file that another backend runs, asking for any of them is an error (an exported model's
+    precision and inside blur were fixed when it was exported).
 
     The seed's baselines run from keypoints (`ganmotion.runtime.baselines`): a checkpoint
     trained with model: mlp; `"nearest"` in place of a path, which looks poses up in the
@@ -367,7 +368,8 @@ def load_backend(
     if kind != "torch" and torch_options:
         raise GanmotionError(
             f"{path}: {', '.join(torch_options)} only apply to the torch backend "
-            "(a checkpoint folder); an exported model keeps the precision it was exported with"
+            "(a checkpoint folder); an exported model keeps the precision and the inside "
+            "blur it was exported with"
         )
     if backend is not None and backend != kind:
         how = {
@@ -381,7 +383,9 @@ def load_backend(
 
         if generator_class(path) == "MLPGenerator":  # the seed's MLP: draws from keypoints
             if torch_options:
-                raise GanmotionError(f"{path}: the MLP baseline runs in fp32 eager only")
+                raise GanmotionError(
+                    f"{path}: the MLP baseline runs in fp32 eager only, and draws no alpha"
+                )
             return KeypointBackend.load(path, device)
         return TorchBackend.load(path, device, **torch_options)
     if kind == "onnxruntime":

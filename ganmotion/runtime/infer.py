@@ -20,6 +20,7 @@ import numpy as np
 
 from ganmotion.errors import GanmotionError, command_line
 from ganmotion.files import atomic_write, check_writable
+from ganmotion.models.generator import INSIDE_BLUR_HELP, ComposeConfig
 from ganmotion.pose.filters import OneEuroConfig
 from ganmotion.pose.retarget import MOTIONS
 from ganmotion.pose.schema import load_keypoints
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run on a source that holds fewer frames than its container declares (cut "
         f"short: refused below {MIN_STORED_SHARE:.0%}% by default)",  # %%: argparse %-formats help
     )
+    parser.add_argument("--inside-blur", metavar="SIGMA[@DEPTH]", help=INSIDE_BLUR_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -208,6 +210,7 @@ def run(args: argparse.Namespace):
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
+        "compose": ComposeConfig.parse(args.inside_blur) if args.inside_blur else None,
     }
     backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
     if args.batch is None:

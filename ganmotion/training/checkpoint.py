@@ -53,7 +53,12 @@ from ganmotion.errors import GanmotionError, one_line
 from ganmotion.files import atomic_write, commit_folder, read_json_object
 from ganmotion.images import to_unit_range
 from ganmotion.models.baselines import MLPConfig, MLPGenerator
-from ganmotion.models.generator import ComposedGenerator, GeneratorConfig, UNetGenerator
+from ganmotion.models.generator import (
+    ComposeConfig,
+    ComposedGenerator,
+    GeneratorConfig,
+    UNetGenerator,
+)
 from ganmotion.pose.render import SkeletonStyle
 
 log = logging.getLogger(__name__)
@@ -419,15 +424,24 @@ def load_background(path: Path, size: int) -> torch.Tensor:
     return to_unit_range(rgb)
 
 
+def saved_compose(checkpoint: Path, state: dict) -> ComposeConfig:
+    """The `compose` section of the config in a checkpoint's state.json, type- and
+    range-checked as a config file's; the default (as drawn) when it has none."""
+    section = _section(state.get("config"), "compose")
+    return from_dict(ComposeConfig, section, str(checkpoint / "state.json"), "compose.")
+
+
 def load_generator(
-    checkpoint: Path, ema: bool = True
+    checkpoint: Path, ema: bool = True, compose: ComposeConfig | None = None
 ) -> UNetGenerator | ComposedGenerator | MLPGenerator:
     """The generator of a checkpoint folder, in eval mode on the CPU: the EMA weights
     (`generator_ema.safetensors`, what samples and exports use) or, with ema=False, the live
     ones. The architecture (U-Net, or the MLP baseline) comes from state.json, so no training
     config is needed; a U-Net's `skeleton` is the style it was trained on (`saved_skeleton`).
     A U-Net with alpha comes composed over the checkpoint's background.png
-    (`ComposedGenerator`): skeleton -> image like any other.
+    (`ComposedGenerator`): skeleton -> image like any other, laid down as the training
+    config's `compose` says (its state.json copy; as drawn when a checkpoint has none), or
+    as `compose` says when given (an error for a generator without alpha).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
@@ -460,5 +474,11 @@ def load_generator(
     load_weights(generator, checkpoint / name)
     if isinstance(generator, UNetGenerator) and generator.config.alpha:
         background = load_background(checkpoint / BACKGROUND_FILE, generator.size)
-        generator = ComposedGenerator(generator, background)
+        compose = compose or saved_compose(checkpoint, state)
+        generator = ComposedGenerator(generator, background, compose)
+    elif compose is not None:
+        raise GanmotionError(
+            f"{checkpoint}: --inside-blur lays down the person an alpha outlines; this "
+            "generator draws no alpha"
+        )
     return generator.eval()

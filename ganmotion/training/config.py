@@ -16,7 +16,7 @@ from ganmotion.errors import GanmotionError
 from ganmotion.losses import GanLossConfig, RegressionLossConfig
 from ganmotion.models.baselines import MLPConfig
 from ganmotion.models.critic import CriticConfig
-from ganmotion.models.generator import GeneratorConfig
+from ganmotion.models.generator import ComposeConfig, GeneratorConfig
 
 
 @dataclass(frozen=True)
@@ -150,12 +150,19 @@ def take_image_size(config: GanConfig | VanillaConfig, section: str) -> None:
     object.__setattr__(config, section, dataclasses.replace(network, size=size))
 
 
-def check_mask_loss(config: GanConfig | VanillaConfig) -> None:
-    """loss.mask_weight supervises an alpha: an error unless the generator draws one."""
+def check_alpha_settings(config: GanConfig | VanillaConfig) -> None:
+    """loss.mask_weight supervises an alpha, and compose lays down the person an alpha
+    outlines: each an error unless the generator draws one."""
     if config.loss.mask_weight > 0 and not config.generator.alpha:
         raise GanmotionError(
             f"loss.mask_weight={config.loss.mask_weight:g} supervises the generator's alpha, "
             "but generator.alpha is false: set generator.alpha: true or mask_weight: 0"
+        )
+    if config.compose.inside_blur > 0 and not config.generator.alpha:
+        raise GanmotionError(
+            f"compose.inside_blur={config.compose.inside_blur:g}: it blurs the person inside "
+            "the alpha, but generator.alpha is false: set generator.alpha: true or "
+            "compose.inside_blur: 0"
         )
 
 
@@ -168,11 +175,14 @@ class VanillaConfig:
         other model must be left out.
     mlp: the MLP's constructor arguments; used when model is "mlp".
     loss: reconstruction terms only (the GAN's gp_weight and adversarial_weight are errors).
+    compose: how eval, the export and the runner lay an alpha generator's person over its
+        background (`ComposeConfig`); training does not use it.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: Literal["unet", "mlp"] = "unet"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
     loss: RegressionLossConfig = field(default_factory=RegressionLossConfig)
     generator_optim: OptimConfig = field(default_factory=OptimConfig)
@@ -188,8 +198,12 @@ class VanillaConfig:
         take_image_size(self, used)
         if self.model == "mlp" and self.loss.mask_weight > 0:
             raise GanmotionError("loss.mask_weight: the MLP baseline draws no alpha; set it to 0")
+        if self.model == "mlp" and self.compose.inside_blur > 0:
+            raise GanmotionError(
+                "compose.inside_blur: the MLP baseline draws no alpha; set it to 0"
+            )
         if self.model == "unet":
-            check_mask_loss(self)
+            check_alpha_settings(self)
 
 
 @dataclass(frozen=True)
@@ -197,10 +211,13 @@ class GanConfig:
     """Conditional WGAN-GP: generator and patch critic.
 
     critic_steps: critic optimiser steps per generator step (n_critic).
+    compose: how eval, the export and the runner lay an alpha generator's person over its
+        background (`ComposeConfig`); training does not use it.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     loss: GanLossConfig = field(default_factory=GanLossConfig)
     generator_optim: OptimConfig = field(default_factory=OptimConfig)
@@ -211,7 +228,7 @@ class GanConfig:
     def __post_init__(self):
         check_ranges(self)
         take_image_size(self, "generator")
-        check_mask_loss(self)
+        check_alpha_settings(self)
         size, smallest = self.data.stream.size, self.critic.min_input_size()
         if size < smallest:
             raise GanmotionError(

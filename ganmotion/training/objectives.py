@@ -27,11 +27,11 @@ from accelerate import Accelerator
 from torch import nn
 
 from ganmotion.data.stream import TrainingBatch
+from ganmotion.inside import deep_inside
 from ganmotion.losses import (
     PerceptualLoss,
     counted_more,
     critic_loss,
-    deep_inside,
     feature_matching_loss,
     generator_adversarial_loss,
     gradient_penalty,
