@@ -358,12 +358,11 @@ def evaluate(
         "models": {},
     }
     outputs = {}
-    torch_options = {}
+    torch_options = {"compose": ComposeConfig.parse(args.inside_blur)}
     if args.inside_blur is not None:
-        torch_options["compose"] = ComposeConfig.parse(args.inside_blur)
         report["inside_blur"] = args.inside_blur
+    shards = args.target_shards or args.shards
     for label, spec in tqdm(models, desc="models", unit="model", disable=None):
-        shards = args.target_shards or args.shards
         backend = load_backend(spec, shards=shards, torch_options=torch_options)
         if backend.size != frames.size:
             raise GanmotionError(

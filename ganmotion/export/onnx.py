@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
 @command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    compose = ComposeConfig.parse(args.inside_blur) if args.inside_blur else None
+    compose = ComposeConfig.parse(args.inside_blur)
     summary = export_checkpoint(
         args.checkpoint, args.out, ema=not args.raw, opset=args.opset, compose=compose
     )

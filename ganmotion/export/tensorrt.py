@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         args.min_batch, args.opt_batch, args.max_batch, args.fp16, args.workspace_gb,
         args.timing_cache, args.tolerance,
     )  # fmt: skip
-    compose = ComposeConfig.parse(args.inside_blur) if args.inside_blur else None
+    compose = ComposeConfig.parse(args.inside_blur)
     if compose is not None and args.onnx is not None:
         raise GanmotionError(
             f"{args.onnx}: --inside-blur applies to --checkpoint; an exported model keeps "

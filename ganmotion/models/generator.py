@@ -293,7 +293,7 @@ def compose(output: torch.Tensor, background: torch.Tensor) -> tuple[torch.Tenso
 class ComposeConfig:
     """How a `ComposedGenerator` lays its person over the background: what eval, the export
     and the runner draw. Training never applies it (its losses see the person as drawn), so
-    it can be set or changed after training, in the checkpoint's state.json config.
+    it can be changed after training with `--inside-blur` (`parse`) where a checkpoint loads.
 
     inside_blur: the person layer is blurred by a Gaussian of this sigma in px where it lies
         deeper than `inside_depth` px inside its own alpha (>= 0.5), the blur's weight rising
@@ -311,9 +311,12 @@ class ComposeConfig:
         check_ranges(self, "compose.")
 
     @classmethod
-    def parse(cls, text: str) -> ComposeConfig:
+    def parse(cls, text: str | None) -> ComposeConfig | None:
         """`--inside-blur SIGMA[@DEPTH]` ("1", "1.5@4"; "0": as drawn), for the command lines
-        that load a checkpoint; an error names the flag and what it expects."""
+        that load a checkpoint; None (the flag not given: the checkpoint's own) -> None. An
+        error names the flag and what it expects."""
+        if text is None:
+            return None
         sigma, _, depth = text.partition("@")
         try:
             return cls(float(sigma), int(depth) if depth else cls.inside_depth)

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace):
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
-        "compose": ComposeConfig.parse(args.inside_blur) if args.inside_blur else None,
+        "compose": ComposeConfig.parse(args.inside_blur),
     }
     backend = load_backend(args.model, args.backend, args.device, args.target_shards, torch_options)
     if args.batch is None:
