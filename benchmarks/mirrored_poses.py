@@ -35,10 +35,12 @@ LIMB_PAIRS = {"legs": ("knee", "ankle"), "arms": ("elbow", "wrist")}
 LIMB_MARGIN = 0.2  # torso heights per joint the exchanged pair must be closer by
 
 
-def limb_swaps(found: np.ndarray, driving: np.ndarray, parts: tuple[str, ...]) -> np.ndarray:
-    """(N,) bool: the frames with a person found and a visible driving torso where exchanging
-    the left and right `parts` (e.g. knee, ankle) alone brings them closer to the driving
-    joints by more than LIMB_MARGIN torso heights per joint."""
+def limb_swaps(
+    found: np.ndarray, driving: np.ndarray, parts: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) bool each: the frames judged (a person found, the driving torso visible) and
+    those where exchanging the left and right `parts` (e.g. knee, ankle) alone brings them
+    closer to the driving joints by more than LIMB_MARGIN torso heights per joint."""
     left = [JOINT[f"left_{p}"] for p in parts]
     right = [JOINT[f"right_{p}"] for p in parts]
     torso = metrics.torso_height(driving)
@@ -49,16 +51,14 @@ def limb_swaps(found: np.ndarray, driving: np.ndarray, parts: tuple[str, ...]) -
     as_found = error(left, left) + error(right, right)
     exchanged = error(right, left) + error(left, right)
     judged = np.isfinite(torso) & np.isfinite(found[:, left + right, :2]).all(axis=(1, 2))
-    return judged & (exchanged < as_found - LIMB_MARGIN * torso * len(left + right))
+    return judged, judged & (exchanged < as_found - LIMB_MARGIN * torso * len(left + right))
 
 
 def limb_swapped_share(found: np.ndarray, driving: np.ndarray, parts: tuple[str, ...]) -> float:
-    """Share of the judged frames (a person found, the driving torso visible) whose `parts`
-    read swapped (`limb_swaps`); NaN when none is judged."""
-    judged = np.isfinite(metrics.torso_height(driving)) & np.isfinite(found[:, :, :2]).any(
-        axis=(1, 2)
-    )
-    return float(limb_swaps(found, driving, parts)[judged].mean()) if judged.any() else np.nan
+    """Share of the judged frames whose `parts` read swapped (`limb_swaps`); NaN when none
+    is judged."""
+    judged, swapped = limb_swaps(found, driving, parts)
+    return float(swapped[judged].mean()) if judged.any() else np.nan
 
 
 def unswapped(found: np.ndarray, driving: np.ndarray) -> np.ndarray:
@@ -66,7 +66,7 @@ def unswapped(found: np.ndarray, driving: np.ndarray) -> np.ndarray:
     what PCK would be if the detector never took one leg or arm for the other."""
     fixed = found.copy()
     for parts in LIMB_PAIRS.values():
-        frames = limb_swaps(found, driving, parts)
+        _, frames = limb_swaps(found, driving, parts)
         left = [JOINT[f"left_{p}"] for p in parts]
         right = [JOINT[f"right_{p}"] for p in parts]
         fixed[np.ix_(frames, left + right)] = found[np.ix_(frames, right + left)]
@@ -74,18 +74,23 @@ def unswapped(found: np.ndarray, driving: np.ndarray) -> np.ndarray:
 
 
 def joint_table(found: dict[str, np.ndarray], driving: np.ndarray) -> list[str]:
-    """Markdown rows: per reduced joint, each pose set's PCK@0.1 (mean x, y offset)."""
+    """Markdown rows: per reduced joint, each pose set's PCK@0.1 (mean x, y offset), judged
+    as `metrics.pose_accuracy` judges."""
     rows = ["| joint | " + " | ".join(found) + " |", "| --- |" + " ---: |" * len(found)]
     torso = metrics.torso_height(driving)
-    for name in REDUCED_JOINT_NAMES:
-        j, cells = JOINT[name], []
-        for poses in found.values():
-            offset = (poses[:, j, :2] - driving[:, j, :2]) / torso[:, None]
-            judged = (driving[:, j, 2] >= 0.5) & np.isfinite(torso)
-            seen = judged & (poses[:, j, 2] >= 0.5)
-            hits = seen & (np.linalg.norm(offset, axis=1) <= 0.1)
-            dx, dy = offset[seen].mean(axis=0) if seen.any() else (np.nan, np.nan)
-            cells.append(f"{hits[judged].mean():.2f} ({dx:+.2f}, {dy:+.2f})")
+    columns = []
+    for poses in found.values():
+        frames, judged, distance, relative = metrics.pose_errors(poses, driving, 0.5)
+        hits = judged & (np.nan_to_num(relative, nan=np.inf) <= 0.1)
+        seen = judged & np.isfinite(distance)
+        joints = metrics.POSE_JOINTS
+        offset = poses[frames][:, joints, :2] - driving[frames][:, joints, :2]
+        columns.append((judged, hits, seen, offset / torso[frames][:, None, None]))
+    for j, name in enumerate(REDUCED_JOINT_NAMES):
+        cells = []
+        for judged, hits, seen, offset in columns:
+            dx, dy = offset[seen[:, j], j].mean(axis=0) if seen[:, j].any() else (np.nan,) * 2
+            cells.append(f"{hits[:, j][judged[:, j]].mean():.2f} ({dx:+.2f}, {dy:+.2f})")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 

@@ -37,6 +37,7 @@ from ganmotion.eval import (
     reconstruction,
     skeletons_of,
 )
+from ganmotion.images import to_unit_range
 from ganmotion.models.generator import INSIDE_BLUR_HELP, ComposeConfig, ComposedGenerator
 from ganmotion.pose.detector import DetectorConfig, PoseDetector
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator
@@ -80,15 +81,12 @@ def layers(generator: ComposedGenerator, skeletons: np.ndarray, batch: int = 8):
     output for skeletons (N, S, S, 3) uint8, as float arrays in [0, 255], channels last."""
     people, alphas = [], []
     for i in range(0, len(skeletons), batch):
-        x = torch.from_numpy(skeletons[i : i + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        output = generator.generator(x)
-        person, alpha = output[:, :-1], output[:, -1:]
-        if generator.inside_blur is not None:
-            person = generator.inside_blur(person, alpha)
+        x = to_unit_range(torch.from_numpy(skeletons[i : i + batch]).permute(0, 3, 1, 2))
+        person, alpha = generator.person_and_alpha(generator.generator(x))
         people.append(person)
         alphas.append(alpha)
 
-    def to_image(t: torch.Tensor) -> np.ndarray:
+    def to_image(t: torch.Tensor) -> np.ndarray:  # to_uint8_images, not yet rounded
         return ((t.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).numpy()
 
     return (

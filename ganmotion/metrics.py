@@ -222,7 +222,7 @@ def torso_height(keypoints: np.ndarray, min_visibility: float = 0.5) -> np.ndarr
     return np.where(visible, np.linalg.norm(shoulders - hips, axis=-1), np.nan)
 
 
-def _pose_errors(
+def pose_errors(
     detected: np.ndarray, driving: np.ndarray, min_visibility: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What `pose_accuracy` and `mirrored_share` judge: the frames whose driving torso is
@@ -254,7 +254,7 @@ def pose_accuracy(
       error_px           mean distance in pixels over the joints found (NaN if none)
       detected           share of frames where a person was found with a visible torso
     """
-    frames, judged, distance, relative = _pose_errors(detected, driving, min_visibility)
+    frames, judged, distance, relative = pose_errors(detected, driving, min_visibility)
     people = np.isfinite(torso_height(detected, min_visibility))
     result = {"frames": int(frames.sum()), "detected": float(people.mean()) if len(people) else 0.0}
     for threshold in PCK_THRESHOLDS:
@@ -280,7 +280,7 @@ def mirrored_share(
     eyes and mouth), which PCK counts as a wrong pose. NaN when no frame is judged."""
 
     def pck_per_frame(poses: np.ndarray) -> np.ndarray:
-        _, judged, _, relative = _pose_errors(poses, driving, min_visibility)
+        _, judged, _, relative = pose_errors(poses, driving, min_visibility)
         hits = (np.nan_to_num(relative, nan=np.inf) <= 0.1) & judged
         return hits.sum(1) / np.maximum(judged.sum(1), 1)
 

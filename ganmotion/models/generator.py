@@ -393,11 +393,18 @@ class ComposedGenerator(nn.Module):
         self.inside_blur = InsideBlur(blur, depth) if blur else None
         self.size, self.skeleton, self.config = generator.size, generator.skeleton, generator.config
 
+    def person_and_alpha(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's output split into the person as it is laid down (blurred inside
+        as `compose_config` says) and its alpha, before they meet the background."""
+        person, alpha = output[:, :-1], output[:, -1:]
+        if self.inside_blur is not None:
+            person = self.inside_blur(person, alpha)
+        return person, alpha
+
     def composed(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(image, alpha) of the generator's output laid over the background."""
         if self.inside_blur is not None:
-            person, alpha = output[:, :-1], output[:, -1:]
-            output = torch.cat([self.inside_blur(person, alpha), alpha], dim=1)
+            output = torch.cat(self.person_and_alpha(output), dim=1)
         return compose(output, self.background)
 
     def with_alpha(self, skeleton: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
