@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 VIDEO  ?=
 OUT    ?= demo_out
 
-.PHONY: test lint demo train bench clean
+.PHONY: test lint demo train bench gpu-bundle clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,5 +96,11 @@ train: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_stream.py
 
+# What the GPU check (benchmarks/gpu_check.py) needs on the GPU machine, which has no MediaPipe,
+# WebDataset, PyAV or network: the sample clip with its poses and masks, and wheels, in
+# .gpu_bundle (the README's GPU section has the command that runs the check there).
+gpu-bundle: $(STAMP)
+	$(BIN)/python benchmarks/gpu_bundle.py --out .gpu_bundle
+
 clean:
-	rm -rf $(VENV) $(OUT) train_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) train_out .gpu_bundle .pytest_cache .ruff_cache

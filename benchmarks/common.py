@@ -6,7 +6,8 @@ ONNX Runtime at half the rate of another. So a result records the CPU exactly (v
 model number, stepping, model name, the vector and matrix instruction flags, cores, torch
 threads) and MEASURES, in the same run, the machine's matrix-product rate:
 
-    ceiling = torch.mm of two 2048x2048 matrices, in fp32 and in bf16, on every torch thread,
+    ceiling = torch.mm of two 2048x2048 matrices (8192x8192 on a GPU), in fp32 and in bf16,
+              on every torch thread,
               median of 7 timings of ~0.2 s, the two dtypes interleaved
               (GFLOP/s, 2 * 2048^3 FLOP per product)
 
@@ -56,6 +57,9 @@ import torch
 from ganmotion.files import atomic_write
 
 MATMUL_SIZE = 2048
+# A GPU needs larger products to reach its rate: 8192^3 in bf16 ran at ~790 TFLOP/s on an H200
+# (2048^3 takes ~20 us there, about the cost of launching it).
+MATMUL_SIZE_GPU = 8192
 MATMUL_TIMINGS = 7
 MATMUL_LONGEST_S = 0.5
 CEILING_DEFINITION = (
@@ -111,19 +115,21 @@ def _version(package: str) -> str | None:
 
 
 class _Matmul:
-    """Timed products of two n x n matrices of one dtype on one device: n is MATMUL_SIZE, or
-    smaller where a product that size would take more than MATMUL_LONGEST_S (the ceiling
-    of a dtype the CPU emulates then costs seconds, not minutes)."""
+    """Timed products of two n x n matrices of one dtype on one device: n is MATMUL_SIZE
+    (MATMUL_SIZE_GPU on a GPU), or smaller where a product that size would take more than
+    MATMUL_LONGEST_S (the ceiling of a dtype the CPU emulates then costs seconds, not
+    minutes)."""
 
     def __init__(self, dtype: torch.dtype, device: str):
         generator = torch.Generator().manual_seed(0)
+        largest = MATMUL_SIZE if torch.device(device).type == "cpu" else MATMUL_SIZE_GPU
         self.n = MATMUL_SIZE // 8
         while True:
             self.a, self.b = (
                 torch.randn(self.n, self.n, generator=generator).to(device, dtype) for _ in "ab"
             )
             single = min(self.seconds(1) for _ in range(2))  # warm-up, and a first estimate
-            if self.n == MATMUL_SIZE or single * 8 > MATMUL_LONGEST_S:
+            if self.n == largest or single * 8 > MATMUL_LONGEST_S:
                 break
             self.n *= 2
         self.calls = max(1, round(0.2 / max(single, 1e-6)))  # ~0.2 s per timing

@@ -15,6 +15,9 @@ library's backends (ganmotion.runtime), measured side by side in one run:
   torch bf16                  TorchBackend(precision="bf16"): torch.autocast (CPU: oneDNN bf16)
   torch bf16 channels_last    both
   torch.compile               TorchBackend(compile=True), default mode; compiling is untimed
+  with --device cuda also:
+  torch fp16 [channels_last]  TorchBackend(precision="fp16"[, channels_last=True])
+  torch.compile bf16 channels_last   all three
   onnxruntime fp32            OnnxRuntimeBackend on the ONNX from ganmotion.export.onnx
   onnxruntime fp16 ONNX       the same ONNX through onnx.to_fp16 (norms/attention fp32), as
                               built for TensorRT; on a CPU without fp16 kernels expect it slow
@@ -23,10 +26,11 @@ The ONNX is exported once per size into a temporary folder (with the export's pa
 Per size, variants are interleaved (for each repeat, for each batch size: every variant in
 turn), each timing runs whole batches until at least `--frames` frames are done, after one
 untimed warm-up call per variant and batch size (for torch.compile that call compiles: its
-seconds are reported apart). frames/s is the median of `--repeats` timings; "vs" is the ratio to
-torch eager fp32 at batch 1 of the same size. "error" is max|variant - torch eager fp32| /
-max|torch eager fp32| on the warm-up batch, worst over batch sizes. A variant that fails to
-load or run is listed with its reason, not timed.
+seconds are reported apart). Each batch is already on the variant's device: on a GPU the
+generator is timed, not the copy to it. frames/s is the median of `--repeats` timings; "vs"
+is the ratio to torch eager fp32 at batch 1 of the same size. "error" is
+max|variant - torch eager fp32| / max|torch eager fp32| on the warm-up batch, worst over batch
+sizes. A variant that fails to load or run is listed with its reason, not timed.
 
 Memory: ~15 GiB peak at 512 px, batch 8. ONNX Runtime's CPU arena keeps each session's peak
 (~7 GiB at that batch, against ~3.5 GiB for torch eager) and there are two sessions; the JSON
@@ -35,7 +39,8 @@ every variant.
 
 Share of the ceiling (benchmarks/common.py): frames/s x the generator's counted FLOP per frame
 / the machine's measured matrix-product rate in the variant's dtype (bf16 rows against bf16,
-the rest against fp32; the torch rows against `--device`'s own ceiling).
+the rest against fp32; the torch rows against `--device`'s own ceiling, fp16 rows there
+against bf16's).
 
 Prints a table per size and writes JSON (results/inference_generator.json) with the machine
 (CPU model, flags, ceiling) and the exact command line. The video runner end to end:
@@ -103,6 +108,20 @@ def variants(device: str, skip: set[str]) -> list[Variant]:
         torch_variant("torch bf16", device, precision="bf16"),
         torch_variant("torch bf16 channels_last", device, precision="bf16", channels_last=True),
         torch_variant("torch.compile", device, compile=True),
+    ]
+    if torch.device(device).type == "cuda":  # fp16 is slow or refused on CPUs
+        rows += [
+            torch_variant("torch fp16", device, precision="fp16"),
+            torch_variant("torch fp16 channels_last", device, precision="fp16", channels_last=True),
+            torch_variant(
+                "torch.compile bf16 channels_last",
+                device,
+                compile=True,
+                precision="bf16",
+                channels_last=True,
+            ),
+        ]
+    rows += [
         onnx_variant("onnxruntime fp32", "gen.onnx"),
         onnx_variant("onnxruntime fp16 ONNX", "gen_fp16.onnx"),
     ]
@@ -141,15 +160,23 @@ def timed(backend, batch: torch.Tensor, frames: int) -> float:
     return calls * len(batch) / (time.perf_counter() - started)
 
 
+def row_device(row: Variant) -> torch.device:
+    """Where a variant takes its batches: its backend's device (the CPU for one that failed
+    to load or for ONNX Runtime's CPU provider)."""
+    return getattr(row.backend, "device", None) or torch.device("cpu")
+
+
 def first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def variant_ceiling(name: str, ceilings: dict[str, dict]) -> float:
-    """The GFLOP/s a variant is measured against: its device's, in its dtype."""
+    """The GFLOP/s a variant is measured against: its device's, in its dtype (fp16 rows
+    against bf16: a GPU's tensor cores run both at one rate)."""
     device = "cpu" if name.startswith("onnxruntime") else "device"
-    return ceilings[device]["bf16_gflops" if "bf16" in name else "fp32_gflops"]
+    half = "bf16" in name or ("fp16" in name and device == "device")
+    return ceilings[device]["bf16_gflops" if half else "fp32_gflops"]
 
 
 def bench_size(size: int, args, workdir: Path, ceilings: dict[str, dict]) -> dict:
@@ -158,9 +185,11 @@ def bench_size(size: int, args, workdir: Path, ceilings: dict[str, dict]) -> dic
         flop_per_frame = count_flops(lambda: generator(torch.zeros(1, 3, size, size)))
     folder = workdir / f"onnx-{size}"
     folder.mkdir()
-    print(f"{size}x{size}: exporting ONNX (fp32 and fp16) ...", flush=True)
-    export_s = export_onnx(generator, folder)
     rows = variants(args.device, set(args.skip))
+    export_s = None
+    if any(row.name.startswith("onnxruntime") for row in rows):
+        print(f"{size}x{size}: exporting ONNX (fp32 and fp16) ...", flush=True)
+        export_s = export_onnx(generator, folder)
     for row in rows:
         try:
             row.backend = row.make(generator, folder)
@@ -173,15 +202,20 @@ def bench_size(size: int, args, workdir: Path, ceilings: dict[str, dict]) -> dic
         b: torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(b)) * 2 - 1
         for b in args.batches
     }
+    # Each batch waits on the variant's device: the generator is timed, not the copy to a GPU
+    # (the video runner's to overlap; benchmarks/runner.py measures it end to end).
+    placed = {
+        (d, b): x.to(d) for d in {str(row_device(row)) for row in rows} for b, x in inputs.items()
+    }
     errors: dict[str, float] = {}
-    for batch, skeleton in inputs.items():
+    for batch in inputs:
         reference = None
         for row in rows:
             if row.failure:
                 continue
             started = time.perf_counter()
             try:
-                images = row.backend(skeleton).cpu()
+                images = row.backend(placed[str(row_device(row)), batch]).cpu()
             except (GanmotionError, RuntimeError) as error:
                 row.failure = f"batch {batch}: {first_line(error)}"
                 continue
@@ -197,11 +231,11 @@ def bench_size(size: int, args, workdir: Path, ceilings: dict[str, dict]) -> dic
 
     runs = {row.name: {b: [] for b in args.batches} for row in rows}
     for repeat in range(args.repeats):  # interleaved: drift in machine load hits every variant
-        for batch, skeleton in inputs.items():
+        for batch in inputs:
             for row in rows:
                 if row.failure:
                     continue
-                rate = timed(row.backend, skeleton, args.frames)
+                rate = timed(row.backend, placed[str(row_device(row)), batch], args.frames)
                 runs[row.name][batch].append(rate)
                 print(
                     f"  [{size} {repeat + 1}/{args.repeats}] {row.name:<26} batch {batch}: "

@@ -17,6 +17,49 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TAICHI = SHARED_DATA / "taichi2.mp4"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--gpu-device",
+        default="cuda",
+        help="device of the tests marked gpu (cuda); 'cpu' runs them here, to check the tests "
+        "themselves on a machine without a GPU",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu skip, with the reason, where their device is absent."""
+    on_cpu = config.getoption("--gpu-device") == "cpu"
+    if not on_cpu and _cuda_available():
+        return
+    for item in items:
+        if "gpu" not in item.keywords:
+            continue
+        if not on_cpu:
+            why = "no CUDA GPU here (torch.cuda.is_available() is False)"
+        elif "gpu_device" not in item.fixturenames:
+            why = "--gpu-device cpu runs only the tests that take gpu_device; this one names cuda"
+        else:
+            continue
+        item.add_marker(pytest.mark.skip(reason=why))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# A test's devices: the CPU always, and a CUDA GPU as a case marked gpu (`pytest -m gpu`),
+# which skips with the reason where there is none.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu, id="cuda")]
+
+
+@pytest.fixture(scope="session")
+def gpu_device(request) -> str:
+    """The device of a test marked gpu: "cuda", or what --gpu-device names."""
+    return request.config.getoption("--gpu-device")
+
+
 @pytest.fixture(scope="session")
 def taichi() -> Path:
     if not TAICHI.exists():

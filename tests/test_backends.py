@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from conftest import make_checkpoint
+from conftest import DEVICES, make_checkpoint
 
 from ganmotion.errors import GanmotionError
 from ganmotion.export.onnx import parity_batches, relative_error
@@ -20,7 +20,6 @@ from ganmotion.runtime import TorchBackend
 from ganmotion.training.checkpoint import load_generator
 
 SIZE = 64
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # fp32 with another memory layout or compiled kernels: a different summation order only.
 FP32_TOLERANCE = 1e-4
 # bf16 keeps 8 significant bits (~4e-3 per rounding); measured ~2e-2 here after ~10 layers.
