@@ -69,6 +69,11 @@ GOALS = {
 }
 
 
+# ONNX Runtime has only its CPU provider there (onnxruntime-gpu cannot travel), and the fp32
+# compiled row says nothing the bf16 ones do not.
+GENERATOR_SKIPPED = ("torch.compile", "onnxruntime fp32", "onnxruntime fp16 ONNX")
+
+
 @dataclass(frozen=True)
 class Settings:
     """What differs between the real check and its smoke run."""
@@ -103,6 +108,8 @@ GPU = Settings(
     speed_log_every=5,
     speed_overrides=("data.workers=8",),
     runner_options=("--precision", "bf16", "--batch", "32"),
+    # Not timed: fp32 compiled, and max-autotune (minutes of autotuning per batch shape,
+    # past the part's limit; reduce-overhead's CUDA graphs are timed).
     generator_options=(
         "--sizes",
         "256,512",
@@ -113,7 +120,7 @@ GPU = Settings(
         "--frames",
         "256",
         "--skip",
-        "torch.compile,onnxruntime fp32,onnxruntime fp16 ONNX",
+        ",".join(GENERATOR_SKIPPED + ("torch.compile max-autotune bf16 channels_last",)),
     ),  # fmt: skip
     tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),  # where gpu cases are
     limits={
@@ -148,7 +155,7 @@ SMOKE = Settings(
         "--frames",
         "2",
         "--skip",
-        "torch.compile,onnxruntime fp32,onnxruntime fp16 ONNX",
+        ",".join(GENERATOR_SKIPPED),
     ),  # fmt: skip
     tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),
     limits={

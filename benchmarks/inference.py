@@ -17,7 +17,8 @@ library's backends (ganmotion.runtime), measured side by side in one run:
   torch.compile               TorchBackend(compile=True), default mode; compiling is untimed
   with --device cuda also:
   torch fp16 [channels_last]  TorchBackend(precision="fp16"[, channels_last=True])
-  torch.compile bf16 channels_last   all three
+  torch.compile [MODE] bf16 channels_last   compiled (default mode, reduce-overhead or
+                              max-autotune: the last two replay CUDA graphs), bf16, NHWC
   onnxruntime fp32            OnnxRuntimeBackend on the ONNX from ganmotion.export.onnx
   onnxruntime fp16 ONNX       the same ONNX through onnx.to_fp16 (norms/attention fp32), as
                               built for TensorRT; on a CPU without fp16 kernels expect it slow
@@ -113,14 +114,18 @@ def variants(device: str, skip: set[str]) -> list[Variant]:
         rows += [
             torch_variant("torch fp16", device, precision="fp16"),
             torch_variant("torch fp16 channels_last", device, precision="fp16", channels_last=True),
-            torch_variant(
-                "torch.compile bf16 channels_last",
-                device,
-                compile=True,
-                precision="bf16",
-                channels_last=True,
-            ),
         ]
+        for mode in ("default", "reduce-overhead", "max-autotune"):  # the last two: CUDA graphs
+            name = "torch.compile" + ("" if mode == "default" else f" {mode}")
+            rows.append(
+                torch_variant(
+                    f"{name} bf16 channels_last",
+                    device,
+                    compile=mode,
+                    precision="bf16",
+                    channels_last=True,
+                )
+            )
     rows += [
         onnx_variant("onnxruntime fp32", "gen.onnx"),
         onnx_variant("onnxruntime fp16 ONNX", "gen_fp16.onnx"),

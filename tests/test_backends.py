@@ -146,6 +146,14 @@ def test_compiled_generator_stays_close_to_fp32_eager():
         assert relative_error(images.numpy(), eager(batch).numpy()) <= FP32_TOLERANCE
 
 
+def test_a_compile_mode_is_named_and_an_unknown_one_is_refused(checkpoint):
+    assert TorchBackend.check_compile_mode(True) == "default"
+    assert TorchBackend.check_compile_mode(False) is None
+    assert TorchBackend.check_compile_mode("max-autotune") == "max-autotune"
+    with pytest.raises(GanmotionError, match="compile mode 'fast': choose one of default, "):
+        TorchBackend.load(checkpoint, "cpu", compile="fast")
+
+
 def test_load_backend_passes_torch_options_to_a_checkpoint(checkpoint):
     from ganmotion.runtime import load_backend
 

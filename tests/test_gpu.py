@@ -23,6 +23,7 @@ from test_training import run_args, tiny, weights
 
 from ganmotion.errors import GanmotionError
 from ganmotion.export.onnx import parity_batches, relative_error
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.runtime import TorchBackend
 from ganmotion.runtime.infer import main as infer_main
 from ganmotion.training import checkpoint as ckpt
@@ -62,6 +63,22 @@ def test_the_compiled_generator_stays_close_to_eager(checkpoint, gpu_device, opt
         images = compiled(batch)
         assert images.device.type == gpu_device and images.dtype == torch.float32
         assert relative_error(images.cpu().numpy(), expected) <= tolerance
+
+
+def test_cuda_graph_outputs_survive_the_next_call(checkpoint, gpu_device):
+    """reduce-overhead replays a CUDA graph into the same output memory each call: the images
+    of one batch must still be its own after the next batch has run (the runner keeps two
+    batches in flight)."""
+    first, second = (batch for _, batch in parity_batches(SkeletonStyle.for_size(SIZE))[:2])
+    eager = TorchBackend.load(checkpoint, gpu_device)
+    try:
+        graphed = TorchBackend.load(checkpoint, gpu_device, compile="reduce-overhead")
+    except GanmotionError as error:  # a CPU without a C++ compiler
+        pytest.skip(str(error))
+    assert graphed.cuda_graphs == (gpu_device == "cuda")
+    kept = graphed(first)
+    graphed(second[: len(first)])  # the same shape: the same graph, replayed
+    assert relative_error(kept.cpu().numpy(), eager(first).cpu().numpy()) <= FP32_TOLERANCE
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

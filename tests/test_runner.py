@@ -30,6 +30,7 @@ from ganmotion.runtime import load_backend
 from ganmotion.runtime.infer import main as infer_main
 from ganmotion.runtime.pipeline import RunnerConfig, VideoPipeline, no_pose_frame
 from ganmotion.runtime.target import resolve_target
+from ganmotion.runtime.transfer import DeviceTransfer
 from ganmotion.training.checkpoint import latest_checkpoint
 from ganmotion.training.config import GanConfig
 from ganmotion.training.loop import Trainer
@@ -172,6 +173,35 @@ def test_torch_and_onnxruntime_give_the_same_frames(model, onnx_model, synthetic
     with_torch = generated(model, synthetic_clip[0], poses, batch_size=8)
     with_onnxruntime = generated(onnx_model, synthetic_clip[0], poses, batch_size=8)
     assert_same_frames(with_torch, with_onnxruntime)
+
+
+def test_two_batches_in_flight_give_the_same_frames_in_order(model, synthetic_clip, poses):
+    """What a GPU runs (the next batch started before the last one's images are taken back),
+    here on the CPU: the same frames, in the same order, gaps included."""
+    gappy = poses.copy()
+    gappy[10:40] = np.nan  # past the 0.25 s hold: frames without a pose ride along
+
+    def frames_with(in_flight: int) -> list[np.ndarray]:
+        backend = load_backend(model)
+        pipeline = VideoPipeline(backend, RunnerConfig(batch_size=4, retarget=False))
+        pipeline.transfer.in_flight = in_flight
+        return [f.generated for f in pipeline.frames(synthetic_clip[0], gappy)]
+
+    one, two = frames_with(1), frames_with(2)
+    assert len(one) == len(two) == len(poses)
+    assert any(np.array_equal(f, no_pose_frame(SIZE)) for f in one)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_transfer_on_a_cpu_is_the_plain_conversion():
+    transfer = DeviceTransfer("cpu")
+    drawn = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    expected = to_unit_range(torch.from_numpy(drawn).permute(0, 3, 1, 2))
+    assert torch.equal(transfer.to_device(drawn), expected)
+    images = torch.rand(2, 3, 8, 8) * 2.2 - 1.1  # beyond [-1, 1]: clipped
+    np.testing.assert_array_equal(transfer.to_host(images).wait(), to_uint8_images(images))
+    assert transfer.in_flight == 1
 
 
 def test_the_video_has_one_frame_per_source_frame(model, synthetic_clip, poses, tmp_path):

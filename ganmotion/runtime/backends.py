@@ -66,10 +66,12 @@ class TorchBackend:
         AMX-FP16): elsewhere a convolution runs ~100x slower than in fp32.
     channels_last: the weights and each input batch in NHWC memory layout, which oneDNN and
         cuDNN's tensor-core kernels prefer.
-    compile: `torch.compile` (default mode). Compiling happens in the first call, not here
-        (tens of seconds at 512 px), and once more the first time the batch size changes (the
-        batch dimension is then compiled as dynamic): warm up before timing. On a CPU,
-        Inductor writes C++ and needs a C++ compiler (g++ or $CXX).
+    compile: `torch.compile`: True for its default mode, or a mode by name (COMPILE_MODES):
+        "max-autotune" also tries Triton templates for the convolutions, and on a GPU it and
+        "reduce-overhead" replay each batch shape as a CUDA graph (one launch for the whole
+        network). Compiling happens in the first call, not here (tens of seconds at 512 px,
+        minutes with autotuning), and again the first time the batch size changes: warm up
+        before timing. On a CPU, Inductor writes C++ and needs a C++ compiler (g++ or $CXX).
 
     Whatever the options, images come back float32 in [-1, 1], contiguous (NCHW), on `device`.
     `generator` itself is moved to `device` (and to channels_last if asked); its `skeleton`
@@ -80,19 +82,27 @@ class TorchBackend:
     name = "torch"
     needs_keypoints = False
     PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
     def __init__(
         self,
         generator: torch.nn.Module,
         device: str | torch.device | None = None,
         *,
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
         precision: str = "fp32",
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = self.check_precision(precision, self.device)
-        self.precision, self.channels_last, self.compiled = precision, channels_last, compile
+        self.compiled = self.check_compile_mode(compile)
+        self.precision, self.channels_last = precision, channels_last
+        # CUDA graphs replay into the same output memory: each call's outputs are copied
+        # out before the next call can overwrite them.
+        self.cuda_graphs = self.device.type == "cuda" and self.compiled in (
+            "reduce-overhead",
+            "max-autotune",
+        )
         self.generator = generator.eval().to(self.device)
         if channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
@@ -104,11 +114,11 @@ class TorchBackend:
         self.background = generator.background[0].cpu() if self.has_alpha else None
         self.forward = self.generator
         self.forward_alpha = self.generator.with_alpha if self.has_alpha else None
-        if compile:
+        if self.compiled:
             self.check_compiler(self.device)
-            self.forward = torch.compile(self.generator)
+            self.forward = torch.compile(self.generator, mode=self.compiled)
             if self.has_alpha:
-                self.forward_alpha = torch.compile(self.generator.with_alpha)
+                self.forward_alpha = torch.compile(self.generator.with_alpha, mode=self.compiled)
 
     @classmethod
     def load(
@@ -117,7 +127,7 @@ class TorchBackend:
         device: str | torch.device | None = None,
         ema: bool = True,
         *,
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
         precision: str = "fp32",
         compose: ComposeConfig | None = None,
@@ -134,9 +144,25 @@ class TorchBackend:
 
     @property
     def variant(self) -> str:
-        """The options in words, e.g. "torch bf16 channels_last compiled"."""
+        """The options in words, e.g. "torch bf16 channels_last compiled max-autotune"."""
         flags = [self.precision] + ["channels_last"] * self.channels_last
-        return " ".join([self.name, *flags, "compiled" if self.compiled else "eager"])
+        if not self.compiled:
+            return " ".join([self.name, *flags, "eager"])
+        mode = "" if self.compiled == "default" else f" {self.compiled}"
+        return " ".join([self.name, *flags, f"compiled{mode}"])
+
+    @classmethod
+    def check_compile_mode(cls, compile: bool | str) -> str | None:
+        """The torch.compile mode of `compile` (True: "default"), None for eager, or a
+        GanmotionError naming the modes."""
+        if compile is False or compile is None:
+            return None
+        mode = "default" if compile is True else compile
+        if mode not in cls.COMPILE_MODES:
+            raise GanmotionError(
+                f"compile mode {mode!r}: choose one of {', '.join(cls.COMPILE_MODES)}"
+            )
+        return mode
 
     @classmethod
     def check_precision(cls, precision: str, device: torch.device) -> torch.dtype:
@@ -217,6 +243,14 @@ class TorchBackend:
         )
         try:
             with torch.inference_mode(), autocast:
+                if self.cuda_graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                    outputs = forward(batch)
+                    return (
+                        tuple(o.clone() for o in outputs)
+                        if isinstance(outputs, tuple)
+                        else outputs.clone()
+                    )
                 return forward(batch)
         except self.compile_errors() as error:
             first = next((ln for ln in str(error).splitlines() if ln.strip()), "")

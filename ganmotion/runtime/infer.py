@@ -67,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="torch backend: torch.compile the generator (compiles in the first batch)",
+        nargs="?",
+        const="default",
+        metavar="MODE",
+        help="torch backend: torch.compile the generator (compiles in the first batch); MODE "
+        "default, reduce-overhead or max-autotune (on a GPU both replay CUDA graphs)",
     )
     parser.add_argument(
         "--target-shards",

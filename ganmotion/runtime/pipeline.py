@@ -17,7 +17,7 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +29,6 @@ import torch
 from tqdm import tqdm
 
 from ganmotion.errors import GanmotionError, children_ignore_interrupts
-from ganmotion.images import to_uint8_images, to_unit_range
 from ganmotion.pose.detector import DetectorConfig, serve_poses
 from ganmotion.pose.filters import OneEuroConfig, PoseSmoother
 from ganmotion.pose.retarget import (
@@ -43,6 +42,7 @@ from ganmotion.pose.retarget import (
 from ganmotion.pose.schema import NUM_JOINTS, missing_frame
 from ganmotion.runtime.background import FullFrame
 from ganmotion.runtime.contract import Backend
+from ganmotion.runtime.transfer import DeviceTransfer
 from ganmotion.video import X264_PRESETS, VideoWriter, probe_video, read_frames
 
 STAGES = ("decode", "pose", "track", "generate", "encode")
@@ -281,13 +281,6 @@ class _PoseWorkers:
                 process.join()
 
 
-def _as_batch(frames: list[Frame]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Skeletons (N, 3, S, S) float in [-1, 1] and keypoints (N, 33, 3) of rendered frames."""
-    skeletons = torch.from_numpy(np.stack([f.skeleton for f in frames])).permute(0, 3, 1, 2)
-    keypoints = torch.from_numpy(np.stack([f.keypoints for f in frames]).astype(np.float32))
-    return to_unit_range(skeletons), keypoints
-
-
 def no_pose_frame(size: int) -> np.ndarray:
     """The frame written where no person was found: dark, with a red 'no pose' mark."""
     image = np.full((size, size, 3), 24, np.uint8)
@@ -343,6 +336,7 @@ class VideoPipeline:
         self.full_frame = full_frame
         self.size = backend.size
         self.skeleton = backend.skeleton
+        self.transfer = DeviceTransfer(backend.device)
 
     def run(
         self,
@@ -520,8 +514,11 @@ class VideoPipeline:
 
     def _generate(self, stages: _Stages, tracked, generated) -> None:
         """Batches of `batch_size` posed frames through the backend; frames without a pose
-        ride along in order (at most one batch of them waits)."""
+        ride along in order (at most one batch of them waits). On a GPU two batches are in
+        flight: the next is copied in and started before the last one's images are taken
+        back, so the host's work on one overlaps the device's on the other."""
         batch: list[Frame] = []
+        in_flight: deque[tuple[list[Frame], Callable[[], None]]] = deque()
         posed = 0
         while True:
             frame = stages.get(tracked)
@@ -532,25 +529,40 @@ class VideoPipeline:
                     continue
             if batch:
                 with stages.timed("generate"):
-                    self._generate_batch(batch)
-                for done in batch:
-                    stages.put(generated, done)
+                    in_flight.append((batch, self._start_batch(batch)))
                 batch, posed = [], 0
+            while in_flight and (frame is _END or len(in_flight) >= self.transfer.in_flight):
+                done, finish = in_flight.popleft()
+                with stages.timed("generate"):
+                    finish()
+                for each in done:
+                    stages.put(generated, each)
             if frame is _END:
                 break
         stages.put(generated, _END)
 
-    def _generate_batch(self, batch: list[Frame]) -> None:
+    def _start_batch(self, batch: list[Frame]) -> Callable[[], None]:
+        """Start the generator on a batch's posed frames; the function returned waits for
+        the images and puts them (a dark 'no pose' frame where none) into the frames."""
         posed = [f for f in batch if f.skeleton is not None]
+        images = alphas = None
         if posed:
-            skeletons, keypoints = _as_batch(posed)
+            skeletons = self.transfer.to_device(np.stack([f.skeleton for f in posed]))
+            keypoints = torch.from_numpy(np.stack([f.keypoints for f in posed]).astype(np.float32))
             if self.full_frame is None:
-                images, alphas = self.backend(skeletons, keypoints), [None] * len(posed)
+                images = self.transfer.to_host(self.backend(skeletons, keypoints))
             else:  # the alpha lays the person into the frame
-                images, alpha = self.backend.with_alpha(skeletons, keypoints)
-                alphas = alpha[:, 0].float().cpu().numpy()
-            for frame, image, alpha in zip(posed, to_uint8_images(images), alphas):
-                frame.generated, frame.alpha = image, alpha
-        for frame in batch:
-            if frame.generated is None:
-                frame.generated = no_pose_frame(self.size)
+                drawn, alpha = self.backend.with_alpha(skeletons, keypoints)
+                images, alphas = self.transfer.to_host(drawn), self.transfer.alpha_to_host(alpha)
+
+        def finish() -> None:
+            if posed:
+                people = images.wait()
+                mattes = alphas.wait() if alphas is not None else [None] * len(posed)
+                for frame, image, alpha in zip(posed, people, mattes):
+                    frame.generated, frame.alpha = image, alpha
+            for frame in batch:
+                if frame.generated is None:
+                    frame.generated = no_pose_frame(self.size)
+
+        return finish
