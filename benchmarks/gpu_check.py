@@ -2,29 +2,30 @@
 
     make gpu-bundle                                     # here, once: clip, poses, masks, wheels
     python benchmarks/gpu_check.py --bundle .gpu_bundle --out $OUT      # there (README: GPU)
-    python benchmarks/gpu_check.py --smoke --out /tmp/gpu_check        # anywhere: CPU, seconds
+    python benchmarks/gpu_check.py --smoke --out /tmp/gpu_check        # anywhere: CPU, ~2 min
 
 The GPU machine has no MediaPipe, WebDataset or PyAV and no network, so `make gpu-bundle`
 brings the sample clip (taichi2) with its MediaPipe poses and person masks computed here, and
-the wheels of the two missing packages the parts need. Each part runs as subprocesses under its
+wheels of PyAV and WebDataset. Each part runs as subprocesses under its
 own time limit: one that overruns is killed with everything it started and reported as such,
 and the parts after it still run (one that needs its output says so and is skipped).
 
-  prepare    the clip prepared from its given poses and masks (no MediaPipe): 256 px shards
-             for the quality part, 512 px for the speed parts
+  prepare    the clip prepared at 256 px from its given poses and masks (no MediaPipe)
   quality    train/gan.py with the project's best recipe (configs/gan_cpu256.yaml, the global
-             batch of its two CPU processes on one GPU) for a few minutes, its EMA generator
+             batch of its two CPU processes on one GPU) for 1.5 minutes, its EMA generator
              exported to ONNX and evaluated on the held-out frames without the pose columns;
              gen.onnx, its sidecar and the contact sheet come back in --out, so that the pose
              accuracy is measured here afterwards (`ganmotion eval --model gen.onnx`)
-  training   train/gan.py with configs/gan_512.yaml (bf16) for a fixed number of steps:
-             images/s of the steady windows, and the GPU's utilisation over them (NVML's
-             share of time a kernel ran, sampled every 0.1 s)
+  training   train/gan.py with configs/gan_512.yaml (bf16) for 40 steps on the same shards
+             (the stream resizes the crops to 512): images/s of the steady windows, and the
+             GPU's utilisation over them (NVML's share of time a kernel ran, every 0.1 s)
   runner     infer/video.py over the clip with its given poses and the training part's 512 px
              checkpoint, bf16, batch 32: frames/s end to end and per stage (the slowest stage
              is the bottleneck)
-  generator  benchmarks/inference.py on the GPU: the torch variants at 256 and 512 px, batches
-             1, 8 and 32, each against the GPU's measured matrix-product ceiling
+  generator  benchmarks/inference.py on the GPU: the torch variants at 512 and 256 px, batches
+             1, 8 and 32, and the compiled ones (with CUDA graphs) at 512, each against the
+             GPU's measured matrix-product ceiling; one command per group, so an overrun keeps
+             the groups before it
   tests      pytest -m gpu
 
 Writes gpu_check.json (every part: status, seconds, commands, the end of its log, its
@@ -69,9 +70,22 @@ GOALS = {
 }
 
 
-# ONNX Runtime has only its CPU provider there (onnxruntime-gpu cannot travel), and the fp32
-# compiled row says nothing the bf16 ones do not.
-GENERATOR_SKIPPED = ("torch.compile", "onnxruntime fp32", "onnxruntime fp16 ONNX")
+# The variants benchmarks/inference.py times, and groups of them to leave out of one run.
+EAGER = ("torch channels_last", "torch bf16", "torch bf16 channels_last")
+EAGER_FP16 = ("torch fp16", "torch fp16 channels_last")  # rows on CUDA only
+COMPILED = ("torch.compile", "torch.compile bf16 channels_last")
+GRAPHED = ("torch.compile reduce-overhead bf16 channels_last",)  # CUDA graphs
+# max-autotune spends minutes autotuning each batch shape, past any limit here; ONNX Runtime
+# has only its CPU provider on the GPU machine (onnxruntime-gpu cannot travel).
+NEVER = (
+    "torch.compile max-autotune bf16 channels_last",
+    "onnxruntime fp32",
+    "onnxruntime fp16 ONNX",
+)
+
+
+def skipping(*groups: tuple[str, ...]) -> tuple[str, str]:
+    return ("--skip", ",".join(name for group in groups for name in group))
 
 
 @dataclass(frozen=True)
@@ -79,8 +93,7 @@ class Settings:
     """What differs between the real check and its smoke run."""
 
     device: str
-    quality_size: int
-    speed_size: int
+    size: int  # of the shards, and of the quality part's model
     quality_config: str
     quality_minutes: float
     quality_overrides: tuple[str, ...]
@@ -89,54 +102,64 @@ class Settings:
     speed_log_every: int
     speed_overrides: tuple[str, ...]
     runner_options: tuple[str, ...]
-    generator_options: tuple[str, ...]
+    # benchmarks/inference.py runs, one command each so that one overrunning the part's limit
+    # leaves the others' numbers: (label, its arguments)
+    generator_runs: tuple[tuple[str, tuple[str, ...]], ...]
     tests: tuple[str, ...]
     limits: dict[str, float]
 
 
+TIMING = ("--repeats", "3", "--frames", "256")
 GPU = Settings(
     device="cuda",
-    quality_size=256,
-    speed_size=512,
+    size=256,
     quality_config="configs/gan_cpu256.yaml",
-    quality_minutes=2.0,
+    quality_minutes=1.5,
     # The recipe's global batch (2 CPU processes x 4) on one process; loader workers, which
     # the CPU recipe leaves out to keep its 2 cores for the models.
     quality_overrides=("data.stream.batch_size=8", "data.workers=6"),
+    # At 512 px from the 256 px shards (the stream resizes the crops): the step's speed, with
+    # the JPEGs decoded in loader workers, not a model of the person at 512.
     speed_config="configs/gan_512.yaml",
-    speed_steps=60,
+    speed_steps=40,
     speed_log_every=5,
     speed_overrides=("data.workers=8",),
     runner_options=("--precision", "bf16", "--batch", "32"),
-    # Not timed: fp32 compiled, and max-autotune (minutes of autotuning per batch shape,
-    # past the part's limit; reduce-overhead's CUDA graphs are timed).
-    generator_options=(
-        "--sizes",
-        "256,512",
-        "--batches",
-        "1,8,32",
-        "--repeats",
-        "3",
-        "--frames",
-        "256",
-        "--skip",
-        ",".join(GENERATOR_SKIPPED + ("torch.compile max-autotune bf16 channels_last",)),
+    generator_runs=(
+        (
+            "512",
+            ("--sizes", "512", "--batches", "1,8,32", *TIMING, *skipping(COMPILED, GRAPHED, NEVER)),
+        ),
+        (
+            "256",
+            ("--sizes", "256", "--batches", "1,8,32", *TIMING, *skipping(COMPILED, GRAPHED, NEVER)),
+        ),
+        (
+            "512-compiled",
+            (
+                "--sizes",
+                "512",
+                "--batches",
+                "1,32",
+                *TIMING,
+                *skipping(EAGER, EAGER_FP16, COMPILED[:1], NEVER),
+            ),
+        ),
     ),  # fmt: skip
     tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),  # where gpu cases are
     limits={
-        "prepare": 45,
-        "quality": 190,
-        "training": 50,
+        "prepare": 40,
+        "quality": 160,
+        "training": 65,
         "runner": 35,
-        "generator": 100,
-        "tests": 90,
+        "generator": 110,
+        "tests": 80,
     },
 )
 
 SMOKE = Settings(
     device="cpu",
-    quality_size=64,
-    speed_size=64,
+    size=64,
     quality_config="configs/gan_tiny.yaml",
     quality_minutes=0.15,
     quality_overrides=("run.log_every=1",),
@@ -145,17 +168,21 @@ SMOKE = Settings(
     speed_log_every=1,
     speed_overrides=(),
     runner_options=("--batch", "4"),
-    generator_options=(
-        "--sizes",
-        "64",
-        "--batches",
-        "1,2",
-        "--repeats",
-        "1",
-        "--frames",
-        "2",
-        "--skip",
-        ",".join(GENERATOR_SKIPPED),
+    generator_runs=(
+        (
+            "64",
+            (
+                "--sizes",
+                "64",
+                "--batches",
+                "1,2",
+                "--repeats",
+                "1",
+                "--frames",
+                "2",
+                *skipping(COMPILED, NEVER),
+            ),
+        ),
     ),  # fmt: skip
     tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),
     limits={
@@ -252,12 +279,14 @@ class Runner:
             raise PartFailed(f"{label} exited {command.returncode}: {last}")
         return command
 
-    def part_of(self, part: Part, body: Callable[[], dict]) -> None:
+    def part_of(self, part: Part, body: Callable[[dict], None]) -> None:
+        """Run `body`, which fills in the part's results as it goes: what it has when a
+        command fails or overruns stays in the report."""
         self.part, self.deadline = part, time.time() + part.limit_s
         started = time.perf_counter()
         print(f"gpu_check: {part.name} (limit {part.limit_s:g} s) ...", flush=True)
         try:
-            part.results = body()
+            body(part.results)
             part.status = "ok"
         except PartFailed as error:
             timed_out = any(c.returncode is None for c in part.commands)
@@ -336,35 +365,41 @@ def training_rates(run: Path, skip_windows: int) -> list[float]:
     return rates[skip_windows:]
 
 
-def check_prepare(runner: Runner, s: Settings, clip: Path, work: Path) -> dict:
-    keypoints = clip.with_name(f"{clip.stem}.keypoints.npy")
-    results = {}
-    for size in sorted({s.quality_size, s.speed_size}):
-        shards = work / f"shards{size}"
-        command = runner.run(
-            f"prepare{size}",
-            PYTHON, "-m", "ganmotion.data.prepare", "--video", clip, "--keypoints", keypoints,
-            "--out", shards, "--size", size, "--overwrite", "--quiet",
-        )  # fmt: skip
-        manifest = json.loads((shards / "manifest.json").read_text())
-        results[str(size)] = {
-            "seconds": round(command.seconds, 1),
-            "splits": {k: v.get("samples") for k, v in manifest.get("splits", {}).items()},
-        }
-    return results
+def check_prepare(runner: Runner, s: Settings, clip: Path, work: Path, results: dict) -> None:
+    shards = work / "shards"
+    command = runner.run(
+        "prepare",
+        PYTHON, "-m", "ganmotion.data.prepare", "--video", clip,
+        "--keypoints", clip.with_name(f"{clip.stem}.keypoints.npy"), "--out", shards,
+        "--size", s.size, "--overwrite", "--quiet",
+    )  # fmt: skip
+    manifest = json.loads((shards / "manifest.json").read_text())
+    results["size"] = s.size
+    results["seconds"] = round(command.seconds, 1)
+    results["splits"] = {k: v.get("samples") for k, v in manifest.get("splits", {}).items()}
 
 
-def check_quality(runner: Runner, s: Settings, work: Path, out: Path) -> dict:
-    shards, run = work / f"shards{s.quality_size}", work / "quality"
+def prepared(work: Path) -> Path:
+    shards = work / "shards"
     if not (shards / "manifest.json").is_file():
         raise PartFailed(f"no {shards}: the prepare part did not make it")
+    return shards
+
+
+def check_quality(runner: Runner, s: Settings, work: Path, out: Path, results: dict) -> None:
+    shards, run = prepared(work), work / "quality"
+    results.update(
+        config=s.quality_config, overrides=list(s.quality_overrides), minutes=s.quality_minutes
+    )
     runner.run(
         "train",
         PYTHON, "train/gan.py", "--config", s.quality_config, f"data.shards={shards}",
         f"run.out_dir={run}", f"run.max_minutes={s.quality_minutes}", "run.schedule_by=time",
         "run.steps=1000000", "run.tensorboard=false", *s.quality_overrides,
     )  # fmt: skip
-    status = json.loads((run / "status.json").read_text())
+    results["steps"] = json.loads((run / "status.json").read_text()).get("step")
+    rates = training_rates(run, skip_windows=2)
+    results["median_images_per_second"] = statistics.median(rates) if rates else None
     runner.run(
         "export", PYTHON, "export/to_onnx.py", "--checkpoint", run, "--out", out / "gen.onnx"
     )
@@ -375,58 +410,47 @@ def check_quality(runner: Runner, s: Settings, work: Path, out: Path) -> dict:
     )  # fmt: skip
     shutil.copy(work / "eval" / "contact_sheet.png", out / "contact_sheet.png")
     report = json.loads((work / "eval" / "report.json").read_text())
-    rates = training_rates(run, skip_windows=2)
     columns = ("psnr", "ssim", "box_ssim", "mask_ssim", "mask_iou", "flicker")
-    return {
-        "config": s.quality_config,
-        "overrides": list(s.quality_overrides),
-        "minutes": s.quality_minutes,
-        "steps": status.get("step"),
-        "median_images_per_second": statistics.median(rates) if rates else None,
-        "eval": {
-            name: {c: model.get(c) for c in columns}
-            for name, model in report.get("models", {}).items()
-        },
-        "pose_columns": "owed: ganmotion eval --model gen.onnx --shards <the same clip prepared "
-        f"at {s.quality_size} px here>",
+    results["eval"] = {
+        name: {c: model.get(c) for c in columns} for name, model in report["models"].items()
     }
+    results["pose_columns"] = (
+        "owed: ganmotion eval --model gen.onnx --shards <the same clip prepared at "
+        f"{s.size} px here>"
+    )
 
 
-def check_training(runner: Runner, s: Settings, work: Path) -> dict:
-    shards, run = work / f"shards{s.speed_size}", work / "speed"
-    if not (shards / "manifest.json").is_file():
-        raise PartFailed(f"no {shards}: the prepare part did not make it")
+def check_training(runner: Runner, s: Settings, work: Path, results: dict) -> None:
+    shards, run = prepared(work), work / "speed"
+    results.update(config=s.speed_config, overrides=list(s.speed_overrides), steps=s.speed_steps)
     skip = 2  # warm-up windows: cuDNN's algorithm search, the loader workers starting
     with Utilisation(run / "metrics.jsonl") as busy:
-        runner.run(
-            "train",
-            PYTHON, "train/gan.py", "--config", s.speed_config, f"data.shards={shards}",
-            f"run.out_dir={run}", f"run.steps={s.speed_steps}",
-            f"run.log_every={s.speed_log_every}", f"run.checkpoint_every={s.speed_steps}",
-            "run.sample_every=100000",
-            "run.tensorboard=false", *s.speed_overrides,
-        )  # fmt: skip
-    rates = training_rates(run, skip)
+        try:
+            runner.run(
+                "train",
+                PYTHON, "train/gan.py", "--config", s.speed_config, f"data.shards={shards}",
+                f"run.out_dir={run}", f"run.steps={s.speed_steps}",
+                f"run.log_every={s.speed_log_every}", f"run.checkpoint_every={s.speed_steps}",
+                "run.sample_every=100000", "run.tensorboard=false", *s.speed_overrides,
+            )  # fmt: skip
+        finally:  # an overrun still has the windows it logged
+            rates = training_rates(run, skip) if (run / "metrics.jsonl").is_file() else []
+            results["median_images_per_second"] = statistics.median(rates) if rates else None
+            results["images_per_second_windows"] = rates
+            results["gpu_utilisation"] = busy.steady_mean(skip)
+            results["gpu_utilisation_samples"] = len(busy.samples)
+            results["gpu_utilisation_missing"] = None if busy.read else busy.missing
     config = json.loads((run / "config.json").read_text())
-    return {
-        "config": s.speed_config,
-        "overrides": list(s.speed_overrides),
-        "steps": s.speed_steps,
-        "precision": config["run"]["precision"],
-        "batch_size": config["data"]["stream"]["batch_size"],
-        "median_images_per_second": statistics.median(rates) if rates else None,
-        "images_per_second_windows": rates,
-        "gpu_utilisation": busy.steady_mean(skip),
-        "gpu_utilisation_samples": len(busy.samples),
-        "gpu_utilisation_missing": None if busy.read else busy.missing,
-    }
+    results["precision"] = config["run"]["precision"]
+    results["batch_size"] = config["data"]["stream"]["batch_size"]
 
 
-def check_runner(runner: Runner, s: Settings, clip: Path, work: Path) -> dict:
+def check_runner(runner: Runner, s: Settings, clip: Path, work: Path, results: dict) -> None:
     model = work / "speed"
     if not (model / "checkpoints").is_dir():
         raise PartFailed(f"no checkpoint in {model}: the training part did not make one")
     summary = work / "runner.json"
+    results["options"] = list(s.runner_options)
     runner.run(
         "infer",
         PYTHON, "infer/video.py", "--source", clip,
@@ -436,55 +460,64 @@ def check_runner(runner: Runner, s: Settings, clip: Path, work: Path) -> dict:
     )  # fmt: skip
     result = json.loads(summary.read_text())
     stages = result["stage_frames_per_second"]
+    results["frames"] = result["frames"]
+    results["frames_per_second"] = result["frames_per_second"]
+    results["stage_frames_per_second"] = stages
+    results["bottleneck"] = min(stages, key=stages.get) if stages else None
+
+
+def check_generator(runner: Runner, s: Settings, work: Path, results: dict) -> None:
+    """Each run's variants, merged by size, then the best of each size; filled in after
+    every run, so that an overrun keeps the runs before it."""
+    merged: dict[str, dict] = {}
+    for label, options in s.generator_runs:
+        out = work / f"generator-{label}.json"
+        runner.run(
+            f"inference-{label}",
+            PYTHON, "benchmarks/inference.py", "--device", s.device, *options, "--out", out,
+        )  # fmt: skip
+        report = json.loads(out.read_text())
+        ceiling = report["device_ceiling"] or report["machine"]["ceiling"]
+        results["ceiling_gflops"] = {k: ceiling[k] for k in ("fp32_gflops", "bf16_gflops")}
+        for size, result in report["generator"].items():
+            entry = merged.setdefault(size, {"gflop_per_frame": result["gflop_per_frame"]})
+            entry.setdefault("variants", {}).update(result["variants"])
+            results.setdefault("sizes", {})[size] = best_of(entry)
+
+
+def best_of(entry: dict) -> dict:
+    """The fastest variant and batch of one size, and the lowest latency at batch 1."""
+    timed = {
+        (name, batch): (fps, row["ceiling_share"][batch])
+        for name, row in entry["variants"].items()
+        if "frames_per_s" in row
+        for batch, fps in row["frames_per_s"].items()
+    }
+    (name, batch), (fps, share) = max(timed.items(), key=lambda kv: kv[1][0])
+    batch1 = {n: f for (n, b), (f, _) in timed.items() if b == "1"}
+    fastest1 = max(batch1, key=batch1.get)
+    keys = ("frames_per_s", "ceiling_share", "max_relative_error", "failure")
     return {
-        "options": list(s.runner_options),
-        "frames": result["frames"],
-        "frames_per_second": result["frames_per_second"],
-        "stage_frames_per_second": stages,
-        "bottleneck": min(stages, key=stages.get) if stages else None,
+        "gflop_per_frame": entry["gflop_per_frame"],
+        "best": {
+            "variant": name,
+            "batch": int(batch),
+            "frames_per_s": fps,
+            "tflops": fps * entry["gflop_per_frame"] / 1000,
+            "share": share,
+        },
+        "batch1": {"variant": fastest1, "latency_ms": 1000 / batch1[fastest1]},
+        "variants": {n: {k: row.get(k) for k in keys} for n, row in entry["variants"].items()},
     }
 
 
-def check_generator(runner: Runner, s: Settings, work: Path) -> dict:
-    out = work / "generator.json"
-    runner.run(
-        "inference",
-        PYTHON, "benchmarks/inference.py", "--device", s.device, *s.generator_options,
-        "--out", out,
-    )  # fmt: skip
-    report = json.loads(out.read_text())
-    ceiling = report["device_ceiling"] or report["machine"]["ceiling"]
-    best = {}
-    for size, result in report["generator"].items():
-        timed = {
-            (name, batch): (fps, row["ceiling_share"][batch])
-            for name, row in result["variants"].items()
-            if "frames_per_s" in row
-            for batch, fps in row["frames_per_s"].items()
-        }
-        (name, batch), (fps, share) = max(timed.items(), key=lambda kv: kv[1][0])
-        batch1 = {n: f for (n, b), (f, _) in timed.items() if b == "1"}
-        fastest1 = max(batch1, key=batch1.get)
-        best[size] = {
-            "gflop_per_frame": result["gflop_per_frame"],
-            "best": {"variant": name, "batch": int(batch), "frames_per_s": fps, "share": share},
-            "batch1": {"variant": fastest1, "latency_ms": 1000 / batch1[fastest1]},
-            "variants": {
-                name: {
-                    key: row.get(key)
-                    for key in ("frames_per_s", "ceiling_share", "max_relative_error", "failure")
-                }
-                for name, row in result["variants"].items()
-            },
-        }
-    return {"ceiling_gflops": {k: ceiling[k] for k in ("fp32_gflops", "bf16_gflops")}, **best}
-
-
-def check_tests(runner: Runner, s: Settings) -> dict:
-    command = runner.run(
-        "pytest", PYTHON, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *s.tests
-    )
-    return pytest_counts(command.tail)
+def check_tests(runner: Runner, s: Settings, results: dict) -> None:
+    try:
+        runner.run(
+            "pytest", PYTHON, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *s.tests
+        )
+    finally:  # failures are what this part is for: their lines go into the report
+        results.update(pytest_counts(runner.part.commands[-1].tail))
 
 
 def pytest_counts(lines: list[str]) -> dict:
@@ -510,7 +543,8 @@ def number(value: float | None, digits: int = 1) -> str:
 
 
 def markdown(report: dict) -> str:
-    parts = report["parts"]
+    """The report's tables; a part that stopped early shows what it had."""
+    parts = {name: part["results"] for name, part in report["parts"].items()}
     lines = [
         "# GPU check",
         "",
@@ -519,40 +553,40 @@ def markdown(report: dict) -> str:
         "| part | status | seconds | limit | reason |",
         "| --- | --- | ---: | ---: | --- |",
     ]
-    for name, part in parts.items():
+    for name, part in report["parts"].items():
         lines.append(
             f"| {name} | {part['status']} | {part['seconds']:.0f} | {part['limit_s']:g} | "
             f"{part['reason']} |"
         )
-    generator = parts["generator"]["results"]
-    if generator:
+    generator = parts["generator"]
+    if generator.get("sizes"):
         lines += ["", f"## Generator ({GOALS['generator']})", ""]
-        lines += ["| size | best variant | batch | frames/s | share of ceiling | batch 1 |"]
-        lines += ["| ---: | --- | ---: | ---: | ---: | --- |"]
-        for size, result in generator.items():
-            if size == "ceiling_gflops":
-                continue
+        lines += ["| size | best variant | batch | frames/s | TFLOP/s | share | batch 1 |"]
+        lines += ["| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+        for size, result in generator["sizes"].items():
             best, one = result["best"], result["batch1"]
             lines.append(
                 f"| {size} | {best['variant']} | {best['batch']} | {number(best['frames_per_s'])} "
-                f"| {percent(best['share'])} | {one['latency_ms']:.2f} ms ({one['variant']}) |"
+                f"| {number(best['tflops'], 2)} | {percent(best['share'])} "
+                f"| {one['latency_ms']:.2f} ms ({one['variant']}) |"
             )
         ceiling = generator["ceiling_gflops"]
         lines.append(
-            f"\nCeiling measured: {number(ceiling['bf16_gflops'] / 1000, 3)} TFLOP/s bf16, "
+            f"\nShare: of the matrix-product ceiling measured in the variant's dtype, "
+            f"{number(ceiling['bf16_gflops'] / 1000, 3)} TFLOP/s bf16 and "
             f"{number(ceiling['fp32_gflops'] / 1000, 3)} fp32."
         )
-    training = parts["training"]["results"]
-    if training:
+    training = parts["training"]
+    if training.get("images_per_second_windows") is not None:
         lines += ["", f"## Training ({GOALS['training']})", ""]
         lines.append(
-            f"{training['config']} ({training['precision']}, batch {training['batch_size']}), "
-            f"{training['steps']} steps: **{number(training['median_images_per_second'])} "
-            f"images/s** (median of the steady windows), GPU utilisation "
-            f"**{percent(training['gpu_utilisation'])}**."
+            f"{training['config']} ({training.get('precision', '?')}, batch "
+            f"{training.get('batch_size', '?')}), {training['steps']} steps: "
+            f"**{number(training['median_images_per_second'])} images/s** (median of the steady "
+            f"windows), GPU utilisation **{percent(training['gpu_utilisation'])}**."
         )
-    runner = parts["runner"]["results"]
-    if runner:
+    runner = parts["runner"]
+    if runner.get("stage_frames_per_second"):
         lines += ["", f"## Runner ({GOALS['runner']})", ""]
         stages = ", ".join(f"{k} {v:,.0f}" for k, v in runner["stage_frames_per_second"].items())
         lines.append(
@@ -560,13 +594,14 @@ def markdown(report: dict) -> str:
             f"**{number(runner['frames_per_second'])} frames/s** end to end; stages (frames/s of "
             f"busy time): {stages}; bottleneck: **{runner['bottleneck']}**."
         )
-    quality = parts["quality"]["results"]
-    if quality:
+    quality = parts["quality"]
+    if quality.get("steps") is not None:
         lines += ["", f"## Quality ({GOALS['quality']})", ""]
         lines.append(
             f"{quality['config']} {' '.join(quality['overrides'])}, {quality['minutes']:g} min: "
             f"{quality['steps']} steps, {number(quality['median_images_per_second'])} images/s."
         )
+    if quality.get("eval"):
         lines += ["", "| model | PSNR | SSIM | box SSIM | mask SSIM | alpha IoU | flicker |"]
         lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, row in quality["eval"].items():
@@ -574,10 +609,10 @@ def markdown(report: dict) -> str:
             cells = " | ".join(number(v, 3) for v in values)
             lines.append(f"| {name} | {cells} | {number(row.get('flicker'), 2)} |")
         lines.append(f"\nPose columns {quality['pose_columns']}.")
-    tests = parts["tests"]["results"]
-    if tests:
+    tests = parts["tests"]
+    if tests.get("counts") is not None:
         lines += ["", "## Tests (pytest -m gpu)", ""]
-        lines.append(", ".join(f"{n} {what}" for what, n in tests["counts"].items()))
+        lines.append(", ".join(f"{n} {what}" for what, n in tests["counts"].items()) or "no count")
         lines += [f"- {note}" for note in tests["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -636,12 +671,12 @@ def main() -> int:
         }
         runner = Runner(work / "logs", env)
         bodies = {
-            "prepare": lambda: check_prepare(runner, settings, clip, work),
-            "quality": lambda: check_quality(runner, settings, work, args.out),
-            "training": lambda: check_training(runner, settings, work),
-            "runner": lambda: check_runner(runner, settings, clip, work),
-            "generator": lambda: check_generator(runner, settings, work),
-            "tests": lambda: check_tests(runner, settings),
+            "prepare": lambda results: check_prepare(runner, settings, clip, work, results),
+            "quality": lambda results: check_quality(runner, settings, work, args.out, results),
+            "training": lambda results: check_training(runner, settings, work, results),
+            "runner": lambda results: check_runner(runner, settings, clip, work, results),
+            "generator": lambda results: check_generator(runner, settings, work, results),
+            "tests": lambda results: check_tests(runner, settings, results),
         }
         started = time.perf_counter()
         parts = {}

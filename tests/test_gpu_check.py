@@ -30,7 +30,7 @@ def test_the_smoke_run_goes_through_every_part_and_reports_each(tmp_path):
     assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(
         ["prepare", "quality", "training", "runner", "generator", "tests"], "ok"
     )
-    assert parts["prepare"]["results"]["64"]["splits"]["val"] > 0
+    assert parts["prepare"]["results"]["splits"]["val"] > 0
     quality = parts["quality"]["results"]
     assert quality["steps"] > 0 and quality["median_images_per_second"] > 0
     assert 0 < quality["eval"]["gan"]["ssim"] < 1 and "nearest" in quality["eval"]
@@ -39,7 +39,7 @@ def test_the_smoke_run_goes_through_every_part_and_reports_each(tmp_path):
     assert training["gpu_utilisation"] is None and training["gpu_utilisation_missing"]
     runner = parts["runner"]["results"]
     assert runner["frames"] == 48 and runner["bottleneck"] in runner["stage_frames_per_second"]
-    generator = parts["generator"]["results"]["64"]
+    generator = parts["generator"]["results"]["sizes"]["64"]
     assert generator["best"]["frames_per_s"] > 0 and generator["batch1"]["latency_ms"] > 0
     assert parts["tests"]["results"]["counts"]["skipped"] > 0  # no CUDA here
     # What the device tool brings back: at most 8 files, the model for the pose columns too.
@@ -62,12 +62,14 @@ def test_a_part_over_its_limit_is_killed_with_its_children_and_the_next_part_run
     runner = gpu_check.Runner(tmp_path, dict(os.environ))
     slow, quick = gpu_check.Part("slow", limit_s=1.5), gpu_check.Part("quick", limit_s=30)
     started = time.perf_counter()
-    runner.part_of(slow, lambda: runner.run("sleep", sys.executable, "-c", parent) and {})
+    runner.part_of(slow, lambda results: runner.run("sleep", sys.executable, "-c", parent))
     assert time.perf_counter() - started < 15
     assert slow.status == "timed out" and "limit of 1.5 s" in slow.reason
     assert slow.commands[0].returncode is None
-    runner.part_of(quick, lambda: {"said": runner.run("echo", "echo", "hello").tail})
-    assert quick.status == "ok" and quick.results == {"said": ["hello"]}
+    runner.part_of(
+        quick, lambda results: results.update(said=runner.run("echo", "echo", "hi").tail)
+    )
+    assert quick.status == "ok" and quick.results == {"said": ["hi"]}
     time.sleep(5)
     assert not marker.exists()  # the child went with its parent
 
@@ -76,7 +78,7 @@ def test_a_failing_command_fails_its_part_with_its_last_line(tmp_path):
     runner = gpu_check.Runner(tmp_path, dict(os.environ))
     part = gpu_check.Part("broken", limit_s=30)
     failing = "import sys; print('first'); sys.exit('the reason it failed')"
-    runner.part_of(part, lambda: runner.run("fail", sys.executable, "-c", failing))
+    runner.part_of(part, lambda results: runner.run("fail", sys.executable, "-c", failing))
     assert part.status == "failed"
     assert part.reason == "fail exited 1: the reason it failed"
     assert part.commands[0].tail == ["first", "the reason it failed"]
