@@ -24,5 +24,11 @@ def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
 def to_uint8_images(batch: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) float in [-1, 1] on any device -> (B, H, W, 3) uint8 on the CPU; values
     outside [-1, 1] are clipped."""
+    return uint8_channels_last(batch).cpu().numpy()
+
+
+def uint8_channels_last(batch: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float in [-1, 1] -> (B, H, W, 3) uint8 (a view), on the same device;
+    values outside [-1, 1] are clipped."""
     images = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu().numpy()
+    return images.permute(0, 2, 3, 1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganmotion.images import to_uint8_images, to_unit_range
+from ganmotion.images import to_uint8_images, to_unit_range, uint8_channels_last
 
 
 class Pending:
@@ -67,8 +67,7 @@ class DeviceTransfer:
         values outside [-1, 1] are clipped, as `images.to_uint8_images` does."""
         if not self.cuda or images.device.type != "cuda":
             return Pending(to_uint8_images(images))
-        converted = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return self._queued(converted.permute(0, 2, 3, 1))
+        return self._queued(uint8_channels_last(images).contiguous())
 
     def alpha_to_host(self, alpha: torch.Tensor) -> Pending:
         """(N, 1, S, S) float in [0, 1] -> (N, S, S) float32 numpy, once `wait()`ed."""
