@@ -44,6 +44,29 @@ def test_no_person_or_invisible_joints_give_black():
     assert render_skeleton(hidden, 64).sum() == 0
 
 
+def test_occluded_limbs_are_drawn_dim_and_beneath_the_visible_ones():
+    keypoints = np.full((33, 3), np.nan, np.float32)
+    shoulder, elbow = JOINT["left_shoulder"], JOINT["left_elbow"]
+    hip, knee = JOINT["right_hip"], JOINT["right_knee"]
+    keypoints[shoulder], keypoints[elbow] = (20, 50, 0.2), (100, 50, 0.2)  # hidden: horizontal
+    keypoints[hip], keypoints[knee] = (60, 10, 1.0), (60, 110, 1.0)  # visible: crosses it
+    assert not render_skeleton(keypoints, 128)[50, 30].any()  # left out by default
+    image = render_skeleton(keypoints, 128, occluded=0.4)
+    arm = LIMB_COLOURS[LIMBS.index((shoulder, elbow))]
+    leg = LIMB_COLOURS[LIMBS.index((hip, knee))]
+    assert tuple(image[50, 30]) == tuple(round(0.4 * c) for c in arm)
+    assert tuple(image[80, 60]) == leg and tuple(image[50, 60]) == leg  # on top where they cross
+    style = SkeletonStyle.for_size(128, occluded=0.4)
+    np.testing.assert_array_equal(style.render(keypoints), image)
+
+
+def test_with_nothing_occluded_the_option_draws_the_same_pixels():
+    keypoints = _standing(64)
+    np.testing.assert_array_equal(
+        render_skeleton(keypoints, 64, occluded=0.5), render_skeleton(keypoints, 64)
+    )
+
+
 def test_far_off_keypoints_do_not_break_drawing():
     keypoints = _standing(64)
     keypoints[5, :2] = (1e9, -1e9)
@@ -75,6 +98,14 @@ def test_a_style_round_trips_through_json():
     assert SkeletonStyle.from_dict(entry) == style
 
 
+def test_an_occluded_shade_is_saved_and_a_style_saved_without_one_reads_as_zero():
+    style = SkeletonStyle.for_size(128, occluded=0.4)
+    entry = json.loads(json.dumps(style.to_dict()))
+    assert entry["occluded"] == 0.4 and SkeletonStyle.from_dict(entry) == style
+    older = {"size": 128, "thickness": 1, "joint_radius": 2, "colours": COLOURS_VERSION}
+    assert SkeletonStyle.from_dict(older).occluded == 0
+
+
 GOOD = {"size": 64, "thickness": 3, "joint_radius": 4, "colours": COLOURS_VERSION}
 
 
@@ -89,6 +120,8 @@ GOOD = {"size": 64, "thickness": 3, "joint_radius": 4, "colours": COLOURS_VERSIO
         ({**GOOD, "thickness": True}, "thickness must be an integer >= 1, got True"),
         ({**GOOD, "size": "64"}, "size must be an integer >= 1, got '64'"),
         ({**GOOD, "joint_radius": -1}, "joint_radius must be an integer >= 0, got -1"),
+        ({**GOOD, "occluded": 1.5}, "occluded must be a number from 0 to 1, got 1.5"),
+        ({**GOOD, "occluded": "dim"}, "occluded must be a number from 0 to 1, got 'dim'"),
         (
             {**GOOD, "colours": 99},
             f"colours version 99 is not this ganmotion's ({COLOURS_VERSION})",

@@ -57,6 +57,7 @@ def test_the_stream_draws_in_the_style_its_config_makes(synthetic_shards):
     assert StreamConfig(size=64).skeleton == SkeletonStyle.for_size(64)
     config = StreamConfig(size=64, batch_size=4, line_thickness=3, joint_radius=5)
     assert config.skeleton == SkeletonStyle(64, 3, 5)
+    assert StreamConfig(size=64, occluded=0.4).skeleton == SkeletonStyle(64, 1, 2, occluded=0.4)
     (batch,) = validation_batches(shard_urls(synthetic_shards, "val"), config, 1)
     drawn = np.stack([config.skeleton.render(k) for k in batch.keypoints.numpy()])
     np.testing.assert_array_equal(to_uint8_images(batch.skeleton), drawn)

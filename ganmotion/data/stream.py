@@ -63,6 +63,8 @@ class StreamConfig:
     flip_probability: chance of a horizontal mirror (left and right joints swap).
     line_thickness: skeleton limb width in pixels; None picks one for `size`.
     joint_radius: skeleton joint dot radius in pixels; None picks one for the limb width.
+    occluded: skeleton brightness (0 to 1) of the joints the detector marks hidden (visibility
+        below 0.5) and their limbs, drawn under the visible ones; 0 leaves them out.
     seed: base of every random choice; with the epoch, rank and worker it fixes the stream.
     """
 
@@ -75,6 +77,7 @@ class StreamConfig:
     flip_probability: float = ranged(0.5, 0, 1)
     line_thickness: int | None = ranged(None, 1, 64)
     joint_radius: int | None = ranged(None, 0, 64)
+    occluded: float = ranged(0.0, 0, 1)
     seed: int = ranged(0, 0)
 
     def __post_init__(self):
@@ -83,7 +86,9 @@ class StreamConfig:
     @property
     def skeleton(self) -> SkeletonStyle:
         """How this stream draws skeletons: what a model trained on it must be given."""
-        return SkeletonStyle.for_size(self.size, self.line_thickness, self.joint_radius)
+        return SkeletonStyle.for_size(
+            self.size, self.line_thickness, self.joint_radius, self.occluded
+        )
 
 
 def _seed(*parts: int) -> int:

@@ -42,6 +42,11 @@ def _style_problem(values: dict) -> str | None:
         value = values[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             return f"{name} must be an integer >= {low}, got {value!r}"
+    occluded = values.get("occluded", 0.0)
+    if isinstance(occluded, bool) or not isinstance(occluded, (int, float)):
+        return f"occluded must be a number from 0 to 1, got {occluded!r}"
+    if not 0 <= occluded <= 1:
+        return f"occluded must be a number from 0 to 1, got {occluded!r}"
     if values["colours"] != COLOURS_VERSION or isinstance(values["colours"], bool):
         return (
             f"colours version {values['colours']!r} is not this ganmotion's "
@@ -58,12 +63,16 @@ class SkeletonStyle:
     thickness: limb width in pixels.
     joint_radius: radius of the joint dots in pixels.
     colours: version of the limb and joint palettes (`schema.COLOURS_VERSION`).
+    occluded: brightness (0 to 1) of the joints the detector marks hidden (visibility below
+        0.5) and of their limbs, drawn under the visible ones; 0 leaves them out. Saved only
+        when not 0, so a style saved before this field existed reads as 0.
     """
 
     size: int
     thickness: int
     joint_radius: int
     colours: int = COLOURS_VERSION
+    occluded: float = 0.0
 
     def __post_init__(self) -> None:
         problem = _style_problem(asdict(self))
@@ -72,16 +81,24 @@ class SkeletonStyle:
 
     @classmethod
     def for_size(
-        cls, size: int, thickness: int | None = None, joint_radius: int | None = None
+        cls,
+        size: int,
+        thickness: int | None = None,
+        joint_radius: int | None = None,
+        occluded: float = 0.0,
     ) -> SkeletonStyle:
         """The style for `size` px images; limb width and joint radius default by size."""
         thickness = default_thickness(size) if thickness is None else thickness
         radius = default_joint_radius(thickness) if joint_radius is None else joint_radius
-        return cls(size, thickness, radius)
+        return cls(size, thickness, radius, occluded=occluded)
 
     def to_dict(self) -> dict:
-        """{"size", "thickness", "joint_radius", "colours"}: the entry saved with a model."""
-        return asdict(self)
+        """{"size", "thickness", "joint_radius", "colours"[, "occluded"]}: the entry saved
+        with a model ("occluded" only when not 0)."""
+        entry = asdict(self)
+        if not self.occluded:
+            del entry["occluded"]
+        return entry
 
     @classmethod
     def from_dict(cls, entry: object, where: str = "skeleton") -> SkeletonStyle:
@@ -90,7 +107,7 @@ class SkeletonStyle:
         names = [f.name for f in fields(cls)]
         if not isinstance(entry, dict):
             raise GanmotionError(f"{where}: expected a mapping of {', '.join(names)}")
-        missing = [n for n in names if n not in entry]
+        missing = [n for n in names if n not in entry and n != "occluded"]
         unknown = sorted(str(k) for k in entry if k not in names)
         if missing or unknown:
             problems = [f"missing {', '.join(missing)}"] * bool(missing)
@@ -111,7 +128,11 @@ class SkeletonStyle:
     def render(self, keypoints: np.ndarray | None) -> np.ndarray:
         """One frame's keypoints (33, 3) in pixels -> its skeleton (size, size, 3) uint8 RGB."""
         return render_skeleton(
-            keypoints, self.size, thickness=self.thickness, joint_radius=self.joint_radius
+            keypoints,
+            self.size,
+            thickness=self.thickness,
+            joint_radius=self.joint_radius,
+            occluded=self.occluded,
         )
 
 
@@ -123,12 +144,15 @@ def render_skeleton(
     thickness: int | None = None,
     joint_radius: int | None = None,
     min_visibility: float = 0.5,
+    occluded: float = 0.0,
 ) -> np.ndarray:
     """Draw one frame's keypoints (33, 3) — pixels of the output image — as (H, W, 3) uint8 RGB.
 
     A model's inputs are drawn with its `SkeletonStyle.render`; this is the drawing under it.
-    Joints with visibility below `min_visibility` (or NaN) are left out, with their limbs.
-    `None` or an all-NaN array (no person) gives a black image.
+    Joints with visibility below `min_visibility` are left out with their limbs, or with
+    `occluded` > 0 drawn at that fraction of their colour, beneath the visible ones (a limb is
+    visible when both its joints are). NaN joints are always left out. `None` or an all-NaN
+    array (no person) gives a black image.
     """
     width = height if width is None else width
     image = np.zeros((height, width, 3), dtype=np.uint8)
@@ -139,24 +163,38 @@ def render_skeleton(
     thickness = default_thickness(min(height, width)) if thickness is None else thickness
     joint_radius = default_joint_radius(thickness) if joint_radius is None else joint_radius
 
-    visible = np.isfinite(keypoints).all(axis=1) & (keypoints[:, 2] >= min_visibility)
+    finite = np.isfinite(keypoints).all(axis=1)
+    visible = finite & (keypoints[:, 2] >= min_visibility)
+    drawn = finite if occluded > 0 else visible
     # Far-off points overflow cv2's fixed-point maths; clipping keeps line directions for
     # anything within a few image sizes of the frame.
     limit = 4 * max(height, width)
     points = np.round(np.clip(np.nan_to_num(keypoints[:, :2]), -limit, limit) * _ONE)
     points = points.astype(np.int64)
 
-    for (a, b), colour in zip(LIMBS, LIMB_COLOURS):
-        if visible[a] and visible[b]:
-            cv2.line(
-                image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_8, _SHIFT
-            )
-    for joint in np.flatnonzero(visible):
+    def shade(colour: tuple[int, int, int], seen: bool) -> tuple[int, ...]:
+        return colour if seen else tuple(round(c * occluded) for c in colour)
+
+    # Stable sorts put the occluded first (under the visible) and keep the palette's order
+    # otherwise: with nothing occluded drawn, the pixels are those of before the option.
+    limbs = [(a, b, c) for (a, b), c in zip(LIMBS, LIMB_COLOURS) if drawn[a] and drawn[b]]
+    for a, b, colour in sorted(limbs, key=lambda limb: visible[limb[0]] and visible[limb[1]]):
+        seen = visible[a] and visible[b]
+        cv2.line(
+            image,
+            tuple(points[a]),
+            tuple(points[b]),
+            shade(colour, seen),
+            thickness,
+            cv2.LINE_8,
+            _SHIFT,
+        )
+    for joint in sorted(np.flatnonzero(drawn), key=lambda j: visible[j]):
         cv2.circle(
             image,
             tuple(points[joint]),
             joint_radius * _ONE,
-            JOINT_COLOURS[joint],
+            shade(JOINT_COLOURS[joint], visible[joint]),
             -1,
             cv2.LINE_8,
             _SHIFT,
