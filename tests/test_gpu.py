@@ -164,7 +164,8 @@ def test_a_distributed_run_of_one_rank(synthetic_shards, tmp_path, gpu_device):
         "dist.all_reduce(t)\n"
         "print(state.distributed_type, dist.get_backend(), t.item())\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]  # keep what is there (carried wheels)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     status = json.loads((tmp_path / "run" / "status.json").read_text())
