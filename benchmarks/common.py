@@ -9,7 +9,7 @@ threads) and MEASURES, in the same run, the machine's matrix-product rate:
     ceiling = torch.mm of two 2048x2048 matrices (8192x8192 on a GPU), in fp32 and in bf16,
               on every torch thread,
               median of 7 timings of ~0.2 s, the two dtypes interleaved
-              (GFLOP/s, 2 * 2048^3 FLOP per product)
+              (GFLOP/s, 2 * n^3 FLOP per product of n x n matrices)
 
 That is what the machine's convolution and matmul kernels can reach at best, on the day,
 under whatever else the (shared) machine was doing; it is not the vendor's peak.

@@ -55,6 +55,7 @@ import torch
 from common import describe, machine  # this folder
 
 from ganmotion.files import atomic_write
+from ganmotion.training.tracking import read_metrics
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -110,6 +111,7 @@ class Settings:
 
 
 TIMING = ("--repeats", "3", "--frames", "256")
+GPU_TESTS = ("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py")  # where gpu cases are
 GPU = Settings(
     device="cuda",
     size=256,
@@ -145,8 +147,8 @@ GPU = Settings(
                 *skipping(EAGER, EAGER_FP16, COMPILED[:1], NEVER),
             ),
         ),
-    ),  # fmt: skip
-    tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),  # where gpu cases are
+    ),
+    tests=GPU_TESTS,
     limits={
         "prepare": 40,
         "quality": 160,
@@ -183,8 +185,8 @@ SMOKE = Settings(
                 *skipping(COMPILED, NEVER),
             ),
         ),
-    ),  # fmt: skip
-    tests=("-m", "gpu", "tests/test_gpu.py", "tests/test_backends.py"),
+    ),
+    tests=GPU_TESTS,
     limits={
         "prepare": 120,
         "quality": 180,
@@ -360,8 +362,8 @@ class Utilisation:
 
 
 def training_rates(run: Path, skip_windows: int) -> list[float]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["images_per_second"] for r in rows if "images_per_second" in r]
+    """The images/s of a run's logged windows after the first `skip_windows`."""
+    rates = [r["images_per_second"] for r in read_metrics(run) if "images_per_second" in r]
     return rates[skip_windows:]
 
 
@@ -434,7 +436,7 @@ def check_training(runner: Runner, s: Settings, work: Path, results: dict) -> No
                 "run.sample_every=100000", "run.tensorboard=false", *s.speed_overrides,
             )  # fmt: skip
         finally:  # an overrun still has the windows it logged
-            rates = training_rates(run, skip) if (run / "metrics.jsonl").is_file() else []
+            rates = training_rates(run, skip)  # none when it stopped before logging one
             results["median_images_per_second"] = statistics.median(rates) if rates else None
             results["images_per_second_windows"] = rates
             results["gpu_utilisation"] = busy.steady_mean(skip)

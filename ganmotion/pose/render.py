@@ -43,9 +43,8 @@ def _style_problem(values: dict) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             return f"{name} must be an integer >= {low}, got {value!r}"
     occluded = values.get("occluded", 0.0)
-    if isinstance(occluded, bool) or not isinstance(occluded, (int, float)):
-        return f"occluded must be a number from 0 to 1, got {occluded!r}"
-    if not 0 <= occluded <= 1:
+    number = isinstance(occluded, (int, float)) and not isinstance(occluded, bool)
+    if not number or not 0 <= occluded <= 1:
         return f"occluded must be a number from 0 to 1, got {occluded!r}"
     if values["colours"] != COLOURS_VERSION or isinstance(values["colours"], bool):
         return (
