@@ -3,6 +3,7 @@ import pytest
 
 from ganmotion.data.synthetic import Motion, pose_at
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import SkeletonStyle
 from ganmotion.pose.retarget import (
     BodyStats,
     InFrame,
@@ -179,3 +180,16 @@ def test_a_body_larger_than_the_frame_is_centred_and_hidden_joints_do_not_count(
     assert moved[drawn, 0].max() <= 0.96 * (size - 1) + 1e-3
     with pytest.raises(GanmotionError, match="motion must be one of keep, center"):
         InFrame(size, "follow")
+
+
+def test_a_style_that_draws_hidden_joints_keeps_them_in_the_frame_too():
+    size = 128
+    pose = _dancer(size, frames=1)[0]
+    wrist = JOINT["left_wrist"]
+    pose[wrist] = (-10.0, 30.0, 0.1)  # hidden, and left of the frame
+    for occluded, kept in ((0.0, False), (0.4, True)):
+        style = SkeletonStyle.for_size(size, occluded=occluded)
+        moved = InFrame(size, "keep", min_visibility=style.min_visibility)(pose)
+        assert (moved[wrist, 0] >= 0.04 * size - 1e-3) == kept
+    x, y = np.round(moved[wrist, :2]).astype(int)
+    assert style.render(moved)[y, x].any()  # dim, but drawn where it was kept

@@ -24,6 +24,8 @@ from ganmotion.pose.schema import COLOURS_VERSION, JOINT_COLOURS, LIMB_COLOURS, 
 # fractional bits, so a keypoint moving by a fraction of a pixel still moves the line.
 _SHIFT = 4
 _ONE = 1 << _SHIFT
+# Below this visibility the detector calls a joint hidden: left out, or drawn dim (`occluded`).
+MIN_VISIBILITY = 0.5
 
 
 def default_thickness(size: int) -> int:
@@ -117,6 +119,12 @@ class SkeletonStyle:
             raise GanmotionError(f"{where}: {problem}")
         return cls(**entry)
 
+    @property
+    def min_visibility(self) -> float:
+        """The least visibility of a joint this style draws: every joint with a position when
+        hidden ones are drawn dim, so whatever keeps the drawing in the frame keeps them too."""
+        return 0.0 if self.occluded else MIN_VISIBILITY
+
     def check_size(self, size: int, where: str) -> None:
         """A GanmotionError unless this style draws `size` px images, the model's size."""
         if self.size != size:
@@ -142,7 +150,7 @@ def render_skeleton(
     *,
     thickness: int | None = None,
     joint_radius: int | None = None,
-    min_visibility: float = 0.5,
+    min_visibility: float = MIN_VISIBILITY,
     occluded: float = 0.0,
 ) -> np.ndarray:
     """Draw one frame's keypoints (33, 3) — pixels of the output image — as (H, W, 3) uint8 RGB.

@@ -500,7 +500,9 @@ class VideoPipeline:
             mapping, anchor_x = Retargeter(source, self.target), self.target.feet[0]
         else:
             mapping, anchor_x = fixed_crop(source, self.size), self.size / 2
-        in_frame = InFrame(self.size, self.config.motion, anchor_x)
+        in_frame = InFrame(
+            self.size, self.config.motion, anchor_x, min_visibility=self.skeleton.min_visibility
+        )
         return lambda keypoints: in_frame(mapping(keypoints))
 
     def _render(self, frame: Frame, mapping, stages: _Stages) -> Frame:
