@@ -29,7 +29,8 @@ on), and the output is compared with the real frame:
 
 Every report has a floor row, `mean`: the mean training crop as a constant image, which
 any generator must beat (`--no-floor` leaves it out). It writes report.json, report.md (the
-tables, also printed) and contact_sheet.png (rows: skeleton, real, each model) into --out.
+tables, also printed) and contact_sheet.png (rows: skeleton, real, each model) into --out;
+models drawn in different styles get a skeleton row each, named after the first of them.
 """
 
 from __future__ import annotations
@@ -280,14 +281,17 @@ def _cell(value, fmt: str) -> str:
 
 
 def contact_sheet(
-    frames: Frames, skeletons: np.ndarray, outputs: dict[str, np.ndarray], columns: int = 8
+    frames: Frames,
+    skeletons: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+    columns: int = 8,
 ) -> np.ndarray:
-    """An RGB image: one row each for skeleton, real and every model, `columns` frames spread
-    over the split, a label at the left of each row."""
+    """An RGB image: one row each for every skeleton style, real and every model, `columns`
+    frames spread over the split, a label at the left of each row."""
     picks = np.linspace(0, len(frames.keys) - 1, min(columns, len(frames.keys))).round()
     picks = picks.astype(int)
     size = frames.size
-    rows = {"skeleton": skeletons, "real": frames.images, **outputs}
+    rows = {**skeletons, "real": frames.images, **outputs}
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
     longest = max(cv2.getTextSize(name, font, scale, 1)[0][0] for name in rows)
     label_width = max(120, longest + 12)
@@ -322,9 +326,10 @@ def parse_model(spec: str) -> tuple[str, str]:
 
 def evaluate(
     args: argparse.Namespace,
-) -> tuple[dict, dict[str, np.ndarray], Frames, np.ndarray]:
-    """The report, each model's output frames, the frames and the skeletons drawn from them
-    (in the first model's style)."""
+) -> tuple[dict, dict[str, np.ndarray], Frames, dict[str, np.ndarray]]:
+    """The report, each model's output frames, the frames and the skeletons drawn from them:
+    {"skeleton": images} when every model reads one style, else {"skeleton (label)": images}
+    for each style, labelled by the first model drawn in it."""
     from ganmotion.runtime.backends import load_backend
 
     models = [parse_model(s) for s in ([args.model] if args.model else []) + (args.compare or [])]
@@ -348,6 +353,7 @@ def evaluate(
 
         detector = PoseDetector(DetectorConfig(static_image_mode=True))
     drawn: dict[SkeletonStyle, np.ndarray] = {}  # models trained alike share their inputs
+    drawn_for: dict[SkeletonStyle, str] = {}  # the first model drawn in each style
     report = {
         "shards": str(args.shards),
         "split": args.split,
@@ -371,7 +377,7 @@ def evaluate(
             )
         style = backend.skeleton
         if style not in drawn:
-            drawn[style] = skeletons_of(frames, style)
+            drawn[style], drawn_for[style] = skeletons_of(frames, style), label
         outputs[label], alpha = generate(backend, drawn[style], frames.keypoints, args.batch)
         scores = score(outputs[label], frames, detector, lpips, alpha)
         report["models"][label] = {
@@ -385,7 +391,10 @@ def evaluate(
         report["real"]["flicker"] = 1.0
         detector.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
-    return report, outputs, frames, next(iter(drawn.values()))
+    if len(drawn) == 1:
+        return report, outputs, frames, {"skeleton": next(iter(drawn.values()))}
+    skeletons = {f"skeleton ({drawn_for[style]})": images for style, images in drawn.items()}
+    return report, outputs, frames, skeletons
 
 
 def _weights(spec: str) -> str:

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import make_checkpoint
 
-from ganmotion.eval import contact_sheet, load_frames, main, parse_model
+from ganmotion.eval import contact_sheet, evaluate, load_frames, main, parse_model
+from ganmotion.pose.render import SkeletonStyle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,12 +68,31 @@ def test_compare_writes_the_report_table_and_contact_sheet(
     ]
 
 
+def test_models_drawn_in_two_styles_get_a_skeleton_row_each(synthetic_shards, tmp_path, capsys):
+    """A model trained on dimly drawn hidden joints (`data.stream.occluded`) sees other
+    skeletons than nearest neighbour: the sheet shows both, each named after its first model."""
+    dim = make_checkpoint(tmp_path / "dim", size=64, shards=synthetic_shards)
+    state = json.loads((dim / "state.json").read_text())
+    state["skeleton"] = SkeletonStyle.for_size(64, occluded=0.4).to_dict()
+    (dim / "state.json").write_text(json.dumps(state))
+    _, outputs, frames, skeletons = evaluate(SimpleNamespace(
+        model=None, compare=["nearest", f"dim={dim}"], no_floor=True, shards=synthetic_shards,
+        split="val", max_frames=4, lpips_backbone=None, no_pose=True, inside_blur=None,
+        target_shards=None, batch=4))  # fmt: skip
+    assert list(skeletons) == ["skeleton (nearest)", "skeleton (dim)"]
+    # The synthetic poses hide no joint, so the two styles draw the same pixels here.
+    np.testing.assert_array_equal(*skeletons.values())
+    sheet = contact_sheet(frames, skeletons, outputs, columns=2)
+    assert sheet.shape[0] == 5 * 64  # two skeleton rows, real, nearest, dim
+    capsys.readouterr()
+
+
 def test_a_long_row_label_is_drawn_whole_before_the_first_frame():
     """The label column is as wide as the longest label is drawn (it was 9 px a letter, and
     `mask_person_3` lost its last letter under the frames)."""
     frames = SimpleNamespace(keys=["a", "b"], size=16, images=np.zeros((2, 16, 16, 3), np.uint8))
     label = "mask_person_weight_3"  # wide letters: 181 px at the sheet's font
-    sheet = contact_sheet(frames, frames.images, {label: frames.images}, columns=2)
+    sheet = contact_sheet(frames, {"skeleton": frames.images}, {label: frames.images}, columns=2)
     label_width = sheet.shape[1] - 2 * 16
     ink = np.flatnonzero((sheet[2 * 16 : 3 * 16, :label_width] < 128).any(axis=(0, 2)))
     assert ink.size and ink[-1] < label_width - 4  # the text ends clear of the frames
