@@ -352,8 +352,8 @@ def evaluate(
         from ganmotion.pose.detector import DetectorConfig, PoseDetector
 
         detector = PoseDetector(DetectorConfig(static_image_mode=True))
-    drawn: dict[SkeletonStyle, np.ndarray] = {}  # models trained alike share their inputs
-    drawn_for: dict[SkeletonStyle, str] = {}  # the first model drawn in each style
+    # Each style's first model and the skeletons drawn in it: models trained alike share them.
+    drawn: dict[SkeletonStyle, tuple[str, np.ndarray]] = {}
     report = {
         "shards": str(args.shards),
         "split": args.split,
@@ -377,8 +377,8 @@ def evaluate(
             )
         style = backend.skeleton
         if style not in drawn:
-            drawn[style], drawn_for[style] = skeletons_of(frames, style), label
-        outputs[label], alpha = generate(backend, drawn[style], frames.keypoints, args.batch)
+            drawn[style] = label, skeletons_of(frames, style)
+        outputs[label], alpha = generate(backend, drawn[style][1], frames.keypoints, args.batch)
         scores = score(outputs[label], frames, detector, lpips, alpha)
         report["models"][label] = {
             "model": spec,
@@ -392,9 +392,9 @@ def evaluate(
         detector.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
     if len(drawn) == 1:
-        return report, outputs, frames, {"skeleton": next(iter(drawn.values()))}
-    skeletons = {f"skeleton ({drawn_for[style]})": images for style, images in drawn.items()}
-    return report, outputs, frames, skeletons
+        ((_, images),) = drawn.values()
+        return report, outputs, frames, {"skeleton": images}
+    return report, outputs, frames, {f"skeleton ({first})": s for first, s in drawn.values()}
 
 
 def _weights(spec: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganmotion.errors import GanmotionError
+from ganmotion.pose.render import MIN_VISIBILITY
 from ganmotion.pose.schema import JOINT
 
 _NOSE = JOINT["nose"]
@@ -157,13 +158,13 @@ class InFrame:
         motion: str = "keep",
         anchor_x: float | None = None,
         margin: float = 0.04,
-        min_visibility: float = 0.5,
+        min_visibility: float = MIN_VISIBILITY,
     ):
         if motion not in MOTIONS:
             raise GanmotionError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
         self.size, self.motion, self.margin = size, motion, margin
         self.anchor_x = size / 2 if anchor_x is None else float(anchor_x)
-        self.min_visibility = min_visibility  # the joints the renderer draws (render.py)
+        self.min_visibility = min_visibility  # the joints the style draws (`SkeletonStyle`)
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         """(33, 3) output pixels -> the same, translated; joints it would not draw move along."""
