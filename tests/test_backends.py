@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import DEVICES, make_checkpoint
 
+from ganmotion import precision
 from ganmotion.errors import GanmotionError
 from ganmotion.export.onnx import parity_batches, relative_error
 from ganmotion.models.generator import UNetGenerator
@@ -85,8 +86,8 @@ def test_option_stays_close_to_fp32_eager(checkpoint, batches, device, options, 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_fp16_runs_where_supported_and_is_refused_on_cpus_without_it(checkpoint, batches, device):
-    if device == "cpu" and not TorchBackend.cpu_has_fp16():
-        with pytest.raises(GanmotionError, match="use 'bf16'"):
+    if device == "cpu" and not precision.cpu_runs_natively("fp16"):
+        with pytest.raises(GanmotionError, match="no native fp16 kernels"):
             TorchBackend.load(checkpoint, device, precision="fp16")
         return
     expected = _reference(checkpoint, batches, device)
@@ -94,10 +95,31 @@ def test_fp16_runs_where_supported_and_is_refused_on_cpus_without_it(checkpoint,
     assert _worst_error(backend, batches, expected) <= FP16_TOLERANCE
 
 
-def test_fp16_on_a_cpu_without_native_kernels_is_refused(checkpoint, monkeypatch):
-    monkeypatch.setattr(TorchBackend, "cpu_has_fp16", staticmethod(lambda: False))
-    with pytest.raises(GanmotionError, match="no native fp16 kernels.*use 'bf16'"):
+@pytest.mark.parametrize("native", [("bf16",), ()], ids=["bf16-native", "neither-native"])
+def test_fp16_on_a_cpu_without_native_kernels_is_refused_naming_what_is_faster(
+    checkpoint, monkeypatch, native
+):
+    monkeypatch.setattr(precision, "cpu_runs_natively", lambda kind: kind in native)
+    faster = "bf16" if native else "fp32"  # bf16 emulated is as slow as fp16 emulated
+    with pytest.raises(GanmotionError, match=f"no native fp16 kernels.*; use '{faster}'$"):
         TorchBackend.load(checkpoint, "cpu", precision="fp16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_kernels_runs_with_a_warning(
+    checkpoint, batches, monkeypatch, caplog, native
+):
+    monkeypatch.setattr(precision, "cpu_runs_natively", lambda kind: native)
+    backend = TorchBackend.load(checkpoint, "cpu", precision="bf16")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if native:
+        assert warned == []
+    else:
+        assert warned == [
+            "precision 'bf16' on the CPU: this CPU has no native bf16 kernels (AVX-512 or AMX): "
+            "a convolution runs 100x or more slower than in fp32; 'fp32' is faster here"
+        ]
+    assert backend(batches[0][1][:1]).dtype == torch.float32  # runs all the same
 
 
 @pytest.mark.parametrize("precision", ["fp8", "float16", "FP32", ""])

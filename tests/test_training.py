@@ -19,7 +19,7 @@ import torch
 from conftest import free_port
 from safetensors.torch import load_file
 
-from ganmotion import metrics
+from ganmotion import metrics, precision
 from ganmotion.config import load_config
 from ganmotion.data.manifest import shard_urls
 from ganmotion.data.prepare import PrepareConfig, prepare
@@ -210,6 +210,35 @@ def test_a_killed_saves_partial_folder_is_removed_at_the_next_start(synthetic_sh
     (left / "generator.safetensors").write_bytes(b"half")
     assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1")).run() == 0
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000001"]
+
+
+def test_bf16_on_a_cpu_without_native_kernels_is_warned_of(synthetic_shards, tmp_path):
+    # In a process of its own: Accelerate's state keeps the first mixed precision it is given.
+    script = (
+        "import sys; from ganmotion import precision\n"
+        "precision.cpu_runs_natively = lambda kind: False\n"
+        "from ganmotion.training.cli import main; from ganmotion.training.config import GanConfig\n"
+        "sys.exit(main(GanConfig, sys.argv[1:]))"
+    )
+    overrides = [f"data.shards={synthetic_shards}", f"run.out_dir={tmp_path}", "run.steps=1"]
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--config", str(ROOT / "configs" / "gan_tiny.yaml"),
+         *overrides, "run.tensorboard=false", "run.precision=bf16"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "run.precision=bf16 on the CPU: this CPU has no native bf16 kernels (AVX-512 or AMX): a "
+        "convolution runs 100x or more slower than in fp32; run.precision=no is faster here"
+    ) in result.stderr.splitlines()
+
+
+def test_fp32_on_a_cpu_without_native_kernels_is_not_warned_of(
+    synthetic_shards, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(precision, "cpu_runs_natively", lambda kind: False)
+    assert Trainer(tiny(synthetic_shards, tmp_path, "run.steps=1")).run() == 0
+    assert not [r for r in caplog.records if "run.precision" in r.getMessage()]
 
 
 def test_metrics_hold_one_row_per_step_after_a_resume(synthetic_shards, tmp_path):

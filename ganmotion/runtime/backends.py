@@ -22,6 +22,7 @@ output `alpha`) gives the same images, and more:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 
 from ganmotion.errors import GanmotionError, one_line
 from ganmotion.models.generator import ComposeConfig, ComposedGenerator
+from ganmotion.precision import emulated_on_cpu, fastest_cpu_precision
 from ganmotion.runtime.baselines import KEYWORDS, KeypointBackend, load_mean, load_nearest
 from ganmotion.runtime.contract import (
     ALPHA_NAME,
@@ -44,6 +46,8 @@ from ganmotion.runtime.contract import (
 from ganmotion.runtime.sidecar import sidecar_background, sidecar_skeleton
 from ganmotion.runtime.tensorrt import TensorRTBackend
 from ganmotion.training.checkpoint import checkpoint_folder, load_generator
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
@@ -61,9 +65,10 @@ class TorchBackend:
 
     precision: "fp32", or "bf16" / "fp16" to run the forward under `torch.autocast`: convs and
         matmuls run in that type, the weights stay fp32 and autocast keeps the ops it deems
-        unsafe in fp32. bf16 runs on any CPU (fast with AVX512-BF16 or AMX) and on GPUs that
-        have it. fp16 on a CPU is refused unless oneDNN has native fp16 kernels (AVX512-FP16,
-        AMX-FP16): elsewhere a convolution runs ~100x slower than in fp32.
+        unsafe in fp32. On a CPU a reduced precision is fast only where oneDNN has native
+        kernels for it (ganmotion.precision); elsewhere a convolution runs 100x or more slower
+        than in fp32, so fp16 there is refused and bf16 warned of. On GPUs that have them both
+        are the fast modes.
     channels_last: the weights and each input batch in NHWC memory layout, which oneDNN and
         cuDNN's tensor-core kernels prefer.
     compile: `torch.compile`: True for its default mode, or a mode by name (COMPILE_MODES):
@@ -171,24 +176,18 @@ class TorchBackend:
             raise GanmotionError(
                 f"precision {precision!r}: choose one of {', '.join(cls.PRECISIONS)}"
             )
-        if precision == "fp16" and device.type == "cpu" and not cls.cpu_has_fp16():
+        slow = emulated_on_cpu(precision) if device.type == "cpu" else None
+        if slow and precision == "fp16":
             raise GanmotionError(
-                "precision 'fp16' on the CPU: this CPU has no native fp16 kernels (a convolution "
-                "runs ~100x slower than in fp32); use 'bf16'"
+                f"precision 'fp16' on the CPU: {slow}; use '{fastest_cpu_precision()}'"
             )
+        if slow:  # bf16: a warning, as for training (configs/gan_512.yaml asks for it anywhere)
+            log.warning("precision 'bf16' on the CPU: %s; 'fp32' is faster here", slow)
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise GanmotionError(
                 f"precision 'bf16': {torch.cuda.get_device_name(device)} has no bf16; use 'fp16'"
             )
         return cls.PRECISIONS[precision]
-
-    @staticmethod
-    def cpu_has_fp16() -> bool:
-        """Whether oneDNN has native fp16 kernels on this CPU (AVX512-FP16 or AMX-FP16)."""
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
-        except (AttributeError, RuntimeError):  # a private op: absent means no
-            return False
 
     @staticmethod
     def check_compiler(device: torch.device) -> None:

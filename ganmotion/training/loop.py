@@ -45,6 +45,7 @@ from ganmotion.data.stream import (
 from ganmotion.errors import GanmotionError, disk_full, one_line
 from ganmotion.files import atomic_write
 from ganmotion.images import to_uint8_images
+from ganmotion.precision import emulated_on_cpu
 from ganmotion.training import checkpoint as ckpt
 from ganmotion.training.config import BEST_METRICS, GanConfig, VanillaConfig
 from ganmotion.training.objectives import Losses, make_objective
@@ -167,6 +168,10 @@ class Trainer:
         preemption = preemption or PreemptionFlag()
         self.write_status("running")
         length = f"{run.max_minutes:g} minutes" if self.on_time else f"{run.steps} steps"
+        # (fp16 needs no word: Accelerate runs it as fp32 on a CPU.)
+        slow = emulated_on_cpu("bf16") if acc.device.type == "cpu" else None
+        if run.precision == "bf16" and slow and acc.is_main_process:
+            log.warning("run.precision=bf16 on the CPU: %s; run.precision=no is faster here", slow)
         acc.print(
             f"{self.objective.name} training in {self.run_dir}: world size "
             f"{acc.num_processes} ({acc.device.type}), step {self.step}, for {length}"
