@@ -179,3 +179,14 @@ def make_checkpoint(root: Path, size: int, shards: Path | None = None) -> Path:
     (folder / "state.json").write_text(json.dumps(state))
     ckpt.write_checksums(folder)
     return folder
+
+
+def save_onnx(graph, path: Path) -> Path:
+    """A hand-built test model saved at opset 20 and its IR version 10: onnx 1.23 stamps IR 14
+    by default, newer than ONNX Runtime 1.30 reads (the pair the GPU machine has)."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    onnx.save(model, str(path))
+    return path

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import free_port, make_checkpoint
+from conftest import free_port, make_checkpoint, save_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -372,7 +372,6 @@ class Inputs:
     ) -> Path:
         """An ONNX of Identity nodes from the first input to each output: the contract's
         shapes and names by default, each case breaks one."""
-        import onnx
         from onnx import TensorProto, helper
 
         types = {"float": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
@@ -382,9 +381,7 @@ class Inputs:
 
         nodes = [helper.make_node("Identity", [inputs[0][0]], [out]) for out, _, _ in outputs]
         graph = helper.make_graph(nodes, "not_a_generator", values(inputs), values(outputs))
-        path = self.tmp / name
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path)
-        return path
+        return save_onnx(graph, self.tmp / name)
 
     # The command lines of the cases: valid, but for what a case changes.
 
@@ -621,7 +618,7 @@ PREVIEW = [
      ("grid.png", "is a directory")),
     ("preview", "--out has no image extension", lambda i: i.preview(i.tmp / "grid.txt"),
      ("grid.txt", ".png")),
-    ("preview", "--out .gif", lambda i: i.preview(i.tmp / "grid.gif"), ("grid.gif", ".png")),
+    ("preview", "--out .svg", lambda i: i.preview(i.tmp / "grid.svg"), ("grid.svg", ".png")),
     ("preview", "--out is the video", lambda i: i.preview(i.video), ("dancer.mp4", ".png")),
     ("preview", "--out in a missing folder", lambda i: i.preview(i.tmp / "missing" / "g.png"),
      ("missing", "does not exist")),

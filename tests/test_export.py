@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import STEP, listing, make_checkpoint
+from conftest import STEP, listing, make_checkpoint, save_onnx
 from onnx import TensorProto, helper
 
 from ganmotion.errors import GanmotionError
@@ -347,8 +347,7 @@ def _onnx_file(path: Path, name: str = "skeleton", shape=("N", 3, 64, 64)) -> Pa
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))],
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(shape))],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
-    return path
+    return save_onnx(graph, path)
 
 
 def test_an_onnx_draws_in_its_sidecars_style_and_an_older_one_in_the_defaults(onnx64, tmp_path):

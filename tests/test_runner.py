@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import listing, make_checkpoint
+from conftest import listing, make_checkpoint, save_onnx
 
 from ganmotion.config import load_config
 from ganmotion.data.manifest import shard_urls
@@ -331,7 +331,6 @@ def _blank_video(path: Path, frames: int = 20) -> Path:
 
 
 def _wrong_shape_onnx(path: Path) -> Path:
-    import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("skeleton", TensorProto.FLOAT, ["N", 3, 64, 32])
@@ -339,8 +338,7 @@ def _wrong_shape_onnx(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Identity", ["skeleton"], ["image"])], "g", [x], [y]
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path)
-    return path
+    return save_onnx(graph, path)
 
 
 @pytest.mark.parametrize(

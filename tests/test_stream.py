@@ -173,7 +173,10 @@ def test_the_warp_gives_the_pixels_of_opencv_s_borders_however_far_it_zooms_out(
             want = cv2.warpAffine(
                 alone, matrix, (64, 64), flags=cv2.INTER_LINEAR, borderMode=border
             )
-            np.testing.assert_array_equal(warped, want)
+            # Equal with OpenCV 4.11; 5.1 rounds 1-2 pixels in 12,288 one level apart when the
+            # channels are warped together. A wrong border is off by far more.
+            difference = np.abs(warped.astype(int) - want.astype(int))
+            assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
 
 
 def test_with_a_plate_the_image_outside_the_frame_is_the_plate_s():
