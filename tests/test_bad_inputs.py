@@ -490,8 +490,8 @@ PREPARE = [
      ("dancer.mp4", "not a directory")),
     ("prepare", "--out is a folder with files in it",
      lambda i: i.prepare(i.file("full/notes.txt", "mine").parent), ("full", "--overwrite")),
-    ("prepare", "--out in a missing folder", lambda i: i.prepare(i.tmp / "missing" / "shards"),
-     ("missing", "does not exist")),
+    ("prepare", "--out under a file", lambda i: i.prepare(i.a_file / "shards"),
+     ("a_file", "not a directory")),
     # the video
     ("prepare", "--video missing", lambda i: i.prepare(video=i.tmp / "gone.mp4"),
      ("gone.mp4", "no such file")),

@@ -561,6 +561,28 @@ def test_non_empty_output_is_refused_unless_overwrite(synthetic_clip, tmp_path, 
     assert listing(tmp_path) == ["shards"]
 
 
+def test_missing_parents_of_out_are_made_once_the_shards_can_be_written(
+    synthetic_clip, tmp_path, capsys
+):
+    """`prepare --out data/shards` works in a fresh checkout (data/ is not in git), as the
+    README has it; a person-less video leaves no folder behind."""
+    video, keypoints = synthetic_clip
+    out = tmp_path / "data" / "taichi" / "shards"
+    common = ["--size", "32", "--quiet", "--out", str(out)]
+    assert main(["--video", str(video), "--keypoints", str(keypoints), *common]) == 0
+    assert "manifest.json" in listing(out)
+    nobody = tmp_path / "nobody.npy"
+    np.save(nobody, np.full_like(np.load(keypoints), np.nan))
+    elsewhere = tmp_path / "other" / "shards"
+    _fails(
+        capsys,
+        ["--video", str(video), "--keypoints", str(nobody), "--size", "32", "--quiet",
+         "--out", str(elsewhere)],
+        "no person found",
+    )  # fmt: skip
+    assert not (tmp_path / "other").exists()
+
+
 def test_keypoints_that_do_not_fit_the_video(synthetic_clip, tmp_path, capsys):
     video, keypoints = synthetic_clip
     short = tmp_path / "short.npy"

@@ -195,9 +195,9 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
         raise GanmotionError(
             f"{out}: directory exists and is not empty (use --overwrite to replace it)"
         )
-    if not out.parent.is_dir():
-        raise GanmotionError(f"{out}: parent directory {out.parent} does not exist")
-    check_writable(out.parent, folder=True)  # where the folder is staged, then renamed
+    # Missing parents are made (as training's and eval's output folders are), after the
+    # poses are found: the nearest existing one must be a directory this user can write.
+    check_writable(out, folder=True)
 
 
 def split_frames(kept: np.ndarray, val_fraction: float) -> dict[str, np.ndarray]:
@@ -407,6 +407,7 @@ def prepare(
 
     # check_output_dir has decided that `out` may be replaced: it is absent, empty, or the
     # user asked to overwrite it.
+    out.parent.mkdir(parents=True, exist_ok=True)  # where the folder is staged, then renamed
     with naming_full_disk(out), atomic_folder(out, replace=True) as staging:
         shard_sets, decoded, without_mask = write_shards(
             video, staging, keypoints, masks, crops, splits, config, progress, plate
