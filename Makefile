@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 VIDEO  ?=
 OUT    ?= demo_out
 
-.PHONY: test lint demo train bench gpu-bundle clean
+.PHONY: test lint demo train bench gpu-bundle gpu-rehearsal clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -101,6 +101,12 @@ bench: $(STAMP)
 # .gpu_bundle (the README's GPU section has the command that runs the check there).
 gpu-bundle: $(STAMP)
 	$(BIN)/python benchmarks/gpu_bundle.py --out .gpu_bundle
+
+# The check and the suite on this CPU under the GPU machine's versions (torch 2.11, numpy 2.x,
+# onnx 1.23 + onnxruntime 1.30), after `make gpu-bundle`: a venv of ~5 GB in /tmp, then ~15
+# minutes on 2 cores.
+gpu-rehearsal:
+	sh benchmarks/gpu_versions.sh
 
 clean:
 	rm -rf $(VENV) $(OUT) train_out .gpu_bundle .pytest_cache .ruff_cache
