@@ -52,6 +52,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from ganmotion.files import atomic_write
@@ -180,7 +182,13 @@ def machine(measure_ceiling: bool = True) -> dict:
         "gpu": gpu,
         "python": platform.python_version(),
         "torch": torch.__version__,
+        # The versions that move results between machines (RESULTS: "The GPU check rehearsed
+        # on the CPU": OpenCV 5.1 decodes video to other colours than 4.11).
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),
+        "accelerate": _version("accelerate"),
         "ceiling": ceiling("cpu") if measure_ceiling else None,
     }
 

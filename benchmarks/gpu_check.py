@@ -61,6 +61,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
 LOG_TAIL_LINES = 25
+# The software of benchmarks/common.py's machine() that the report's header names.
+VERSIONS_SHOWN = ("python", "torch", "numpy", "opencv", "onnx", "onnxruntime", "accelerate")
 
 GOALS = {
     "generator": "512 px, best mode: >= 30% of the bf16 peak; batch 1 latency < 5 ms",
@@ -551,6 +553,9 @@ def markdown(report: dict) -> str:
         "# GPU check",
         "",
         f"`{report['command']}` on {report['date']}: {report['machine_line']}",
+        "",
+        "Versions: "
+        + ", ".join(f"{name} {report['machine'].get(name)}" for name in VERSIONS_SHOWN),
         "",
         "| part | status | seconds | limit | reason |",
         "| --- | --- | ---: | ---: | --- |",

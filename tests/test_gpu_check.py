@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -49,6 +51,8 @@ def test_the_smoke_run_goes_through_every_part_and_reports_each(tmp_path):
     text = (out / "gpu_check.md").read_text()
     for heading in ("## Generator", "## Training", "## Runner", "## Quality", "## Tests"):
         assert heading in text
+    # The versions a result depends on, named in the header.
+    assert f"numpy {np.__version__}, opencv {cv2.__version__}, onnx " in text
 
 
 def test_a_part_over_its_limit_is_killed_with_its_children_and_the_next_part_runs(tmp_path):
