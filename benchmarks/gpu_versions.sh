@@ -33,11 +33,9 @@ esac
 rm -rf "$VENV/site"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-index --no-deps \
   --target "$VENV/site" .gpu_bundle/wheels/*.whl
-"$VENV/bin/python" -c "import torch, numpy, onnx, onnxruntime, cv2; print('torch', \
-torch.__version__, 'numpy', numpy.__version__, 'onnx', onnx.__version__, 'onnxruntime', \
-onnxruntime.__version__, 'opencv', cv2.__version__)"
 
 export PYTHONPATH="$VENV/site:$PWD"
+# Its report's header names the versions it ran under.
 "$VENV/bin/python" benchmarks/gpu_check.py --smoke --out "$OUT"
 # Not the files that need DeepSpeed, SLURM or MediaPipe throughout.
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider --timeout 600 -rf tests \

@@ -169,8 +169,9 @@ class Trainer:
         self.write_status("running")
         length = f"{run.max_minutes:g} minutes" if self.on_time else f"{run.steps} steps"
         # (fp16 needs no word: Accelerate runs it as fp32 on a CPU.)
-        slow = emulated_on_cpu("bf16") if acc.device.type == "cpu" else None
-        if run.precision == "bf16" and slow and acc.is_main_process:
+        on_cpu_bf16 = run.precision == "bf16" and acc.device.type == "cpu"
+        slow = emulated_on_cpu("bf16") if on_cpu_bf16 and acc.is_main_process else None
+        if slow:
             log.warning("run.precision=bf16 on the CPU: %s; run.precision=no is faster here", slow)
         acc.print(
             f"{self.objective.name} training in {self.run_dir}: world size "
